@@ -1,0 +1,4 @@
+from patron.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Reads of the activity log: timelines and the workspace's event list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+
+from patron.activity.kinds import EVENT_KINDS
+from patron.activity.models import Event
+from patron.core.models import Workspace
+
+
+def events_for_workspace(workspace: Workspace, *, kind: str | None = None) -> QuerySet[Event]:
+    events = Event.objects.for_workspace(workspace).select_related("actor")
+    if kind:
+        events = events.filter(kind=kind)
+    return events.order_by("-occurred_at", "-id")
+
+
+def timeline_for_contacts(
+    workspace: Workspace, contact_ids: Iterable[int], *, kind: str | None = None
+) -> QuerySet[Event]:
+    """Events of these contacts, newest first (a company's timeline is its contacts')."""
+    return events_for_workspace(workspace, kind=kind).filter(contact_id__in=list(contact_ids))
+
+
+def timeline_for_contact(
+    workspace: Workspace, contact_id: int, *, kind: str | None = None
+) -> QuerySet[Event]:
+    return events_for_workspace(workspace, kind=kind).filter(contact_id=contact_id)
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    return sorted(((k.name, str(k.label)) for k in EVENT_KINDS.values()), key=lambda c: c[1])

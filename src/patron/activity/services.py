@@ -1,0 +1,176 @@
+"""Writing to the activity log, and reading it as a consumer with a durable checkpoint."""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from patron.activity.kinds import get_kind
+from patron.activity.models import ConsumerCheckpoint, Event
+from patron.core.models import User, Workspace
+
+# How long a skipped id may still turn up: longer than any transaction that
+# writes events is allowed to stay open. After that the id is given up.
+GAP_TIMEOUT_SECONDS = 300.0
+# A read returning more distinct gap ranges than this keeps only the newest.
+MAX_GAP_RANGES = 1000
+
+
+def record(
+    *,
+    workspace: Workspace | int,
+    kind: str,
+    contact_id: int | None = None,
+    visitor_id: str = "",
+    actor: User | None = None,
+    source: tuple[str, Any] | None = None,
+    properties: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """Append one event to the log. The kind must be registered."""
+    get_kind(kind)
+    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
+    source_type, source_id = source if source else ("", "")
+    return Event.objects.create(
+        workspace_id=workspace_id,
+        kind=kind,
+        contact_id=contact_id,
+        visitor_id=visitor_id,
+        actor=actor,
+        source_type=source_type,
+        source_id=str(source_id) if source_id != "" else "",
+        properties=properties or {},
+        occurred_at=occurred_at or timezone.now(),
+    )
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    workspace_id: int
+    kind: str
+    contact_id: int | None = None
+    visitor_id: str = ""
+    properties: dict[str, Any] | None = None
+    occurred_at: datetime | None = None
+    source_type: str = ""
+    source_id: str = ""
+
+
+def record_many(events: Iterable[NewEvent], *, batch_size: int = 1000) -> int:
+    """Append many events in bulk (ingestion paths). Returns how many were written."""
+    now = timezone.now()
+    rows = []
+    for event in events:
+        get_kind(event.kind)
+        rows.append(
+            Event(
+                workspace_id=event.workspace_id,
+                kind=event.kind,
+                contact_id=event.contact_id,
+                visitor_id=event.visitor_id,
+                properties=event.properties or {},
+                occurred_at=event.occurred_at or now,
+                recorded_at=now,
+                source_type=event.source_type,
+                source_id=event.source_id,
+            )
+        )
+    Event.objects.bulk_create(rows, batch_size=batch_size)
+    return len(rows)
+
+
+# --- Consumers ---------------------------------------------------------------------
+
+
+def _gap_filter(gaps: Sequence[Sequence[float]]) -> Q:
+    query = Q()
+    for first, last, _seen in gaps:
+        query |= Q(id__gte=int(first), id__lte=int(last))
+    return query
+
+
+def _next_gaps(
+    *,
+    position: int,
+    old_gaps: list[list[float]],
+    seen_ids: list[int],
+    now: float,
+) -> list[list[float]]:
+    """Gaps after a read: old gaps minus the ids that appeared, plus new holes."""
+    seen = sorted(set(seen_ids))
+    gaps: list[list[float]] = []
+    for first, last, first_seen in old_gaps:
+        if now - first_seen > GAP_TIMEOUT_SECONDS:
+            continue  # the writer rolled back or died: that id will never appear
+        start = int(first)
+        # The ids that appeared inside this gap split it into smaller gaps.
+        for event_id in seen[bisect_left(seen, int(first)) : bisect_right(seen, int(last))]:
+            if event_id > start:
+                gaps.append([start, event_id - 1, first_seen])
+            start = event_id + 1
+        if start <= int(last):
+            gaps.append([start, int(last), first_seen])
+    # New holes: ids above the old position that were not returned.
+    expected = position + 1
+    for event_id in sorted(i for i in seen if i > position):
+        if event_id > expected:
+            gaps.append([expected, event_id - 1, now])
+        expected = event_id + 1
+    return gaps[-MAX_GAP_RANGES:]
+
+
+def consume(
+    name: str,
+    handler: Callable[[list[Event]], None],
+    *,
+    batch_size: int = 500,
+    kinds: Sequence[str] | None = None,
+) -> int:
+    """Hand the next batch of unseen events to ``handler``; returns how many.
+
+    The handler runs inside the same transaction that advances the
+    checkpoint: if it raises, neither its writes nor the checkpoint move, and
+    the same events come again next time. Each event is therefore applied
+    exactly once as long as the handler's effects are database writes.
+    Consumers of one name run one at a time (the checkpoint row is locked).
+    """
+    ConsumerCheckpoint.objects.get_or_create(name=name)
+    with transaction.atomic():
+        checkpoint = ConsumerCheckpoint.objects.select_for_update().get(name=name)
+        window = Q(id__gt=checkpoint.position)
+        if checkpoint.gaps:
+            window |= _gap_filter(checkpoint.gaps)
+        rows = Event.objects.unscoped().filter(window).order_by("id")
+        events = list(rows[:batch_size])
+        now = time.time()
+        seen_ids = [e.pk for e in events]
+        if kinds is not None:
+            wanted = set(kinds)
+            to_handle = [e for e in events if e.kind in wanted]
+        else:
+            to_handle = events
+        if to_handle:
+            handler(to_handle)
+        new_position = max([checkpoint.position, *seen_ids])
+        gaps = _next_gaps(
+            position=checkpoint.position,
+            old_gaps=checkpoint.gaps,
+            seen_ids=seen_ids,
+            now=now,
+        )
+        # The batch may have been cut short by batch_size: ids above the last
+        # one returned are simply not read yet, so no gap is recorded for them.
+        checkpoint.position = new_position
+        checkpoint.gaps = [g for g in gaps if g[0] <= new_position]
+        checkpoint.updated_at = timezone.now()
+        checkpoint.events_handled += len(to_handle)
+        checkpoint.save(update_fields=["position", "gaps", "updated_at", "events_handled"])
+        return len(to_handle)

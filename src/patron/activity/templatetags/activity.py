@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django import template
+
+from patron.activity.kinds import EVENT_KINDS
+
+register = template.Library()
+
+
+@register.filter
+def kind_label(kind: str) -> str:
+    """The human label of an event kind: ``{{ event.kind|kind_label }}``."""
+    registered = EVENT_KINDS.get(kind)
+    return str(registered.label) if registered else kind
+
+
+@register.filter
+def event_summary(properties: dict) -> str:
+    """A short line from an event's properties for lists and timelines."""
+    if not isinstance(properties, dict):
+        return ""
+    for key in ("subject", "title", "url", "name", "outcome", "note", "form"):
+        value = properties.get(key)
+        if value:
+            return str(value)[:120]
+    changes = properties.get("changes")
+    if isinstance(changes, dict) and changes:
+        return ", ".join(sorted(changes))[:120]
+    return ""

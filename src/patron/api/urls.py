@@ -1,0 +1,45 @@
+"""The REST API: ``/api/v1/``, OpenAPI docs at ``/api/v1/docs`` (and ``/api/docs``)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import NinjaAPI, Schema
+
+from patron.activity.api import router as activity_router
+from patron.api.auth import ApiKeyAuth
+from patron.api.errors import install_error_handlers
+from patron.core.api import router as core_router
+from patron.crm.api import router as crm_router
+
+api = NinjaAPI(
+    title="Patron API",
+    version="1",
+    urls_namespace="api",
+    auth=ApiKeyAuth(),
+    docs_url="/docs",
+    description=(
+        "Every request carries a workspace API key: `Authorization: Bearer <key>`. "
+        'Errors answer `{"error": {"code", "message", "fields"}}`; lists answer '
+        '`{"items", "next_cursor"}` and take `?cursor=` and `?limit=`.'
+    ),
+)
+install_error_handlers(api)
+
+
+class Health(Schema):
+    status: str
+
+
+@api.get("/health", auth=None, response=Health, tags=["health"])
+def health(request: HttpRequest) -> dict[str, str]:
+    """Liveness and database reachability; no key needed."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return {"status": "ok"}
+
+
+api.add_router("/", core_router)
+api.add_router("/events", activity_router)
+api.add_router("/", crm_router)

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+
+
+class CoreConfig(AppConfig):
+    name = "patron.core"
+    label = "core"
+    verbose_name = "Core"
+
+    def ready(self) -> None:
+        from patron.core import signals  # noqa: F401  (login audit glue)
+
+        # Every app's tasks.py registers its background and periodic tasks.
+        autodiscover_modules("tasks")

@@ -1,0 +1,74 @@
+"""Roles and the permissions each one carries inside a workspace.
+
+A permission is a plain string ``"<area>.<action>"``. Views and API endpoints
+ask ``membership.can("crm.view_deals")``; nothing checks role names directly,
+so a new role is one line here.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", _("Owner")
+    ADMIN = "admin", _("Admin")
+    SALES = "sales", _("Sales")
+    MARKETING = "marketing", _("Marketing")
+    SUPPORT = "support", _("Support")
+    # Marketing work for an outside agency or freelancer: no deals, notes or tickets.
+    AGENCY = "agency", _("Agency")
+
+
+CONTACTS_VIEW = "crm.view_contacts"
+CONTACTS_EDIT = "crm.edit_contacts"
+DEALS_VIEW = "crm.view_deals"
+NOTES_VIEW = "crm.view_notes"
+TICKETS_VIEW = "crm.view_tickets"
+MARKETING_EDIT = "marketing.edit"
+OUTBOX_VIEW = "mail.view_outbox"
+ACTIVITY_VIEW = "activity.view"
+SETTINGS_MANAGE = "workspace.manage_settings"
+MEMBERS_MANAGE = "workspace.manage_members"
+API_KEYS_MANAGE = "workspace.manage_api_keys"
+AUDIT_VIEW = "workspace.view_audit_log"
+DATA_EXPORT = "workspace.export_data"
+
+_EVERYTHING = frozenset(
+    {
+        CONTACTS_VIEW,
+        CONTACTS_EDIT,
+        DEALS_VIEW,
+        NOTES_VIEW,
+        TICKETS_VIEW,
+        MARKETING_EDIT,
+        OUTBOX_VIEW,
+        ACTIVITY_VIEW,
+        SETTINGS_MANAGE,
+        MEMBERS_MANAGE,
+        API_KEYS_MANAGE,
+        AUDIT_VIEW,
+        DATA_EXPORT,
+    }
+)
+_TEAM = frozenset({CONTACTS_VIEW, CONTACTS_EDIT, NOTES_VIEW, OUTBOX_VIEW, ACTIVITY_VIEW})
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.OWNER: _EVERYTHING,
+    Role.ADMIN: _EVERYTHING,
+    Role.SALES: _TEAM | {DEALS_VIEW, TICKETS_VIEW, DATA_EXPORT},
+    Role.MARKETING: _TEAM | {DEALS_VIEW, MARKETING_EDIT, DATA_EXPORT},
+    Role.SUPPORT: _TEAM | {TICKETS_VIEW},
+    Role.AGENCY: frozenset({CONTACTS_VIEW, CONTACTS_EDIT, MARKETING_EDIT, OUTBOX_VIEW}),
+}
+
+# Who may hand out which role: nobody grants more than they hold.
+GRANTABLE: dict[str, frozenset[str]] = {
+    Role.OWNER: frozenset(Role.values),
+    Role.ADMIN: frozenset(Role.values) - {Role.OWNER},
+}
+
+
+def has_permission(role: str, permission: str) -> bool:
+    return permission in PERMISSIONS.get(role, frozenset())

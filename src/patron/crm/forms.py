@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from patron.core.models import User, Workspace
+from patron.crm.models import Company, Contact, LifecycleStage
+
+
+def _owner_field(workspace: Workspace) -> forms.ModelChoiceField:
+    return forms.ModelChoiceField(
+        label=_("Owner"),
+        queryset=User.objects.filter(
+            memberships__workspace=workspace, memberships__is_active=True
+        ).order_by("name", "email"),
+        required=False,
+    )
+
+
+class ContactForm(forms.Form):
+    first_name = forms.CharField(label=_("First name"), max_length=100, required=False)
+    last_name = forms.CharField(label=_("Last name"), max_length=100, required=False)
+    email = forms.EmailField(label=_("Email"), required=False)
+    phone = forms.CharField(label=_("Phone"), max_length=50, required=False)
+    job_title = forms.CharField(label=_("Job title"), max_length=150, required=False)
+    company = forms.ModelChoiceField(
+        label=_("Company"), queryset=Company.objects.none(), required=False
+    )
+    lifecycle_stage = forms.ChoiceField(
+        label=_("Lifecycle stage"),
+        choices=LifecycleStage.choices,
+        initial=LifecycleStage.SUBSCRIBER,
+    )
+    owner = forms.ModelChoiceField(label=_("Owner"), queryset=User.objects.none(), required=False)
+    source = forms.CharField(label=_("Source"), max_length=100, required=False)
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["company"].queryset = Company.objects.for_workspace(workspace).order_by("name")
+        self.fields["owner"] = _owner_field(workspace)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not (data.get("first_name") or data.get("last_name") or data.get("email")):
+            raise forms.ValidationError(_("Give at least a name or an email address."))
+        return data
+
+    @classmethod
+    def initial_for(cls, contact: Contact) -> dict[str, Any]:
+        return {name: getattr(contact, name) for name in cls.base_fields}
+
+
+class CompanyForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    domain = forms.CharField(
+        label=_("Domain"),
+        max_length=253,
+        required=False,
+        help_text=_("The website's domain, e.g. example.com."),
+    )
+    industry = forms.CharField(label=_("Industry"), max_length=100, required=False)
+    size = forms.IntegerField(label=_("Employees"), min_value=0, required=False)
+    annual_revenue = forms.DecimalField(
+        label=_("Annual revenue"), min_value=0, max_digits=16, decimal_places=2, required=False
+    )
+    phone = forms.CharField(label=_("Phone"), max_length=50, required=False)
+    city = forms.CharField(label=_("City"), max_length=100, required=False)
+    country = forms.CharField(label=_("Country"), max_length=100, required=False)
+    owner = forms.ModelChoiceField(label=_("Owner"), queryset=User.objects.none(), required=False)
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owner"] = _owner_field(workspace)
+
+    def clean_domain(self) -> str:
+        domain = self.cleaned_data.get("domain", "").strip().lower()
+        for prefix in ("https://", "http://"):
+            domain = domain.removeprefix(prefix)
+        domain = domain.split("/")[0].removeprefix("www.")
+        if domain and ("." not in domain or " " in domain):
+            raise forms.ValidationError(_("Enter a domain such as example.com."))
+        return domain
+
+    @classmethod
+    def initial_for(cls, company: Company) -> dict[str, Any]:
+        return {name: getattr(company, name) for name in cls.base_fields}

@@ -1,0 +1,115 @@
+"""Contacts and companies: the records sales, support and marketing share."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from patron.core.tenancy import TenantModel
+
+
+class LifecycleStage(models.TextChoices):
+    SUBSCRIBER = "subscriber", _("Subscriber")
+    LEAD = "lead", _("Lead")
+    MQL = "mql", _("Marketing-qualified lead")
+    SQL = "sql", _("Sales-qualified lead")
+    OPPORTUNITY = "opportunity", _("Opportunity")
+    CUSTOMER = "customer", _("Customer")
+    OTHER = "other", _("Other")
+
+
+class Company(TenantModel):
+    name = models.CharField(_("name"), max_length=200)
+    domain = models.CharField(_("domain"), max_length=253, blank=True)
+    industry = models.CharField(_("industry"), max_length=100, blank=True)
+    size = models.PositiveIntegerField(_("employees"), null=True, blank=True)
+    annual_revenue = models.DecimalField(
+        _("annual revenue"), max_digits=16, decimal_places=2, null=True, blank=True
+    )
+    phone = models.CharField(_("phone"), max_length=50, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    country = models.CharField(_("country"), max_length=100, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("owner"),
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("company")
+        verbose_name_plural = _("companies")
+        indexes = [
+            models.Index(fields=["workspace", "name"], name="company_name"),
+            models.Index(fields=["workspace", "domain"], name="company_domain"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(TenantModel):
+    first_name = models.CharField(_("first name"), max_length=100, blank=True)
+    last_name = models.CharField(_("last name"), max_length=100, blank=True)
+    email = models.EmailField(_("email"), max_length=254, blank=True)
+    phone = models.CharField(_("phone"), max_length=50, blank=True)
+    job_title = models.CharField(_("job title"), max_length=150, blank=True)
+    company = models.ForeignKey(
+        Company,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="contacts",
+        verbose_name=_("company"),
+    )
+    lifecycle_stage = models.CharField(
+        _("lifecycle stage"),
+        max_length=20,
+        choices=LifecycleStage.choices,
+        default=LifecycleStage.SUBSCRIBER,
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("owner"),
+    )
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    score = models.IntegerField(_("score"), default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
+        indexes = [
+            models.Index(fields=["workspace", "email"], name="contact_email"),
+            models.Index(fields=["workspace", "last_name", "first_name"], name="contact_name"),
+            models.Index(fields=["workspace", "-created_at"], name="contact_created"),
+            models.Index(fields=["workspace", "company"], name="contact_company"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                "workspace",
+                Lower("email"),
+                condition=~models.Q(email=""),
+                name="contact_unique_email",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email or f"#{self.pk}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()

@@ -1,0 +1,168 @@
+"""The demo workspace: a small, believable business to click through.
+
+``seed_demo_workspace`` is idempotent: it returns the owner's existing demo
+workspace when there is one. Data is generated with a fixed seed so every
+installation shows the same people. Later capabilities add their own demo
+data here (deals, campaigns, workflows).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.utils import timezone
+from faker import Faker
+
+from patron.activity.services import NewEvent, record_many
+from patron.core.models import Membership, User, Workspace
+from patron.core.roles import Role
+from patron.core.services import create_workspace
+from patron.crm.models import Company, Contact, LifecycleStage
+
+DEMO_NAME = "Northwind Trading (demo)"
+COMPANIES = 40
+CONTACTS = 250
+INDUSTRIES = [
+    "Software", "Retail", "Manufacturing", "Hospitality", "Education", "Healthcare",
+    "Logistics", "Finance", "Media", "Construction",
+]  # fmt: skip
+PAGES = ["/", "/pricing", "/features", "/blog/email-deliverability", "/contact", "/ebook/crm-guide"]
+STAGE_WEIGHTS = {
+    LifecycleStage.SUBSCRIBER: 35,
+    LifecycleStage.LEAD: 30,
+    LifecycleStage.MQL: 12,
+    LifecycleStage.SQL: 8,
+    LifecycleStage.OPPORTUNITY: 6,
+    LifecycleStage.CUSTOMER: 9,
+}
+
+
+def find_demo_workspace(owner: User) -> Workspace | None:
+    membership = (
+        Membership.objects.unscoped()
+        .filter(user=owner, workspace__is_demo=True)
+        .select_related("workspace")
+        .first()
+    )
+    return membership.workspace if membership else None
+
+
+def _demo_member(workspace: Workspace, email: str, name: str, role: str) -> User:
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        # No password: these colleagues exist to own records, not to log in.
+        user = User.objects.create(email=email, name=name, password=make_password(None))
+    Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": role})
+    return user
+
+
+@transaction.atomic
+def seed_demo_workspace(*, owner: User) -> Workspace:
+    existing = find_demo_workspace(owner)
+    if existing is not None:
+        return existing
+    fake = Faker()
+    fake.seed_instance(20261125)
+    rng = random.Random(20261125)  # noqa: S311 - demo data, not security
+    now = timezone.now()
+
+    workspace = create_workspace(name=DEMO_NAME, owner=owner, is_demo=True)
+    sales = _demo_member(workspace, f"sales+{workspace.slug}@example.com", "Sam Seller", Role.SALES)
+    marketing = _demo_member(
+        workspace, f"marketing+{workspace.slug}@example.com", "Mia Marketer", Role.MARKETING
+    )
+    owners = [owner, sales, sales, None]
+
+    companies = []
+    for _ in range(COMPANIES):
+        name = fake.unique.company()
+        domain = name.lower().replace(",", "").replace(" ", "").replace("-", "")[:30] + ".example"
+        companies.append(
+            Company(
+                workspace=workspace,
+                name=name,
+                domain=domain,
+                industry=rng.choice(INDUSTRIES),
+                size=rng.choice([5, 12, 30, 80, 150, 400, 1200]),
+                annual_revenue=rng.choice([None, 250_000, 1_200_000, 8_500_000, 40_000_000]),
+                city=fake.city(),
+                country=fake.country(),
+                owner=rng.choice(owners),
+                created_at=now - timedelta(days=rng.randint(30, 400)),
+            )
+        )
+    Company.objects.bulk_create(companies)
+    companies = list(Company.objects.for_workspace(workspace).order_by("pk"))
+
+    stages = list(STAGE_WEIGHTS)
+    weights = list(STAGE_WEIGHTS.values())
+    contacts = []
+    emails: set[str] = set()
+    for _ in range(CONTACTS):
+        first, last = fake.first_name(), fake.last_name()
+        company = rng.choice(companies) if rng.random() < 0.8 else None
+        domain = company.domain if company else fake.free_email_domain()
+        email = f"{first}.{last}@{domain}".lower().replace(" ", "").replace("'", "")
+        if email in emails:
+            email = f"{first}.{last}{rng.randint(2, 999)}@{domain}".lower().replace(" ", "")
+        emails.add(email)
+        created = now - timedelta(days=rng.randint(0, 365), minutes=rng.randint(0, 1440))
+        contacts.append(
+            Contact(
+                workspace=workspace,
+                first_name=first,
+                last_name=last,
+                email=email,
+                phone=fake.phone_number()[:50],
+                job_title=fake.job()[:150],
+                company=company,
+                lifecycle_stage=rng.choices(stages, weights)[0],
+                owner=rng.choice(owners),
+                source=rng.choice(["website", "import", "event", "referral", "ads"]),
+                score=rng.randint(0, 120),
+                created_at=created,
+                updated_at=created,
+            )
+        )
+    Contact.objects.bulk_create(contacts)
+
+    def events():  # type: ignore[no-untyped-def]
+        for contact in Contact.objects.for_workspace(workspace).only("pk", "created_at"):
+            yield NewEvent(
+                workspace_id=workspace.pk, kind="contact.created", contact_id=contact.pk,
+                occurred_at=contact.created_at, source_type="crm.contact",
+                source_id=str(contact.pk),
+            )  # fmt: skip
+            for _ in range(rng.randint(0, 6)):
+                when = now - timedelta(days=rng.randint(0, 90), minutes=rng.randint(0, 1440))
+                kind = rng.choice(
+                    [
+                        "page.viewed",
+                        "page.viewed",
+                        "email.opened",
+                        "form.submitted",
+                        "contact.call_logged",
+                    ]
+                )
+                properties = {
+                    "page.viewed": lambda: {"url": rng.choice(PAGES), "title": "Northwind"},
+                    "email.opened": lambda: {"subject": "Northwind monthly news"},
+                    "form.submitted": lambda: {"form": "Download the CRM guide"},
+                    "contact.call_logged": lambda: {
+                        "outcome": rng.choice(["reached", "voicemail"])
+                    },
+                }[kind]()
+                yield NewEvent(
+                    workspace_id=workspace.pk,
+                    kind=kind,
+                    contact_id=contact.pk,
+                    occurred_at=when,
+                    properties=properties,
+                )
+
+    record_many(events())
+    del marketing
+    return workspace

@@ -1,0 +1,26 @@
+"""The home page: where the day starts, with what exists so far."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from patron.activity.models import Event
+from patron.core.decorators import workspace_view
+from patron.crm.models import Company, Contact
+
+
+@workspace_view()
+def home(request: HttpRequest) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    membership = request.membership  # type: ignore[attr-defined]
+    context = {
+        "contact_count": Contact.objects.for_workspace(workspace).count(),
+        "company_count": Company.objects.for_workspace(workspace).count(),
+        "recent_events": (
+            Event.objects.for_workspace(workspace).order_by("-occurred_at", "-id")[:10]
+            if membership.can("activity.view")
+            else []
+        ),
+    }
+    return render(request, "home.html", context)

@@ -1,0 +1,276 @@
+"""Patron's settings: one module, read from the environment.
+
+Every setting a deployment may change is a ``PATRON_*`` environment variable,
+documented in the README's configuration table beside its default. The
+defaults describe the embedded mode: a SQLite file under ``./var/``, the
+database task queue, and mail captured into the Outbox.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The project checkout (or the current directory when installed elsewhere).
+BASE_DIR = Path(env("PATRON_HOME", str(Path.cwd()))).resolve()
+VAR_DIR = Path(env("PATRON_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env_bool("PATRON_DEBUG", False)
+# pytest imports these settings before any conftest runs, so it is detected here.
+TESTING = env_bool("PATRON_TESTING", "pytest" in sys.modules)
+# Production refuses to start on generated or default secrets.
+PRODUCTION = env_bool("PATRON_PRODUCTION", False)
+
+
+def _secret_key() -> str:
+    """The configured key, or one generated once and kept in ``var/secret_key``."""
+    configured = env("PATRON_SECRET_KEY")
+    if configured:
+        if len(configured) < 32:
+            raise ImproperlyConfigured("PATRON_SECRET_KEY must be at least 32 characters long")
+        return configured
+    if PRODUCTION:
+        raise ImproperlyConfigured("PATRON_SECRET_KEY is required when PATRON_PRODUCTION=1")
+    key_file = VAR_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    # Created with owner-only permissions: the key signs sessions and links.
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+SECRET_KEY = _secret_key()
+
+HOST = env("PATRON_HOST", "127.0.0.1")
+PORT = int(env("PATRON_PORT", "8000"))
+BASE_URL = env("PATRON_BASE_URL", f"http://{HOST}:{PORT}").rstrip("/")
+
+_base = urlsplit(BASE_URL)
+ALLOWED_HOSTS = [h.strip() for h in env("PATRON_ALLOWED_HOSTS", "").split(",") if h.strip()]
+ALLOWED_HOSTS += [_base.hostname or "localhost", "127.0.0.1", "localhost", "[::1]"]
+if TESTING:
+    ALLOWED_HOSTS.append("testserver")
+CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
+if PRODUCTION and _base.scheme == "https":
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_tasks",
+    "django_tasks_db",
+    "django_rq",
+    "patron.core",
+    "patron.activity",
+    "patron.crm",
+    "patron.mail",
+    "patron.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "patron.core.middleware.WorkspaceMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "patron.urls"
+WSGI_APPLICATION = "patron.wsgi.application"
+ASGI_APPLICATION = "patron.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [PACKAGE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "patron.core.context_processors.workspace",
+            ],
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------
+DATABASE_URL = env("PATRON_DATABASE_URL", f"sqlite:///{VAR_DIR / 'patron.sqlite3'}")
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=0 if TESTING else 60)
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    if _db["NAME"] != ":memory:":
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        # WAL lets readers carry on while one writer commits; IMMEDIATE makes a
+        # write transaction take its lock up front instead of failing halfway.
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+        ),
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    _db["TEST"] = {"NAME": env("PATRON_TEST_SQLITE_NAME") or None}
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["ENGINE"] = "django.db.backends.postgresql"
+    _db["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
+
+AUTH_USER_MODEL = "core.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+if TESTING:
+    # Fast hashing in tests only; production keeps PBKDF2's full cost.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+LOGIN_URL = "core:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "core:login"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Internationalisation -------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [
+    ("en", _("English")),
+    ("zh-hant", _("Traditional Chinese")),
+    ("id", _("Indonesian")),
+    ("vi", _("Vietnamese")),
+]
+LOCALE_PATHS = [PACKAGE_DIR / "locale"]
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+# --- Static files ---------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env("PATRON_STATIC_ROOT", str(VAR_DIR / "static")))
+# Front-end libraries come from npm (package.json with its lock file).
+NODE_MODULES = Path(env("PATRON_NODE_MODULES", str(BASE_DIR / "node_modules")))
+STATICFILES_DIRS = [
+    PACKAGE_DIR / "static",
+    ("vendor/bootstrap", NODE_MODULES / "bootstrap" / "dist"),
+    ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG or TESTING
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+if WHITENOISE_USE_FINDERS:
+    # whitenoise reads the directory at start-up even when finders serve the files.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+MEDIA_ROOT = Path(env("PATRON_MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"
+
+# --- Mail -----------------------------------------------------------------
+EMAIL_TRANSPORT = env("PATRON_EMAIL_TRANSPORT", "capture")
+_EMAIL_BACKENDS = {
+    "capture": "patron.mail.backends.CaptureBackend",
+    "smtp": "patron.mail.backends.SMTPBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+}
+if EMAIL_TRANSPORT not in _EMAIL_BACKENDS:
+    raise ImproperlyConfigured(
+        f"PATRON_EMAIL_TRANSPORT must be one of {', '.join(_EMAIL_BACKENDS)}, "
+        f"got {EMAIL_TRANSPORT!r}"
+    )
+EMAIL_BACKEND = _EMAIL_BACKENDS[EMAIL_TRANSPORT]
+DEFAULT_FROM_EMAIL = env("PATRON_DEFAULT_FROM_EMAIL", f"Patron <patron@{_base.hostname}>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if EMAIL_TRANSPORT == "smtp":
+    _smtp = urlsplit(env("PATRON_SMTP_URL", "smtp://127.0.0.1:25"))
+    EMAIL_HOST = _smtp.hostname or "127.0.0.1"
+    EMAIL_PORT = _smtp.port or (465 if _smtp.scheme == "smtps" else 25)
+    EMAIL_HOST_USER = _smtp.username or ""
+    EMAIL_HOST_PASSWORD = _smtp.password or ""
+    EMAIL_USE_SSL = _smtp.scheme == "smtps"
+    EMAIL_USE_TLS = _smtp.scheme == "smtp+starttls"
+    EMAIL_TIMEOUT = 30
+
+# --- Background work ------------------------------------------------------
+REDIS_URL = env("PATRON_REDIS_URL")
+if REDIS_URL:
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+else:
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+if TESTING and not env_bool("PATRON_TEST_REAL_QUEUE"):
+    # Tests run tasks inline unless a test opts into the real queue.
+    TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+RQ_QUEUES = {"default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 3600}}
+# Seconds between scheduler ticks (the scheduler enqueues periodic jobs).
+SCHEDULER_TICK_SECONDS = float(env("PATRON_SCHEDULER_TICK", "5"))
+
+# --- Patron ---------------------------------------------------------------
+WORKERS = int(env("PATRON_WORKERS", "1"))
+WEB_WORKERS = int(env("PATRON_WEB_WORKERS", "1"))
+ADMIN_EMAIL = env("PATRON_ADMIN_EMAIL")
+ADMIN_PASSWORD = env("PATRON_ADMIN_PASSWORD")
+SEED_DEMO = env_bool("PATRON_DEMO", True)
+API_KEY_PREFIX = "ptn"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("PATRON_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

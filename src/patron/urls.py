@@ -1,0 +1,13 @@
+from django.urls import include, path
+
+from patron.api.urls import api
+from patron.home import home
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("", include("patron.core.urls")),
+    path("activity/", include("patron.activity.urls")),
+    path("outbox/", include("patron.mail.urls")),
+    path("", include("patron.crm.urls")),
+    path("api/v1/", api.urls),
+]

@@ -1,0 +1,70 @@
+"""Shared fixtures: a workspace with an owner, logged-in clients, an API client."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from patron.core.models import Membership, User, Workspace
+from patron.core.roles import Role
+from patron.core.services import create_api_key
+from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
+
+
+@pytest.fixture
+def workspace(db) -> Workspace:
+    return WorkspaceFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def owner(workspace) -> User:
+    user = UserFactory(email="owner@acme.example", name="Olivia Owner")
+    MembershipFactory(workspace=workspace, user=user, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def owner_membership(owner, workspace) -> Membership:
+    return Membership.objects.for_workspace(workspace).get(user=owner)
+
+
+def member(workspace: Workspace, role: str, email: str | None = None) -> User:
+    user = UserFactory(**({"email": email} if email else {}))
+    MembershipFactory(workspace=workspace, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def logged_in(client: Client, owner) -> Client:
+    assert client.login(email=owner.email, password=PASSWORD)
+    return client
+
+
+class ApiClient:
+    """A test client that sends a workspace API key on every request."""
+
+    def __init__(self, secret: str) -> None:
+        self.client = Client()
+        self.headers = {"Authorization": f"Bearer {secret}"}
+
+    def get(self, path: str, **params):
+        return self.client.get(path, params, headers=self.headers)
+
+    def post(self, path: str, data=None):
+        return self.client.post(
+            path, data or {}, content_type="application/json", headers=self.headers
+        )
+
+    def patch(self, path: str, data=None):
+        return self.client.patch(
+            path, data or {}, content_type="application/json", headers=self.headers
+        )
+
+    def delete(self, path: str):
+        return self.client.delete(path, headers=self.headers)
+
+
+@pytest.fixture
+def api(workspace, owner) -> ApiClient:
+    new_key = create_api_key(workspace=workspace, name="tests", created_by=owner)
+    return ApiClient(new_key.secret)

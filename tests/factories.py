@@ -1,0 +1,107 @@
+"""factory_boy factories for every model; tests build data only through these or services."""
+
+from __future__ import annotations
+
+import factory
+from django.utils import timezone
+
+from patron.activity.models import Event
+from patron.core.models import ApiKey, Membership, User, Workspace
+from patron.core.roles import Role
+from patron.core.services import hash_token
+from patron.crm.models import Company, Contact
+from patron.mail.models import OutboxMessage
+
+PASSWORD = "correct horse battery staple"
+
+
+class WorkspaceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Workspace
+
+    name = factory.Sequence(lambda n: f"Workspace {n}")
+    slug = factory.Sequence(lambda n: f"workspace-{n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    name = factory.Faker("name")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.OWNER
+
+
+class ApiKeyFactory(factory.django.DjangoModelFactory):
+    """An API key whose secret is ``ptn_test_<sequence>`` (see ``api_key_secret``)."""
+
+    class Meta:
+        model = ApiKey
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Key {n}")
+    prefix = factory.Sequence(lambda n: f"ptn_test_{n}"[:12])
+    key_hash = factory.Sequence(lambda n: hash_token(f"ptn_test_{n}"))
+
+
+def api_key_secret(api_key: ApiKey) -> str:
+    for n in range(100000):
+        if hash_token(f"ptn_test_{n}") == api_key.key_hash:
+            return f"ptn_test_{n}"
+    raise LookupError("not a factory-made key")
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    kind = "custom.event"
+    properties = factory.LazyFunction(dict)
+    occurred_at = factory.LazyFunction(timezone.now)
+
+
+class CompanyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Company
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Faker("company")
+    domain = factory.Sequence(lambda n: f"company{n}.example")
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contact
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.Sequence(lambda n: f"contact{n}@example.net")
+
+
+class OutboxMessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboxMessage
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    from_address = "patron@example.com"
+    to = factory.LazyFunction(lambda: ["someone@example.org"])
+    subject = factory.Sequence(lambda n: f"Message {n}")
+    text_body = "Hello"
+    raw = b"Subject: Hello\r\n\r\nHello\r\n"

@@ -1,0 +1,228 @@
+"""The tenant isolation harness.
+
+It walks every URL pattern of a URLconf (pages and API routes alike), fills
+each URL argument with a row of workspace A, and requests it as a member and
+with an API key of workspace B, with every method. A route leaks when:
+
+- a response shows one of A's marker strings (reading),
+- a route that names A's row answers anything but 403, 404 or 405,
+- or any of A's rows differ afterwards (changing).
+
+A URL argument that is not registered in ``patron.core.tenancy`` is reported
+too, so a new route is covered by being registered, not by remembering to
+write a test. Each registered model needs a maker in ``ROW_MAKERS``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.db import models
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+
+from patron.core.models import Workspace
+from patron.core.tenancy import PUBLIC_URL_PARAMETERS, URL_PARAMETER_MODELS
+from tests.factories import (
+    ApiKeyFactory,
+    CompanyFactory,
+    ContactFactory,
+    EventFactory,
+    MembershipFactory,
+    OutboxMessageFactory,
+    UserFactory,
+)
+
+MARKER = "zzsecretworkspacea"
+
+# How to make one row of a model in a workspace, carrying MARKER where it shows.
+ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
+    "core.Membership": lambda ws: MembershipFactory(
+        workspace=ws, user=UserFactory(email=f"{MARKER}-member@example.com"), role="sales"
+    ),
+    "core.Invitation": lambda ws: apps.get_model("core", "Invitation").objects.create(
+        workspace=ws,
+        email=f"{MARKER}-invitee@example.com",
+        role="sales",
+        token_hash=f"{MARKER}-token-hash",
+        expires_at=timezone.now() + timezone.timedelta(days=3),
+    ),
+    "core.ApiKey": lambda ws: ApiKeyFactory(workspace=ws, name=f"{MARKER} key"),
+    "activity.Event": lambda ws: EventFactory(
+        workspace=ws, kind="custom.event", properties={"note": MARKER}
+    ),
+    "crm.Contact": lambda ws: ContactFactory(
+        workspace=ws, first_name=MARKER, email=f"{MARKER}@example.net"
+    ),
+    "crm.Company": lambda ws: CompanyFactory(workspace=ws, name=f"{MARKER} Ltd"),
+    "mail.OutboxMessage": lambda ws: OutboxMessageFactory(
+        workspace=ws, subject=f"{MARKER} subject", text_body=MARKER
+    ),
+}
+
+ALLOWED_FOR_FOREIGN_ROWS = {403, 404, 405}
+# Logging out would end the intruder's session halfway through the walk.
+SKIPPED_ROUTES = {"core:logout"}
+PAGE_METHODS = ("get", "post")
+API_METHODS = ("get", "post", "put", "patch", "delete")
+_ARGUMENT = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
+
+
+@dataclass
+class Route:
+    path: str  # e.g. "contacts/<int:contact_id>/edit/"
+    name: str
+
+    @property
+    def arguments(self) -> list[str]:
+        return [m.group("name") for m in _ARGUMENT.finditer(self.path)]
+
+    @property
+    def is_api(self) -> bool:
+        return self.path.startswith("api/")
+
+
+@dataclass
+class Report:
+    routes_checked: int = 0
+    requests_made: int = 0
+    leaks: list[str] = field(default_factory=list)
+
+
+def iter_routes(urlconf: str | None = None) -> Iterator[Route]:
+    """Every URL pattern of the URLconf, with its full route and name."""
+
+    def walk(patterns: list[Any], prefix: str, namespace: str) -> Iterator[Route]:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                ns = namespace
+                if pattern.namespace:
+                    ns = f"{namespace}{pattern.namespace}:"
+                yield from walk(pattern.url_patterns, route, ns)
+            elif isinstance(pattern, URLPattern):
+                yield Route(
+                    path=route.lstrip("^").replace("\\Z", "").replace("$", ""),
+                    name=f"{namespace}{pattern.name or '?'}",
+                )
+
+    yield from walk(get_resolver(urlconf).url_patterns, "", "")
+
+
+def make_rows(workspace: Workspace) -> dict[str, models.Model]:
+    """One row of every model a URL argument can name, in ``workspace``."""
+    return {label: maker(workspace) for label, maker in ROW_MAKERS.items()}
+
+
+def _workspace_models() -> list[type[models.Model]]:
+    result = []
+    for model in apps.get_models():
+        try:
+            field_ = model._meta.get_field("workspace")
+        except Exception:  # noqa: S112 - models without the column
+            continue
+        if getattr(field_, "related_model", None) is Workspace:
+            result.append(model)
+    return result
+
+
+def snapshot(workspace: Workspace) -> dict[str, list[dict[str, Any]]]:
+    """Every row of the workspace, in every table that has a workspace column."""
+    state: dict[str, list[dict[str, Any]]] = {
+        "core.Workspace": list(Workspace.objects.filter(pk=workspace.pk).values())
+    }
+    for model in _workspace_models():
+        manager = model._base_manager
+        rows = manager.filter(workspace=workspace).order_by("pk").values()
+        state[model._meta.label] = [
+            {k: v for k, v in row.items() if k != "last_used_at"} for row in rows
+        ]
+    return state
+
+
+def _fill(route: Route, rows: dict[str, models.Model]) -> tuple[str | None, bool, str | None]:
+    """The URL with A's rows filled in, whether it names a row, and a problem if any."""
+    names_row = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal names_row
+        name = match.group("name")
+        if name in URL_PARAMETER_MODELS:
+            label = URL_PARAMETER_MODELS[name]
+            if label not in rows:
+                raise LookupError(f"no maker for {label} in tests/isolation.py ROW_MAKERS")
+            names_row = True
+            return str(rows[label].pk)
+        if name in PUBLIC_URL_PARAMETERS:
+            return "1" if match.group("converter") == "int" else "not-a-valid-token"
+        raise KeyError(name)
+
+    try:
+        return "/" + _ARGUMENT.sub(value, route.path), names_row, None
+    except KeyError as exc:
+        return (
+            None,
+            False,
+            (
+                f"{route.name} ({route.path}): URL argument {exc.args[0]!r} is not registered "
+                "with register_url_parameter() or register_public_url_parameter()"
+            ),
+        )
+    except LookupError as exc:
+        return None, False, f"{route.name} ({route.path}): {exc}"
+
+
+def check_isolation(
+    *,
+    victim: Workspace,
+    victim_rows: dict[str, models.Model],
+    intruder_client: Client,
+    intruder_api_key: str,
+    urlconf: str | None = None,
+) -> Report:
+    """Request every route as the intruder and report what leaked."""
+    report = Report()
+    before = snapshot(victim)
+    api_headers = {"Authorization": f"Bearer {intruder_api_key}"}
+    for route in iter_routes(urlconf):
+        if route.name in SKIPPED_ROUTES:
+            continue
+        url, names_row, problem = _fill(route, victim_rows)
+        if problem:
+            report.leaks.append(problem)
+            continue
+        assert url is not None
+        report.routes_checked += 1
+        methods = API_METHODS if route.is_api else PAGE_METHODS
+        for method in methods:
+            request = getattr(intruder_client, method)
+            if route.is_api:
+                response = request(
+                    url,
+                    data="{}" if method != "get" else None,
+                    content_type="application/json",
+                    headers=api_headers,
+                )
+            else:
+                response = request(url)
+            report.requests_made += 1
+            body = b"" if getattr(response, "streaming", False) else response.content
+            if MARKER.encode() in body:
+                report.leaks.append(
+                    f"{method.upper()} {url} ({route.name}) shows workspace A's data"
+                )
+            if names_row and response.status_code not in ALLOWED_FOR_FOREIGN_ROWS:
+                report.leaks.append(
+                    f"{method.upper()} {url} ({route.name}) answered {response.status_code} "
+                    "for another workspace's row (expected 403, 404 or 405)"
+                )
+    after = snapshot(victim)
+    for label in before:
+        if before[label] != after.get(label):
+            report.leaks.append(f"workspace A's {label} rows changed during the walk")
+    return report
