@@ -11,6 +11,12 @@ from patron.core.services import create_api_key
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
 
 
+@pytest.fixture(autouse=True)
+def capture_mail(settings):
+    """Mail goes through Patron's own capture transport (the Outbox), as in embedded mode."""
+    settings.EMAIL_BACKEND = "patron.mail.backends.CaptureBackend"
+
+
 @pytest.fixture
 def workspace(db) -> Workspace:
     return WorkspaceFactory(name="Acme", slug="acme")

@@ -14,7 +14,12 @@ from patron.crm.models import Company, Contact
 def home(request: HttpRequest) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
     membership = request.membership  # type: ignore[attr-defined]
+    demo = next(
+        (m.workspace for m in request.memberships if m.workspace.is_demo),  # type: ignore[attr-defined]
+        None,
+    )
     context = {
+        "demo_workspace": demo if demo is not None and demo != workspace else None,
         "contact_count": Contact.objects.for_workspace(workspace).count(),
         "company_count": Company.objects.for_workspace(workspace).count(),
         "recent_events": (

@@ -233,7 +233,10 @@ if EMAIL_TRANSPORT not in _EMAIL_BACKENDS:
         f"got {EMAIL_TRANSPORT!r}"
     )
 EMAIL_BACKEND = _EMAIL_BACKENDS[EMAIL_TRANSPORT]
-DEFAULT_FROM_EMAIL = env("PATRON_DEFAULT_FROM_EMAIL", f"Patron <patron@{_base.hostname}>")
+_mail_host = _base.hostname or "localhost"
+if _mail_host.replace(".", "").isdigit() or ":" in _mail_host:
+    _mail_host = "localhost"  # an IP address is no mail domain
+DEFAULT_FROM_EMAIL = env("PATRON_DEFAULT_FROM_EMAIL", f"Patron <patron@{_mail_host}>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 if EMAIL_TRANSPORT == "smtp":
     _smtp = urlsplit(env("PATRON_SMTP_URL", "smtp://127.0.0.1:25"))

@@ -21,8 +21,12 @@ def events_for_workspace(workspace: Workspace, *, kind: str | None = None) -> Qu
 def timeline_for_contacts(
     workspace: Workspace, contact_ids: Iterable[int], *, kind: str | None = None
 ) -> QuerySet[Event]:
-    """Events of these contacts, newest first (a company's timeline is its contacts')."""
-    return events_for_workspace(workspace, kind=kind).filter(contact_id__in=list(contact_ids))
+    """Events of these contacts, newest first (a company's timeline is its contacts').
+
+    ``contact_ids`` may be a queryset of ids, which then runs as a subquery.
+    """
+    ids = contact_ids if isinstance(contact_ids, QuerySet) else list(contact_ids)
+    return events_for_workspace(workspace, kind=kind).filter(contact_id__in=ids)
 
 
 def timeline_for_contact(

@@ -48,7 +48,8 @@ class WorkspaceMiddleware:
             chosen = request.session.get(SESSION_WORKSPACE_KEY)
             current = next((m for m in memberships if m.workspace_id == chosen), None)
             if current is None and memberships:
-                current = memberships[0]
+                # The workspace the person joined first (usually their own business).
+                current = min(memberships, key=lambda m: (m.created_at, m.pk))
                 request.session[SESSION_WORKSPACE_KEY] = current.workspace_id
             if current is not None:
                 request.workspace = current.workspace  # type: ignore[attr-defined]

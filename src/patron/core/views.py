@@ -214,11 +214,13 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+NEW_API_KEY_SESSION_KEY = "patron_new_api_key"
+
+
 @workspace_view(API_KEYS_MANAGE)
 def api_keys(request: HttpRequest) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
     form = ApiKeyForm(request.POST or None)
-    new_secret = None
     if request.method == "POST" and form.is_valid():
         created = services.create_api_key(
             workspace=workspace,
@@ -226,9 +228,11 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             created_by=request.user,
             request_info=request_info(request),
         )
-        # Shown on this response only: the secret is not stored anywhere.
-        new_secret = created.secret
-        form = ApiKeyForm()
+        # Kept in the session only until the next page shows it once; redirecting
+        # means a reload cannot create a second key.
+        request.session[NEW_API_KEY_SESSION_KEY] = created.secret
+        return redirect("core:api_keys")
+    new_secret = request.session.pop(NEW_API_KEY_SESSION_KEY, None)
     response = render(
         request,
         "core/settings_api_keys.html",

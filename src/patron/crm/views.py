@@ -175,7 +175,7 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
     context = {
         "company": company,
         "contacts": contacts,
-        **_timeline(request, selectors.company_contacts(company).values("pk")),
+        **_timeline(request, selectors.company_contacts(company).values_list("pk", flat=True)),
     }
     return render(request, "crm/company_detail.html", context)
 
