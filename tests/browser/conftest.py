@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
 def browser() -> Iterator[object]:
     if not os.path.exists(CHROMIUM):
         if os.environ.get("PATRON_TEST_REQUIRE_ALL") == "1":
-            pytest.fail(f"Chromium is required (PATRON_TEST_REQUIRE_ALL=1) but missing at {CHROMIUM}")
+            pytest.fail(f"Chromium is required (PATRON_TEST_REQUIRE_ALL=1), missing at {CHROMIUM}")
         pytest.skip(f"Chromium not installed at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 

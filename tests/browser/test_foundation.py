@@ -18,9 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def admin():
-    installation = bootstrap_installation(
-        admin_email="admin@example.com", admin_password=PASSWORD
-    )
+    installation = bootstrap_installation(admin_email="admin@example.com", admin_password=PASSWORD)
     assert installation is not None
     create_workspace(name="Bravo Bikes", owner=installation.admin)
     return installation
