@@ -155,7 +155,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         scheduler_thread.start()
     try:
         if settings.REDIS_URL:
-            _call("rqworker", "default", "--with-scheduler")
+            # django-tasks-rq needs its own job class on the worker side.
+            _call("rqworker", "default", "--with-scheduler", "--job-class", "django_tasks_rq.Job")
         else:
             _call("db_worker", "--queue-name", "default", "--interval", "0.5")
     finally:

@@ -1,4 +1,5 @@
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from patron.api.urls import api
 from patron.home import home
@@ -10,4 +11,5 @@ urlpatterns = [
     path("outbox/", include("patron.mail.urls")),
     path("", include("patron.crm.urls")),
     path("api/v1/", api.urls),
+    path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False), name="api_docs"),
 ]

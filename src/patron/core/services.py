@@ -78,8 +78,13 @@ def record_audit(
     )
 
 
+# Letters that Unicode does not decompose into an ASCII base letter.
+_SLUG_LETTERS = str.maketrans({"Đ": "D", "đ": "d", "Ł": "L", "ł": "l", "Ø": "O", "ø": "o",
+                               "ß": "ss", "Æ": "AE", "æ": "ae"})  # fmt: skip
+
+
 def unique_workspace_slug(name: str) -> str:
-    base = slugify(name)[:50] or "workspace"
+    base = slugify(name.translate(_SLUG_LETTERS))[:50] or "workspace"
     slug, n = base, 1
     while Workspace.objects.filter(slug=slug).exists():
         n += 1

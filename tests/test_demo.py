@@ -1,0 +1,31 @@
+"""The demo workspace."""
+
+from __future__ import annotations
+
+import pytest
+
+from patron.activity.models import Event
+from patron.crm.models import Company, Contact, LifecycleStage
+from patron.demo import seed_demo_workspace
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_has_people_companies_and_history(owner):
+    workspace = seed_demo_workspace(owner=owner)
+    assert workspace.is_demo
+    contacts = Contact.objects.for_workspace(workspace)
+    assert contacts.count() == 250 and Company.objects.for_workspace(workspace).count() == 40
+    stages = set(contacts.values_list("lifecycle_stage", flat=True))
+    assert {LifecycleStage.LEAD, LifecycleStage.CUSTOMER} <= stages
+    assert contacts.filter(company__isnull=False).count() > 150
+    events = Event.objects.for_workspace(workspace)
+    assert events.filter(kind="contact.created").count() == 250
+    assert events.filter(kind="page.viewed").exists()
+    assert len(set(contacts.values_list("email", flat=True))) == 250
+
+
+def test_seeding_twice_returns_the_same_workspace(owner):
+    first = seed_demo_workspace(owner=owner)
+    assert seed_demo_workspace(owner=owner) == first
+    assert Contact.objects.for_workspace(first).count() == 250
