@@ -81,6 +81,7 @@ def _children_commands() -> list[tuple[str, list[str]]]:
         "--host", settings.HOST,
         "--port", str(settings.PORT),
         "--workers", str(settings.WEB_WORKERS),
+        "--blocking-threads", str(settings.WEB_THREADS),
         "--log-level", "warning",
         "patron.wsgi:application",
     ]  # fmt: skip

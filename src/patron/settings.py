@@ -264,6 +264,8 @@ SCHEDULER_TICK_SECONDS = float(env("PATRON_SCHEDULER_TICK", "5"))
 # --- Patron ---------------------------------------------------------------
 WORKERS = int(env("PATRON_WORKERS", "1"))
 WEB_WORKERS = int(env("PATRON_WEB_WORKERS", "1"))
+# Threads per web process serving requests (WSGI runs each request on one).
+WEB_THREADS = int(env("PATRON_WEB_THREADS", "8"))
 ADMIN_EMAIL = env("PATRON_ADMIN_EMAIL")
 ADMIN_PASSWORD = env("PATRON_ADMIN_PASSWORD")
 SEED_DEMO = env_bool("PATRON_DEMO", True)
