@@ -25,6 +25,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy src/patron
 	$(BIN)/patron manage makemigrations --check --dry-run
 
 format: $(STAMP)

@@ -47,10 +47,12 @@ def prepare(*, seed_demo: bool) -> None:
     installation = bootstrap_installation(
         admin_email=settings.ADMIN_EMAIL or None, admin_password=settings.ADMIN_PASSWORD or None
     )
+    admin: User | None
+    password: str | None = None
     if installation is not None:
         admin, password = installation.admin, installation.password
     else:
-        admin, password = User.objects.filter(is_staff=True).order_by("pk").first(), None
+        admin = User.objects.filter(is_staff=True).order_by("pk").first()
     if seed_demo and admin is not None:
         from patron.demo import seed_demo_workspace
 

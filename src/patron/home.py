@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from patron.activity.models import Event
 from patron.core.decorators import workspace_view
+from patron.core.http import WorkspaceRequest
 from patron.crm.models import Company, Contact
 
 
 @workspace_view()
-def home(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    membership = request.membership  # type: ignore[attr-defined]
+def home(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
+    membership = request.membership
     demo = next(
-        (m.workspace for m in request.memberships if m.workspace.is_demo),  # type: ignore[attr-defined]
+        (m.workspace for m in request.memberships if m.workspace.is_demo),
         None,
     )
     context = {

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from django.apps import apps
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 
@@ -15,6 +14,7 @@ from patron.activity.models import Event
 from patron.activity.services import record
 from patron.api.errors import ApiError
 from patron.api.pagination import paginate
+from patron.core.http import ApiRequest
 
 router = Router(tags=["events"])
 
@@ -50,20 +50,18 @@ class EventIn(Schema):
     occurred_at: datetime | None = None
 
 
-def _contact_exists(request: HttpRequest, contact_id: int) -> bool:
+def _contact_exists(request: ApiRequest, contact_id: int) -> bool:
     # Looked up by name: the activity log sits below the CRM in the app layers.
     contact_model = apps.get_model("crm", "Contact")
     return bool(
-        contact_model.objects.for_workspace(request.workspace)  # type: ignore[attr-defined]
-        .filter(pk=contact_id)
-        .exists()
+        contact_model.objects.for_workspace(request.workspace).filter(pk=contact_id).exists()
     )
 
 
 @router.get("", response=EventPage)
-def list_events(request: HttpRequest, filters: Query[EventFilters]) -> dict[str, Any]:
+def list_events(request: ApiRequest, filters: Query[EventFilters]) -> dict[str, Any]:
     """Events of the workspace, newest first."""
-    events = Event.objects.for_workspace(request.workspace)  # type: ignore[attr-defined]
+    events = Event.objects.for_workspace(request.workspace)
     if filters.kind:
         events = events.filter(kind=filters.kind)
     if filters.contact_id is not None:
@@ -72,15 +70,15 @@ def list_events(request: HttpRequest, filters: Query[EventFilters]) -> dict[str,
 
 
 @router.get("/{event_id}", response=EventOut)
-def get_event(request: HttpRequest, event_id: int) -> Event:
+def get_event(request: ApiRequest, event_id: int) -> Event:
     return get_object_or_404(
-        Event.objects.for_workspace(request.workspace),  # type: ignore[attr-defined]
+        Event.objects.for_workspace(request.workspace),
         pk=event_id,
     )
 
 
 @router.post("", response={201: EventOut})
-def create_event(request: HttpRequest, payload: EventIn) -> Status:
+def create_event(request: ApiRequest, payload: EventIn) -> Status:
     """Record one event (``custom.event`` and the other registered kinds)."""
     if payload.kind not in EVENT_KINDS:
         raise ApiError(
@@ -104,7 +102,7 @@ def create_event(request: HttpRequest, payload: EventIn) -> Status:
             {"contact_id": ["unknown contact"]},
         )
     event = record(
-        workspace=request.workspace,  # type: ignore[attr-defined]
+        workspace=request.workspace,
         kind=payload.kind,
         contact_id=payload.contact_id,
         visitor_id=payload.visitor_id,

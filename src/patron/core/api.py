@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.http import HttpRequest
 from ninja import Router, Schema
 
+from patron.core.http import ApiRequest
 from patron.core.models import Membership
 
 router = Router(tags=["workspace"])
@@ -31,15 +31,15 @@ class MemberOut(Schema):
 
 
 @router.get("/workspace", response=WorkspaceOut)
-def get_workspace(request: HttpRequest) -> object:
+def get_workspace(request: ApiRequest) -> object:
     """The workspace of the API key."""
-    return request.workspace  # type: ignore[attr-defined]
+    return request.workspace
 
 
 @router.get("/members", response=list[MemberOut])
-def list_members(request: HttpRequest) -> list[dict[str, object]]:
+def list_members(request: ApiRequest) -> list[dict[str, object]]:
     members = (
-        Membership.objects.for_workspace(request.workspace)  # type: ignore[attr-defined]
+        Membership.objects.for_workspace(request.workspace)
         .select_related("user")
         .order_by("user__email")
     )

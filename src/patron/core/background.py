@@ -48,7 +48,8 @@ def _record_failure(task_path: str, args: tuple[Any, ...], kwargs: dict[str, Any
 def _backend_name() -> str:
     from django.conf import settings
 
-    return settings.TASKS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    backend = str(settings.TASKS["default"]["BACKEND"])
+    return backend.rsplit(".", 1)[-1]
 
 
 def background_task(

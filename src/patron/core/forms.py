@@ -54,7 +54,9 @@ class InviteForm(forms.Form):
 
     def __init__(self, *args: object, grantable: frozenset[str], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["role"].choices = [c for c in Role.choices if c[0] in grantable]
+        role_field = self.fields["role"]
+        assert isinstance(role_field, forms.ChoiceField)
+        role_field.choices = [c for c in Role.choices if c[0] in grantable]
 
 
 class RoleForm(forms.Form):

@@ -52,7 +52,7 @@ class TenantQuerySet(models.QuerySet):
     _scoped: bool = False
 
     def _clone(self) -> Self:
-        clone = super()._clone()
+        clone = super()._clone()  # type: ignore[misc]
         clone._scoped = self._scoped
         return clone
 

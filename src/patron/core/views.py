@@ -24,8 +24,9 @@ from patron.core.forms import (
     RoleForm,
     WorkspaceSettingsForm,
 )
+from patron.core.http import AuthenticatedRequest, WorkspaceRequest
 from patron.core.middleware import SESSION_WORKSPACE_KEY
-from patron.core.models import ApiKey, Invitation, Membership, ScheduledJob, TaskFailure
+from patron.core.models import ApiKey, Invitation, Membership, ScheduledJob, TaskFailure, User
 from patron.core.roles import (
     API_KEYS_MANAGE,
     AUDIT_VIEW,
@@ -37,7 +38,7 @@ from patron.core.signals import request_info
 
 
 @login_required
-def no_workspace(request: HttpRequest) -> HttpResponse:
+def no_workspace(request: AuthenticatedRequest) -> HttpResponse:
     if getattr(request, "membership", None) is not None:
         return redirect("home")
     return render(request, "core/no_workspace.html")
@@ -45,13 +46,13 @@ def no_workspace(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def switch_workspace(request: HttpRequest) -> HttpResponse:
+def switch_workspace(request: AuthenticatedRequest) -> HttpResponse:
     try:
         workspace_id = int(request.POST.get("workspace", ""))
     except ValueError:
         workspace_id = 0
     chosen = next(
-        (m for m in request.memberships if m.workspace_id == workspace_id),  # type: ignore[attr-defined]
+        (m for m in request.memberships if m.workspace_id == workspace_id),
         None,
     )
     if chosen is None:
@@ -68,8 +69,8 @@ def switch_workspace(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(SETTINGS_MANAGE)
-def workspace_settings(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def workspace_settings(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     initial = {
         "name": workspace.name,
         "language": workspace.language,
@@ -87,9 +88,9 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(MEMBERS_MANAGE)
-def members(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    membership = request.membership  # type: ignore[attr-defined]
+def members(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
+    membership = request.membership
     grantable = GRANTABLE.get(membership.role, frozenset())
     form = InviteForm(request.POST or None, grantable=grantable)
     if request.method == "POST" and form.is_valid():
@@ -121,16 +122,16 @@ def members(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _member(request: HttpRequest, membership_id: int) -> Membership:
+def _member(request: WorkspaceRequest, membership_id: int) -> Membership:
     return get_object_or_404(
-        selectors.members(request.workspace),  # type: ignore[attr-defined]
+        selectors.members(request.workspace),
         pk=membership_id,
     )
 
 
 @workspace_view(MEMBERS_MANAGE)
 @require_POST
-def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+def change_role(request: WorkspaceRequest, membership_id: int) -> HttpResponse:
     target = _member(request, membership_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
@@ -139,7 +140,7 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     try:
         services.change_member_role(
             membership=target,
-            actor_membership=request.membership,  # type: ignore[attr-defined]
+            actor_membership=request.membership,
             role=form.cleaned_data["role"],
             request_info=request_info(request),
         )
@@ -152,12 +153,12 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @workspace_view(MEMBERS_MANAGE)
 @require_POST
-def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
+def remove_member(request: WorkspaceRequest, membership_id: int) -> HttpResponse:
     target = _member(request, membership_id)
     try:
         services.remove_member(
             membership=target,
-            actor_membership=request.membership,  # type: ignore[attr-defined]
+            actor_membership=request.membership,
             request_info=request_info(request),
         )
     except (services.PermissionDenied, services.LastOwner) as exc:
@@ -169,9 +170,9 @@ def remove_member(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @workspace_view(MEMBERS_MANAGE)
 @require_POST
-def revoke_invitation(request: HttpRequest, invitation_id: int) -> HttpResponse:
+def revoke_invitation(request: WorkspaceRequest, invitation_id: int) -> HttpResponse:
     invitation = get_object_or_404(
-        Invitation.objects.for_workspace(request.workspace),  # type: ignore[attr-defined]
+        Invitation.objects.for_workspace(request.workspace),
         pk=invitation_id,
     )
     services.revoke_invitation(
@@ -187,7 +188,7 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
         invitation = services.find_open_invitation(token)
     except services.InvitationInvalid as exc:
         return render(request, "core/invitation_invalid.html", {"error": str(exc)}, status=404)
-    user = request.user if request.user.is_authenticated else None
+    user = request.user if isinstance(request.user, User) else None
     needs_account = user is None
     form = AcceptInvitationForm(request.POST or None, email=invitation.email)
     if request.method == "POST" and (not needs_account or form.is_valid()):
@@ -218,8 +219,8 @@ NEW_API_KEY_SESSION_KEY = "patron_new_api_key"
 
 
 @workspace_view(API_KEYS_MANAGE)
-def api_keys(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def api_keys(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         created = services.create_api_key(
@@ -249,9 +250,9 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 @workspace_view(API_KEYS_MANAGE)
 @require_POST
-def revoke_api_key(request: HttpRequest, api_key_id: int) -> HttpResponse:
+def revoke_api_key(request: WorkspaceRequest, api_key_id: int) -> HttpResponse:
     api_key = get_object_or_404(
-        ApiKey.objects.for_workspace(request.workspace),  # type: ignore[attr-defined]
+        ApiKey.objects.for_workspace(request.workspace),
         pk=api_key_id,
     )
     services.revoke_api_key(api_key=api_key, actor=request.user, request_info=request_info(request))
@@ -260,14 +261,14 @@ def revoke_api_key(request: HttpRequest, api_key_id: int) -> HttpResponse:
 
 
 @workspace_view(AUDIT_VIEW)
-def audit_log(request: HttpRequest) -> HttpResponse:
-    entries = selectors.audit_log(request.workspace).select_related("actor")  # type: ignore[attr-defined]
+def audit_log(request: WorkspaceRequest) -> HttpResponse:
+    entries = selectors.audit_log(request.workspace).select_related("actor")
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     return render(request, "core/settings_audit.html", {"tab": "audit", "page_obj": page})
 
 
 @login_required
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: AuthenticatedRequest) -> HttpResponse:
     user = request.user
     initial = {"name": user.name, "language": user.language, "time_zone": user.time_zone}
     form = ProfileForm(request.POST or None, initial=initial)
@@ -279,7 +280,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 
 @staff_view
-def background_tasks(request: HttpRequest) -> HttpResponse:
+def background_tasks(request: AuthenticatedRequest) -> HttpResponse:
     failures = Paginator(selectors.open_task_failures(), 25).get_page(request.GET.get("page"))
     return render(
         request,
@@ -290,7 +291,7 @@ def background_tasks(request: HttpRequest) -> HttpResponse:
 
 @staff_view
 @require_POST
-def retry_task(request: HttpRequest, failure_id: int) -> HttpResponse:
+def retry_task(request: AuthenticatedRequest, failure_id: int) -> HttpResponse:
     failure = get_object_or_404(TaskFailure, pk=failure_id)
     try:
         result_id = retry_failed_task(failure=failure, actor=request.user)
@@ -303,7 +304,7 @@ def retry_task(request: HttpRequest, failure_id: int) -> HttpResponse:
 
 @staff_view
 @require_POST
-def dismiss_task(request: HttpRequest, failure_id: int) -> HttpResponse:
+def dismiss_task(request: AuthenticatedRequest, failure_id: int) -> HttpResponse:
     failure = get_object_or_404(TaskFailure, pk=failure_id)
     dismiss_failed_task(failure=failure)
     messages.success(request, _("Failure dismissed."))

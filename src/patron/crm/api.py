@@ -6,13 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import EmailStr
 
 from patron.api.errors import ApiError
 from patron.api.pagination import paginate
+from patron.core.http import ApiRequest
 from patron.core.models import User
 from patron.crm import services
 from patron.crm.models import Company, Contact, LifecycleStage
@@ -125,9 +125,9 @@ class CompanyFilters(Schema):
     limit: int = 50
 
 
-def _references(request: HttpRequest, data: dict[str, Any]) -> dict[str, Any]:
+def _references(request: ApiRequest, data: dict[str, Any]) -> dict[str, Any]:
     """Turn company_id/owner_id into rows of this workspace, or a 422 naming the field."""
-    workspace = request.workspace  # type: ignore[attr-defined]
+    workspace = request.workspace
     values = dict(data)
     if "company_id" in values:
         company_id = values.pop("company_id")
@@ -171,16 +171,16 @@ def _duplicate(exc: services.DuplicateContact) -> ApiError:
     )
 
 
-def _contacts(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return Contact.objects.for_workspace(request.workspace)  # type: ignore[attr-defined]
+def _contacts(request: ApiRequest):  # type: ignore[no-untyped-def]
+    return Contact.objects.for_workspace(request.workspace)
 
 
-def _companies(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return Company.objects.for_workspace(request.workspace)  # type: ignore[attr-defined]
+def _companies(request: ApiRequest):  # type: ignore[no-untyped-def]
+    return Company.objects.for_workspace(request.workspace)
 
 
 @router.get("/contacts", response=ContactPage)
-def list_contacts(request: HttpRequest, filters: Query[ContactFilters]) -> dict[str, Any]:
+def list_contacts(request: ApiRequest, filters: Query[ContactFilters]) -> dict[str, Any]:
     contacts = _contacts(request)
     if filters.q:
         from django.db.models import Q
@@ -199,17 +199,17 @@ def list_contacts(request: HttpRequest, filters: Query[ContactFilters]) -> dict[
 
 
 @router.get("/contacts/{contact_id}", response=ContactOut)
-def get_contact(request: HttpRequest, contact_id: int) -> Contact:
+def get_contact(request: ApiRequest, contact_id: int) -> Contact:
     return get_object_or_404(_contacts(request), pk=contact_id)
 
 
 @router.post("/contacts", response={201: ContactOut})
-def create_contact(request: HttpRequest, payload: ContactIn) -> Status:
+def create_contact(request: ApiRequest, payload: ContactIn) -> Status:
     values = _references(request, payload.dict())
     try:
         contact = services.create_contact(
             workspace=request.workspace,
-            **values,  # type: ignore[attr-defined]
+            **values,
         )
     except services.DuplicateContact as exc:
         raise _duplicate(exc) from exc
@@ -217,7 +217,7 @@ def create_contact(request: HttpRequest, payload: ContactIn) -> Status:
 
 
 @router.patch("/contacts/{contact_id}", response=ContactOut)
-def update_contact(request: HttpRequest, contact_id: int, payload: ContactPatch) -> Contact:
+def update_contact(request: ApiRequest, contact_id: int, payload: ContactPatch) -> Contact:
     contact = get_object_or_404(_contacts(request), pk=contact_id)
     values = _references(request, payload.dict(exclude_unset=True))
     try:
@@ -227,13 +227,13 @@ def update_contact(request: HttpRequest, contact_id: int, payload: ContactPatch)
 
 
 @router.delete("/contacts/{contact_id}", response={204: None})
-def delete_contact(request: HttpRequest, contact_id: int) -> Status:
+def delete_contact(request: ApiRequest, contact_id: int) -> Status:
     services.delete_contact(contact=get_object_or_404(_contacts(request), pk=contact_id))
     return Status(204, None)
 
 
 @router.get("/companies", response=CompanyPage)
-def list_companies(request: HttpRequest, filters: Query[CompanyFilters]) -> dict[str, Any]:
+def list_companies(request: ApiRequest, filters: Query[CompanyFilters]) -> dict[str, Any]:
     companies = _companies(request)
     if filters.q:
         companies = companies.filter(name__istartswith=filters.q.strip())
@@ -243,30 +243,30 @@ def list_companies(request: HttpRequest, filters: Query[CompanyFilters]) -> dict
 
 
 @router.get("/companies/{company_id}", response=CompanyOut)
-def get_company(request: HttpRequest, company_id: int) -> Company:
+def get_company(request: ApiRequest, company_id: int) -> Company:
     return get_object_or_404(_companies(request), pk=company_id)
 
 
 @router.post("/companies", response={201: CompanyOut})
-def create_company(request: HttpRequest, payload: CompanyIn) -> Status:
+def create_company(request: ApiRequest, payload: CompanyIn) -> Status:
     values = _references(request, payload.dict())
     return Status(
         201,
         services.create_company(
             workspace=request.workspace,
-            **values,  # type: ignore[attr-defined]
+            **values,
         ),
     )
 
 
 @router.patch("/companies/{company_id}", response=CompanyOut)
-def update_company(request: HttpRequest, company_id: int, payload: CompanyPatch) -> Company:
+def update_company(request: ApiRequest, company_id: int, payload: CompanyPatch) -> Company:
     company = get_object_or_404(_companies(request), pk=company_id)
     values = _references(request, payload.dict(exclude_unset=True))
     return services.update_company(company=company, **values)
 
 
 @router.delete("/companies/{company_id}", response={204: None})
-def delete_company(request: HttpRequest, company_id: int) -> Status:
+def delete_company(request: ApiRequest, company_id: int) -> Status:
     services.delete_company(company=get_object_or_404(_companies(request), pk=company_id))
     return Status(204, None)

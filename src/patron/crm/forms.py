@@ -38,7 +38,11 @@ class ContactForm(forms.Form):
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["company"].queryset = Company.objects.for_workspace(workspace).order_by("name")
+        self.fields["company"] = forms.ModelChoiceField(
+            label=_("Company"),
+            queryset=Company.objects.for_workspace(workspace).order_by("name"),
+            required=False,
+        )
         self.fields["owner"] = _owner_field(workspace)
 
     def clean(self) -> dict[str, Any]:

@@ -85,7 +85,11 @@ def create_contact(*, workspace: Workspace, actor: User | None = None, **values:
         with transaction.atomic():
             contact = Contact.objects.create(workspace=workspace, **values)
     except IntegrityError:
-        raise DuplicateContact(find_contact_by_email(workspace, values["email"])) from None
+        # Another request created the same address between our check and insert.
+        existing = find_contact_by_email(workspace, values["email"])
+        if existing is None:
+            raise
+        raise DuplicateContact(existing) from None
     record(
         workspace=workspace,
         kind="contact.created",

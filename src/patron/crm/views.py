@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from patron.activity import selectors as activity
 from patron.activity.kinds import EVENT_KINDS
 from patron.core.decorators import workspace_view
+from patron.core.http import WorkspaceRequest
 from patron.core.roles import ACTIVITY_VIEW, CONTACTS_EDIT, CONTACTS_VIEW
 from patron.crm import selectors, services
 from patron.crm.forms import CompanyForm, ContactForm
@@ -25,8 +26,8 @@ from patron.crm.models import Company, Contact, LifecycleStage
 PAGE_SIZE = 50
 
 
-def _timeline(request: HttpRequest, contact_ids: Any) -> dict[str, Any]:
-    if not request.membership.can(ACTIVITY_VIEW):  # type: ignore[attr-defined]
+def _timeline(request: WorkspaceRequest, contact_ids: Any) -> dict[str, Any]:
+    if not request.membership.can(ACTIVITY_VIEW):
         return {"events": None}
     kind = request.GET.get("kind") or ""
     if kind not in EVENT_KINDS:
@@ -34,7 +35,7 @@ def _timeline(request: HttpRequest, contact_ids: Any) -> dict[str, Any]:
     events = activity.timeline_for_contacts(
         request.workspace,
         contact_ids,
-        kind=kind or None,  # type: ignore[attr-defined]
+        kind=kind or None,
     )
     page = Paginator(events, 25).get_page(request.GET.get("page"))
     return {
@@ -49,7 +50,7 @@ def _timeline(request: HttpRequest, contact_ids: Any) -> dict[str, Any]:
 
 
 @workspace_view(CONTACTS_VIEW)
-def contact_list(request: HttpRequest) -> HttpResponse:
+def contact_list(request: WorkspaceRequest) -> HttpResponse:
     query = request.GET.get("q", "")
     stage = request.GET.get("stage", "")
     if stage not in LifecycleStage.values:
@@ -57,7 +58,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     contacts = selectors.search_contacts(
         request.workspace,
         query=query,
-        lifecycle_stage=stage,  # type: ignore[attr-defined]
+        lifecycle_stage=stage,
     )
     page = Paginator(contacts, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
@@ -67,19 +68,19 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "stages": LifecycleStage.choices,
         "query_string": urlencode({k: v for k, v in {"q": query, "stage": stage}.items() if v}),
     }
-    template = "crm/_contact_rows.html" if request.htmx else "crm/contact_list.html"  # type: ignore[attr-defined]
+    template = "crm/_contact_rows.html" if request.htmx else "crm/contact_list.html"
     return render(request, template, context)
 
 
-def _contact(request: HttpRequest, contact_id: int) -> Contact:
+def _contact(request: WorkspaceRequest, contact_id: int) -> Contact:
     return get_object_or_404(
-        Contact.objects.for_workspace(request.workspace).select_related("company", "owner"),  # type: ignore[attr-defined]
+        Contact.objects.for_workspace(request.workspace).select_related("company", "owner"),
         pk=contact_id,
     )
 
 
 @workspace_view(CONTACTS_VIEW)
-def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
+def contact_detail(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
     contact = _contact(request, contact_id)
     context = {"contact": contact, **_timeline(request, [contact.pk])}
     return render(request, "crm/contact_detail.html", context)
@@ -99,8 +100,8 @@ def _duplicate_error(form: ContactForm, exc: services.DuplicateContact) -> None:
 
 
 @workspace_view(CONTACTS_EDIT)
-def contact_create(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def contact_create(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     form = ContactForm(request.POST or None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
         try:
@@ -116,11 +117,11 @@ def contact_create(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(CONTACTS_EDIT)
-def contact_edit(request: HttpRequest, contact_id: int) -> HttpResponse:
+def contact_edit(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
     contact = _contact(request, contact_id)
     form = ContactForm(
         request.POST or None,
-        workspace=request.workspace,  # type: ignore[attr-defined]
+        workspace=request.workspace,
         initial=ContactForm.initial_for(contact),
     )
     if request.method == "POST" and form.is_valid():
@@ -136,7 +137,7 @@ def contact_edit(request: HttpRequest, contact_id: int) -> HttpResponse:
 
 @workspace_view(CONTACTS_EDIT)
 @require_POST
-def contact_delete(request: HttpRequest, contact_id: int) -> HttpResponse:
+def contact_delete(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
     contact = _contact(request, contact_id)
     name = str(contact)
     services.delete_contact(contact=contact, actor=request.user)
@@ -148,28 +149,28 @@ def contact_delete(request: HttpRequest, contact_id: int) -> HttpResponse:
 
 
 @workspace_view(CONTACTS_VIEW)
-def company_list(request: HttpRequest) -> HttpResponse:
+def company_list(request: WorkspaceRequest) -> HttpResponse:
     query = request.GET.get("q", "")
-    companies = selectors.search_companies(request.workspace, query=query)  # type: ignore[attr-defined]
+    companies = selectors.search_companies(request.workspace, query=query)
     page = Paginator(companies, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page_obj": page,
         "query": query,
         "query_string": urlencode({"q": query}) if query else "",
     }
-    template = "crm/_company_rows.html" if request.htmx else "crm/company_list.html"  # type: ignore[attr-defined]
+    template = "crm/_company_rows.html" if request.htmx else "crm/company_list.html"
     return render(request, template, context)
 
 
-def _company(request: HttpRequest, company_id: int) -> Company:
+def _company(request: WorkspaceRequest, company_id: int) -> Company:
     return get_object_or_404(
-        Company.objects.for_workspace(request.workspace).select_related("owner"),  # type: ignore[attr-defined]
+        Company.objects.for_workspace(request.workspace).select_related("owner"),
         pk=company_id,
     )
 
 
 @workspace_view(CONTACTS_VIEW)
-def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
+def company_detail(request: WorkspaceRequest, company_id: int) -> HttpResponse:
     company = _company(request, company_id)
     contacts = list(selectors.company_contacts(company)[:200])
     context = {
@@ -181,8 +182,8 @@ def company_detail(request: HttpRequest, company_id: int) -> HttpResponse:
 
 
 @workspace_view(CONTACTS_EDIT)
-def company_create(request: HttpRequest) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
+def company_create(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
     form = CompanyForm(request.POST or None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
         company = services.create_company(
@@ -194,11 +195,11 @@ def company_create(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(CONTACTS_EDIT)
-def company_edit(request: HttpRequest, company_id: int) -> HttpResponse:
+def company_edit(request: WorkspaceRequest, company_id: int) -> HttpResponse:
     company = _company(request, company_id)
     form = CompanyForm(
         request.POST or None,
-        workspace=request.workspace,  # type: ignore[attr-defined]
+        workspace=request.workspace,
         initial=CompanyForm.initial_for(company),
     )
     if request.method == "POST" and form.is_valid():
@@ -210,7 +211,7 @@ def company_edit(request: HttpRequest, company_id: int) -> HttpResponse:
 
 @workspace_view(CONTACTS_EDIT)
 @require_POST
-def company_delete(request: HttpRequest, company_id: int) -> HttpResponse:
+def company_delete(request: WorkspaceRequest, company_id: int) -> HttpResponse:
     company = _company(request, company_id)
     name = str(company)
     services.delete_company(company=company, actor=request.user)

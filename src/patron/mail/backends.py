@@ -40,7 +40,7 @@ def _bodies(parsed: MimeMessage) -> tuple[str, str]:
 
 
 def capture_message(message: EmailMessage, workspace_id: int | None) -> OutboxMessage:
-    raw = message.message().as_bytes(linesep="\r\n")
+    raw = message.message().as_bytes(linesep="\r\n")  # type: ignore[call-arg]
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     text, html = _bodies(parsed)  # type: ignore[arg-type]
     return OutboxMessage.objects.create(

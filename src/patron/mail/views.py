@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from patron.core.decorators import workspace_view
+from patron.core.http import WorkspaceRequest
 from patron.core.roles import OUTBOX_VIEW
 from patron.mail.selectors import outbox_for
 
 
-def _messages(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return outbox_for(workspace=request.workspace, user=request.user)  # type: ignore[attr-defined]
+def _messages(request: WorkspaceRequest):  # type: ignore[no-untyped-def]
+    return outbox_for(workspace=request.workspace, user=request.user)
 
 
 @workspace_view(OUTBOX_VIEW)
-def outbox(request: HttpRequest) -> HttpResponse:
+def outbox(request: WorkspaceRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     messages_qs = _messages(request)
     if query:
@@ -27,7 +28,7 @@ def outbox(request: HttpRequest) -> HttpResponse:
     page = Paginator(messages_qs.order_by("-created_at", "-id"), 50).get_page(
         request.GET.get("page")
     )
-    template = "mail/_outbox_rows.html" if request.htmx else "mail/outbox.html"  # type: ignore[attr-defined]
+    template = "mail/_outbox_rows.html" if request.htmx else "mail/outbox.html"
     return render(
         request,
         template,
@@ -36,7 +37,7 @@ def outbox(request: HttpRequest) -> HttpResponse:
 
 
 @workspace_view(OUTBOX_VIEW)
-def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
+def message_detail(request: WorkspaceRequest, message_id: int) -> HttpResponse:
     message = get_object_or_404(_messages(request).defer(None), pk=message_id)
     return render(
         request,
@@ -47,7 +48,7 @@ def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
 
 @xframe_options_sameorigin
 @workspace_view(OUTBOX_VIEW)
-def message_html(request: HttpRequest, message_id: int) -> HttpResponse:
+def message_html(request: WorkspaceRequest, message_id: int) -> HttpResponse:
     """The HTML part alone, for the sandboxed iframe of the message page."""
     message = get_object_or_404(_messages(request), pk=message_id)
     response = HttpResponse(message.html_body or "", content_type="text/html; charset=utf-8")
