@@ -9,7 +9,7 @@ from patron.activity.models import Event
 from patron.core.models import ApiKey, Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import hash_token
-from patron.crm.models import Company, Contact
+from patron.crm.models import Company, Contact, Deal, Pipeline
 from patron.mail.models import OutboxMessage
 
 PASSWORD = "correct horse battery staple"
@@ -105,3 +105,23 @@ class OutboxMessageFactory(factory.django.DjangoModelFactory):
     subject = factory.Sequence(lambda n: f"Message {n}")
     text_body = "Hello"
     raw = b"Subject: Hello\r\n\r\nHello\r\n"
+
+
+def make_pipeline(workspace, name: str = "Sales") -> Pipeline:
+    from patron.crm.services import create_pipeline
+
+    return create_pipeline(workspace=workspace, name=name)
+
+
+class DealFactory(factory.django.DjangoModelFactory):
+    """A deal in the first stage of its pipeline (a default pipeline when none is given)."""
+
+    class Meta:
+        model = Deal
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Deal {n}")
+    pipeline = factory.LazyAttribute(lambda o: make_pipeline(o.workspace, f"P{o.name}"))
+    stage = factory.LazyAttribute(lambda o: o.pipeline.stages.order_by("position").first())
+    amount = 1000
+    currency = "USD"

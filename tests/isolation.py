@@ -32,10 +32,12 @@ from tests.factories import (
     ApiKeyFactory,
     CompanyFactory,
     ContactFactory,
+    DealFactory,
     EventFactory,
     MembershipFactory,
     OutboxMessageFactory,
     UserFactory,
+    make_pipeline,
 )
 
 MARKER = "zzsecretworkspacea"
@@ -60,6 +62,8 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
         workspace=ws, first_name=MARKER, email=f"{MARKER}@example.net"
     ),
     "crm.Company": lambda ws: CompanyFactory(workspace=ws, name=f"{MARKER} Ltd"),
+    "crm.Deal": lambda ws: DealFactory(workspace=ws, name=f"{MARKER} deal"),
+    "crm.Pipeline": lambda ws: make_pipeline(ws, name=f"{MARKER} pipeline"),
     "mail.OutboxMessage": lambda ws: OutboxMessageFactory(
         workspace=ws, subject=f"{MARKER} subject", text_body=MARKER
     ),

@@ -23,6 +23,29 @@ def test_the_demo_has_people_companies_and_history(owner):
     assert events.filter(kind="contact.created").count() == 250
     assert events.filter(kind="page.viewed").exists()
     assert len(set(contacts.values_list("email", flat=True))) == 250
+    for contact in contacts.filter(pk__in=events.values("contact_id"))[:50]:
+        first = events.filter(contact_id=contact.pk).order_by("occurred_at").first()
+        assert first.occurred_at >= contact.created_at  # nothing before the contact existed
+
+
+def test_the_demo_has_deals_at_every_stage(owner):
+    from patron.crm.models import Deal
+
+    workspace = seed_demo_workspace(owner=owner)
+    deals = Deal.objects.for_workspace(workspace)
+    assert deals.count() == 36
+    stage_names = set(deals.values_list("stage__name", flat=True))
+    assert stage_names == {
+        "Qualified",
+        "Meeting booked",
+        "Proposal sent",
+        "Negotiation",
+        "Won",
+        "Lost",
+    }
+    assert deals.filter(stage__outcome="lost").exclude(lost_reason="").count() == 6
+    moved = Event.objects.for_workspace(workspace).filter(kind="deal.stage_changed")
+    assert moved.count() >= 30
 
 
 def test_seeding_twice_returns_the_same_workspace(owner):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from decimal import Decimal
 
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
@@ -21,6 +22,7 @@ from patron.core.models import Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import create_workspace
 from patron.crm.models import Company, Contact, LifecycleStage
+from patron.crm.services import create_deal, default_pipeline, move_deal
 
 DEMO_NAME = "Northwind Trading (demo)"
 COMPANIES = 40
@@ -136,8 +138,13 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
                 occurred_at=contact.created_at, source_type="crm.contact",
                 source_id=str(contact.pk),
             )  # fmt: skip
+            age = max((now - contact.created_at).days, 1)
             for _ in range(rng.randint(0, 6)):
-                when = now - timedelta(days=rng.randint(0, 90), minutes=rng.randint(0, 1440))
+                # Activity happens after the contact appeared, within the last 90 days.
+                when = now - timedelta(
+                    days=rng.randint(0, min(age, 90)), minutes=rng.randint(0, 1440)
+                )
+                when = max(when, contact.created_at)
                 kind = rng.choice(
                     [
                         "page.viewed",
@@ -164,5 +171,44 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
                 )
 
     record_many(events())
+    _seed_deals(workspace, rng, owners=[owner, sales], now=now)
     del marketing
     return workspace
+
+
+DEAL_NAMES = ["annual licence", "pilot project", "renewal", "team upgrade", "onboarding package",
+              "support contract", "expansion", "training days"]  # fmt: skip
+
+
+def _seed_deals(workspace: Workspace, rng: random.Random, *, owners: list[User], now) -> None:  # type: ignore[no-untyped-def]
+    """Deals at every stage of the sales pipeline, moved there through the service."""
+    pipeline = default_pipeline(workspace)
+    stages = list(pipeline.stages.order_by("position"))
+    customers = list(
+        Contact.objects.for_workspace(workspace)
+        .filter(company__isnull=False)
+        .select_related("company")
+        .order_by("pk")[:60]
+    )
+    for index, contact in enumerate(customers[:36]):
+        company = contact.company
+        assert company is not None
+        target = stages[index % len(stages)]
+        deal = create_deal(
+            workspace=workspace,
+            name=f"{company.name}: {rng.choice(DEAL_NAMES)}",
+            pipeline=pipeline,
+            amount=Decimal(rng.choice([1200, 4800, 9500, 18000, 42000, 75000])),
+            expected_close_date=(now + timedelta(days=rng.randint(-30, 120))).date(),
+            owner=rng.choice(owners),
+            company=company,
+            contacts=[contact],
+            source=rng.choice(["website", "referral", "event", "outbound"]),
+        )
+        for stage in stages[1 : stages.index(target) + 1]:
+            if stage.outcome == "lost" and target.outcome != "lost":
+                continue
+            if stage.outcome == "won" and target.outcome == "lost":
+                continue
+            reason = rng.choice(["Price", "Chose a competitor", "No budget this year"])
+            move_deal(deal=deal, stage=stage, lost_reason=reason if stage.outcome == "lost" else "")

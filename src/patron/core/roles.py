@@ -24,6 +24,7 @@ class Role(models.TextChoices):
 CONTACTS_VIEW = "crm.view_contacts"
 CONTACTS_EDIT = "crm.edit_contacts"
 DEALS_VIEW = "crm.view_deals"
+DEALS_EDIT = "crm.edit_deals"
 NOTES_VIEW = "crm.view_notes"
 TICKETS_VIEW = "crm.view_tickets"
 MARKETING_EDIT = "marketing.edit"
@@ -40,6 +41,7 @@ _EVERYTHING = frozenset(
         CONTACTS_VIEW,
         CONTACTS_EDIT,
         DEALS_VIEW,
+        DEALS_EDIT,
         NOTES_VIEW,
         TICKETS_VIEW,
         MARKETING_EDIT,
@@ -57,7 +59,7 @@ _TEAM = frozenset({CONTACTS_VIEW, CONTACTS_EDIT, NOTES_VIEW, OUTBOX_VIEW, ACTIVI
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OWNER: _EVERYTHING,
     Role.ADMIN: _EVERYTHING,
-    Role.SALES: _TEAM | {DEALS_VIEW, TICKETS_VIEW, DATA_EXPORT},
+    Role.SALES: _TEAM | {DEALS_VIEW, DEALS_EDIT, TICKETS_VIEW, DATA_EXPORT},
     Role.MARKETING: _TEAM | {DEALS_VIEW, MARKETING_EDIT, DATA_EXPORT},
     Role.SUPPORT: _TEAM | {TICKETS_VIEW},
     Role.AGENCY: frozenset({CONTACTS_VIEW, CONTACTS_EDIT, MARKETING_EDIT, OUTBOX_VIEW}),

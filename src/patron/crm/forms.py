@@ -6,7 +6,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from patron.core.models import User, Workspace
-from patron.crm.models import Company, Contact, LifecycleStage
+from patron.crm.models import Company, Contact, Deal, LifecycleStage, Pipeline, Stage
 
 
 def _owner_field(workspace: Workspace) -> forms.ModelChoiceField:
@@ -90,3 +90,70 @@ class CompanyForm(forms.Form):
     @classmethod
     def initial_for(cls, company: Company) -> dict[str, Any]:
         return {name: getattr(company, name) for name in cls.base_fields}
+
+
+class DealForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    stage = forms.ModelChoiceField(label=_("Stage"), queryset=Stage.objects.none())
+    amount = forms.DecimalField(
+        label=_("Amount"), min_value=0, max_digits=14, decimal_places=2, initial=0
+    )
+    currency = forms.CharField(label=_("Currency"), max_length=3, min_length=3)
+    expected_close_date = forms.DateField(
+        label=_("Expected close date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    owner = forms.ModelChoiceField(label=_("Owner"), queryset=User.objects.none(), required=False)
+    company = forms.ModelChoiceField(
+        label=_("Company"), queryset=Company.objects.none(), required=False
+    )
+    contacts = forms.ModelMultipleChoiceField(
+        label=_("Contacts"),
+        queryset=Contact.objects.none(),
+        required=False,
+        help_text=_("The people this deal is with."),
+    )
+    source = forms.CharField(label=_("Source"), max_length=100, required=False)
+
+    def __init__(self, *args: Any, workspace: Workspace, pipeline: Pipeline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["stage"] = forms.ModelChoiceField(
+            label=_("Stage"),
+            queryset=Stage.objects.for_workspace(workspace).filter(pipeline=pipeline),
+            empty_label=None,
+        )
+        self.fields["owner"] = _owner_field(workspace)
+        self.fields["company"] = forms.ModelChoiceField(
+            label=_("Company"),
+            queryset=Company.objects.for_workspace(workspace).order_by("name"),
+            required=False,
+        )
+        self.fields["contacts"] = forms.ModelMultipleChoiceField(
+            label=_("Contacts"),
+            queryset=Contact.objects.for_workspace(workspace).order_by("last_name", "first_name"),
+            required=False,
+            help_text=_("The people this deal is with."),
+        )
+        self.fields["currency"].initial = workspace.currency
+
+    def clean_currency(self) -> str:
+        currency = self.cleaned_data["currency"].upper()
+        if not currency.isalpha():
+            raise forms.ValidationError(_("Use a three-letter currency code such as USD."))
+        return currency
+
+
+class MoveDealForm(forms.Form):
+    stage = forms.ModelChoiceField(label=_("Move to"), queryset=Stage.objects.none())
+    position = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    lost_reason = forms.CharField(label=_("Reason lost"), max_length=300, required=False)
+
+    def __init__(self, *args: Any, deal: Deal, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["stage"] = forms.ModelChoiceField(
+            label=_("Move to"),
+            queryset=Stage.objects.for_workspace(deal.workspace_id).filter(
+                pipeline_id=deal.pipeline_id
+            ),
+        )

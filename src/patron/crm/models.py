@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -113,3 +116,109 @@ class Contact(TenantModel):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class StageOutcome(models.TextChoices):
+    OPEN = "open", _("Open")
+    WON = "won", _("Won")
+    LOST = "lost", _("Lost")
+
+
+class Pipeline(TenantModel):
+    """A sales process: an ordered list of stages a deal moves through."""
+
+    name = models.CharField(_("name"), max_length=100)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("pipeline")
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="pipeline_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Stage(TenantModel):
+    """A step of a pipeline with the chance that a deal standing there is won."""
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
+    name = models.CharField(_("name"), max_length=100)
+    position = models.PositiveIntegerField(default=0)
+    probability = models.PositiveSmallIntegerField(
+        _("win probability (%)"), validators=[MaxValueValidator(100)]
+    )
+    outcome = models.CharField(
+        _("outcome"), max_length=10, choices=StageOutcome.choices, default=StageOutcome.OPEN
+    )
+
+    class Meta:
+        verbose_name = _("stage")
+        ordering = ["pipeline", "position", "id"]
+        indexes = [models.Index(fields=["workspace", "pipeline", "position"], name="stage_order")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Deal(TenantModel):
+    """A possible sale, moving through the stages of its pipeline until won or lost."""
+
+    name = models.CharField(_("name"), max_length=200)
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="deals")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="deals")
+    amount = models.DecimalField(
+        _("amount"), max_digits=14, decimal_places=2, default=Decimal("0.00")
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    expected_close_date = models.DateField(_("expected close date"), null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("owner"),
+    )
+    company = models.ForeignKey(
+        Company,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deals",
+        verbose_name=_("company"),
+    )
+    contacts = models.ManyToManyField(
+        Contact, related_name="deals", blank=True, verbose_name=_("contacts")
+    )
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    lost_reason = models.CharField(_("reason lost"), max_length=300, blank=True)
+    # Order of the card inside its stage's column on the board.
+    position = models.IntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    stage_changed_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("deal")
+        indexes = [
+            models.Index(fields=["workspace", "pipeline", "stage", "position"], name="deal_board"),
+            models.Index(fields=["workspace", "expected_close_date"], name="deal_close_date"),
+            models.Index(fields=["workspace", "owner"], name="deal_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def outcome(self) -> str:
+        return self.stage.outcome
+
+    @property
+    def expected_revenue(self) -> Decimal:
+        """Amount weighted by the stage's win probability."""
+        return (self.amount * self.stage.probability / Decimal(100)).quantize(Decimal("0.01"))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, F, Q, QuerySet
 
 from patron.core.models import Workspace
-from patron.crm.models import Company, Contact
+from patron.crm.models import Company, Contact, Deal, Pipeline, Stage
 
 
 def search_contacts(
@@ -38,4 +41,57 @@ def company_contacts(company: Company) -> QuerySet[Contact]:
         Contact.objects.for_workspace(company.workspace_id)
         .filter(company=company)
         .order_by("last_name", "first_name")
+    )
+
+
+# --- Deals --------------------------------------------------------------------------
+
+
+@dataclass
+class BoardColumn:
+    stage: Stage
+    deals: list[Deal]
+    amount: Decimal
+    weighted: Decimal
+
+
+def pipelines(workspace: Workspace) -> QuerySet[Pipeline]:
+    return Pipeline.objects.for_workspace(workspace).order_by("position", "id")
+
+
+def board(workspace: Workspace, pipeline: Pipeline) -> list[BoardColumn]:
+    """The pipeline's stages in order, each with its deals (card order) and totals."""
+    stages = list(Stage.objects.for_workspace(workspace).filter(pipeline=pipeline))
+    deals = (
+        Deal.objects.for_workspace(workspace)
+        .filter(pipeline=pipeline)
+        .select_related("company", "owner", "stage")
+        .order_by("position", "-id")
+    )
+    by_stage: dict[int, list[Deal]] = {stage.pk: [] for stage in stages}
+    for deal in deals:
+        by_stage[deal.stage_id].append(deal)
+    columns = []
+    for stage in stages:
+        stage_deals = by_stage[stage.pk]
+        amount = sum((d.amount for d in stage_deals), Decimal(0))
+        weighted = (amount * stage.probability / Decimal(100)).quantize(Decimal("0.01"))
+        columns.append(BoardColumn(stage, stage_deals, amount, weighted))
+    return columns
+
+
+def search_deals(
+    workspace: Workspace, *, pipeline: Pipeline | None = None, outcome: str = "", query: str = ""
+) -> QuerySet[Deal]:
+    deals = Deal.objects.for_workspace(workspace).select_related(
+        "stage", "pipeline", "company", "owner"
+    )
+    if pipeline is not None:
+        deals = deals.filter(pipeline=pipeline)
+    if outcome:
+        deals = deals.filter(stage__outcome=outcome)
+    if query.strip():
+        deals = deals.filter(name__icontains=query.strip())
+    return deals.annotate(weighted_amount=F("amount") * F("stage__probability") / 100).order_by(
+        "expected_close_date", "-id"
     )

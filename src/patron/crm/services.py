@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from patron.activity.services import record
 from patron.core.models import User, Workspace
-from patron.crm.models import Company, Contact
+from patron.crm.models import Company, Contact, Deal, Pipeline, Stage, StageOutcome
 
 CONTACT_FIELDS = {
     "first_name",
@@ -183,3 +183,189 @@ def update_company(*, company: Company, actor: User | None = None, **values: Any
 @transaction.atomic
 def delete_company(*, company: Company, actor: User | None = None) -> None:
     company.delete()
+
+
+# --- Pipelines and deals -------------------------------------------------------------
+
+DEFAULT_STAGES: list[tuple[str, int, str]] = [
+    ("Qualified", 10, StageOutcome.OPEN),
+    ("Meeting booked", 25, StageOutcome.OPEN),
+    ("Proposal sent", 50, StageOutcome.OPEN),
+    ("Negotiation", 75, StageOutcome.OPEN),
+    ("Won", 100, StageOutcome.WON),
+    ("Lost", 0, StageOutcome.LOST),
+]
+DEAL_FIELDS = {
+    "name", "amount", "currency", "expected_close_date", "owner", "company", "source",
+    "lost_reason",
+}  # fmt: skip
+
+
+class InvalidStage(ValueError):
+    """The stage does not belong to the deal's pipeline."""
+
+
+@transaction.atomic
+def create_pipeline(
+    *, workspace: Workspace, name: str, stages: list[tuple[str, int, str]] | None = None
+) -> Pipeline:
+    position = Pipeline.objects.for_workspace(workspace).count()
+    pipeline = Pipeline.objects.create(workspace=workspace, name=name, position=position)
+    Stage.objects.bulk_create(
+        Stage(
+            workspace=workspace,
+            pipeline=pipeline,
+            name=stage_name,
+            probability=probability,
+            outcome=outcome,
+            position=index,
+        )
+        for index, (stage_name, probability, outcome) in enumerate(stages or DEFAULT_STAGES)
+    )
+    return pipeline
+
+
+def default_pipeline(workspace: Workspace) -> Pipeline:
+    """The workspace's first pipeline, created with the usual stages when there is none."""
+    pipeline = Pipeline.objects.for_workspace(workspace).order_by("position", "id").first()
+    if pipeline is None:
+        pipeline = create_pipeline(workspace=workspace, name=_("Sales pipeline"))
+    return pipeline
+
+
+def _record_deal_event(
+    deal: Deal, kind: str, actor: User | None, properties: dict[str, Any]
+) -> None:
+    contact_ids = list(deal.contacts.values_list("pk", flat=True)) or [None]
+    for contact_id in contact_ids:
+        record(
+            workspace=deal.workspace_id,
+            kind=kind,
+            contact_id=contact_id,
+            actor=actor,
+            source=("crm.deal", deal.pk),
+            properties={
+                "deal": deal.name,
+                "amount": str(deal.amount),
+                "currency": deal.currency,
+                **properties,
+            },
+        )
+
+
+def _check_deal_references(workspace: Workspace, values: dict[str, Any]) -> None:
+    _check_references(workspace, values)
+    for contact in values.get("contacts") or []:
+        if contact.workspace_id != workspace.pk:
+            raise CrossWorkspaceReference(_("A contact is not part of this workspace."))
+
+
+def _top_position(stage: Stage) -> int:
+    lowest = (
+        Deal.objects.for_workspace(stage.workspace_id)
+        .filter(stage=stage)
+        .order_by("position")
+        .values_list("position", flat=True)
+        .first()
+    )
+    return (lowest if lowest is not None else 1) - 1
+
+
+@transaction.atomic
+def create_deal(
+    *,
+    workspace: Workspace,
+    name: str,
+    pipeline: Pipeline | None = None,
+    stage: Stage | None = None,
+    contacts: list[Contact] | None = None,
+    actor: User | None = None,
+    **values: Any,
+) -> Deal:
+    unknown = set(values) - DEAL_FIELDS
+    if unknown:
+        raise TypeError(f"Unknown deal fields: {', '.join(sorted(unknown))}")
+    pipeline = pipeline or (stage.pipeline if stage else default_pipeline(workspace))
+    if pipeline.workspace_id != workspace.pk:
+        raise CrossWorkspaceReference(_("The pipeline is not part of this workspace."))
+    if stage is None:
+        stage = pipeline.stages.order_by("position").first()
+    if stage is None or stage.pipeline_id != pipeline.pk:
+        raise InvalidStage(_("The stage is not part of the pipeline."))
+    _check_deal_references(workspace, {**values, "contacts": contacts})
+    values.setdefault("currency", workspace.currency)
+    now = timezone.now()
+    deal = Deal.objects.create(
+        workspace=workspace, name=name, pipeline=pipeline, stage=stage,
+        position=_top_position(stage), stage_changed_at=now,
+        closed_at=now if stage.outcome != StageOutcome.OPEN else None, **values,
+    )  # fmt: skip
+    if contacts:
+        deal.contacts.set(contacts)
+    _record_deal_event(
+        deal, "deal.created", actor, {"stage": stage.name, "pipeline": pipeline.name}
+    )
+    return deal
+
+
+@transaction.atomic
+def update_deal(
+    *, deal: Deal, actor: User | None = None, contacts: list[Contact] | None = None, **values: Any
+) -> Deal:
+    unknown = set(values) - DEAL_FIELDS
+    if unknown:
+        raise TypeError(f"Unknown deal fields: {', '.join(sorted(unknown))}")
+    _check_deal_references(deal.workspace, {**values, "contacts": contacts})
+    for field, value in values.items():
+        setattr(deal, field, value)
+    deal.updated_at = timezone.now()
+    deal.save()
+    if contacts is not None:
+        deal.contacts.set(contacts)
+    return deal
+
+
+@transaction.atomic
+def move_deal(
+    *,
+    deal: Deal,
+    stage: Stage,
+    actor: User | None = None,
+    position: int | None = None,
+    lost_reason: str = "",
+) -> Deal:
+    """Put the deal in ``stage`` (of its pipeline); recorded as ``deal.stage_changed``."""
+    if stage.pipeline_id != deal.pipeline_id:
+        raise InvalidStage(_("The stage is not part of the deal's pipeline."))
+    previous = deal.stage
+    now = timezone.now()
+    deal.position = position if position is not None else _top_position(stage)
+    if stage.outcome == StageOutcome.LOST and lost_reason:
+        deal.lost_reason = lost_reason
+    if previous.pk == stage.pk:
+        deal.save(update_fields=["position", "lost_reason"])
+        return deal
+    deal.stage = stage
+    deal.stage_changed_at = now
+    deal.updated_at = now
+    deal.closed_at = now if stage.outcome != StageOutcome.OPEN else None
+    if stage.outcome != StageOutcome.LOST:
+        deal.lost_reason = ""
+    deal.save()
+    _record_deal_event(
+        deal,
+        "deal.stage_changed",
+        actor,
+        {
+            "from_stage": previous.name,
+            "to_stage": stage.name,
+            "outcome": stage.outcome,
+            "pipeline": deal.pipeline.name,
+        },
+    )
+    return deal
+
+
+@transaction.atomic
+def delete_deal(*, deal: Deal, actor: User | None = None) -> None:
+    deal.delete()

@@ -7,6 +7,8 @@ app_name = "crm"
 
 register_url_parameter("contact_id", "crm.Contact")
 register_url_parameter("company_id", "crm.Company")
+register_url_parameter("deal_id", "crm.Deal")
+register_url_parameter("pipeline_id", "crm.Pipeline")
 
 urlpatterns = [
     path("contacts/", views.contact_list, name="contact_list"),
@@ -19,4 +21,12 @@ urlpatterns = [
     path("companies/<int:company_id>/", views.company_detail, name="company_detail"),
     path("companies/<int:company_id>/edit/", views.company_edit, name="company_edit"),
     path("companies/<int:company_id>/delete/", views.company_delete, name="company_delete"),
+    path("deals/", views.deal_board_default, name="deals"),
+    path("deals/list/", views.deal_list, name="deal_list"),
+    path("deals/new/", views.deal_create, name="deal_create"),
+    path("deals/pipelines/<int:pipeline_id>/", views.deal_board, name="deal_board"),
+    path("deals/<int:deal_id>/", views.deal_detail, name="deal_detail"),
+    path("deals/<int:deal_id>/edit/", views.deal_edit, name="deal_edit"),
+    path("deals/<int:deal_id>/move/", views.deal_move, name="deal_move"),
+    path("deals/<int:deal_id>/delete/", views.deal_delete, name="deal_delete"),
 ]

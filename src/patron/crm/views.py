@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -18,10 +19,10 @@ from patron.activity import selectors as activity
 from patron.activity.kinds import EVENT_KINDS
 from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
-from patron.core.roles import ACTIVITY_VIEW, CONTACTS_EDIT, CONTACTS_VIEW
+from patron.core.roles import ACTIVITY_VIEW, CONTACTS_EDIT, CONTACTS_VIEW, DEALS_EDIT, DEALS_VIEW
 from patron.crm import selectors, services
-from patron.crm.forms import CompanyForm, ContactForm
-from patron.crm.models import Company, Contact, LifecycleStage
+from patron.crm.forms import CompanyForm, ContactForm, DealForm, MoveDealForm
+from patron.crm.models import Company, Contact, Deal, LifecycleStage, Pipeline, StageOutcome
 
 PAGE_SIZE = 50
 
@@ -82,7 +83,10 @@ def _contact(request: WorkspaceRequest, contact_id: int) -> Contact:
 @workspace_view(CONTACTS_VIEW)
 def contact_detail(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
     contact = _contact(request, contact_id)
-    context = {"contact": contact, **_timeline(request, [contact.pk])}
+    deals = None
+    if request.membership.can(DEALS_VIEW):
+        deals = contact.deals.select_related("stage").order_by("-created_at")
+    context = {"contact": contact, "deals": deals, **_timeline(request, [contact.pk])}
     return render(request, "crm/contact_detail.html", context)
 
 
@@ -217,3 +221,192 @@ def company_delete(request: WorkspaceRequest, company_id: int) -> HttpResponse:
     services.delete_company(company=company, actor=request.user)
     messages.success(request, _("Company %(name)s deleted.") % {"name": name})
     return redirect("crm:company_list")
+
+
+# --- Deals and pipelines ----------------------------------------------------------
+
+
+def _pipeline(request: WorkspaceRequest, pipeline_id: int) -> Pipeline:
+    return get_object_or_404(selectors.pipelines(request.workspace), pk=pipeline_id)
+
+
+def _deal(request: WorkspaceRequest, deal_id: int) -> Deal:
+    return get_object_or_404(
+        Deal.objects.for_workspace(request.workspace).select_related(
+            "stage", "pipeline", "company", "owner"
+        ),
+        pk=deal_id,
+    )
+
+
+def _board_context(request: WorkspaceRequest, pipeline: Pipeline) -> dict[str, Any]:
+    columns = selectors.board(request.workspace, pipeline)
+    return {
+        "pipeline": pipeline,
+        "pipelines": selectors.pipelines(request.workspace),
+        "columns": columns,
+        "stages": [column.stage for column in columns],
+        "total_amount": sum((c.amount for c in columns if c.stage.outcome == "open"), Decimal(0)),
+        "total_weighted": sum(
+            (c.weighted for c in columns if c.stage.outcome == "open"), Decimal(0)
+        ),
+    }
+
+
+@workspace_view(DEALS_VIEW)
+def deal_board_default(request: WorkspaceRequest) -> HttpResponse:
+    pipeline = services.default_pipeline(request.workspace)
+    return redirect("crm:deal_board", pipeline_id=pipeline.pk)
+
+
+@workspace_view(DEALS_VIEW)
+def deal_board(request: WorkspaceRequest, pipeline_id: int) -> HttpResponse:
+    pipeline = _pipeline(request, pipeline_id)
+    template = "crm/_deal_board.html" if request.htmx else "crm/deal_board.html"
+    return render(request, template, _board_context(request, pipeline))
+
+
+@workspace_view(DEALS_VIEW)
+def deal_list(request: WorkspaceRequest) -> HttpResponse:
+    pipelines = selectors.pipelines(request.workspace)
+    pipeline = None
+    if request.GET.get("pipeline", "").isdigit():
+        pipeline = pipelines.filter(pk=int(request.GET["pipeline"])).first()
+    outcome = request.GET.get("outcome", "")
+    if outcome not in StageOutcome.values:
+        outcome = ""
+    query = request.GET.get("q", "")
+    deals = selectors.search_deals(
+        request.workspace, pipeline=pipeline, outcome=outcome, query=query
+    )
+    page = Paginator(deals, PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = {"pipeline": pipeline.pk if pipeline else "", "outcome": outcome, "q": query}
+    return render(
+        request,
+        "crm/deal_list.html",
+        {
+            "page_obj": page,
+            "pipelines": pipelines,
+            "pipeline": pipeline,
+            "outcome": outcome,
+            "outcomes": StageOutcome.choices,
+            "query": query,
+            "query_string": urlencode({k: v for k, v in filters.items() if v}),
+        },
+    )
+
+
+@workspace_view(DEALS_VIEW)
+def deal_detail(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
+    deal = _deal(request, deal_id)
+    events = activity.events_for_workspace(request.workspace).filter(
+        source_type="crm.deal", source_id=str(deal.pk)
+    )
+    seen: set[int] = set()
+    history = []
+    for event in events[:200]:
+        # One change is recorded once per contact of the deal; show it once.
+        key = hash((event.kind, event.occurred_at, str(event.properties)))
+        if key not in seen:
+            seen.add(key)
+            history.append(event)
+    return render(
+        request,
+        "crm/deal_detail.html",
+        {
+            "deal": deal,
+            "contacts": deal.contacts.order_by("last_name", "first_name"),
+            "history": history,
+            "move_form": MoveDealForm(deal=deal, initial={"stage": deal.stage_id}),
+        },
+    )
+
+
+def _deal_values(form: DealForm) -> dict[str, Any]:
+    values = dict(form.cleaned_data)
+    values.pop("stage")
+    values["contacts"] = list(values.pop("contacts"))
+    return values
+
+
+@workspace_view(DEALS_EDIT)
+def deal_create(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
+    pipeline = services.default_pipeline(workspace)
+    if request.GET.get("pipeline", "").isdigit():
+        pipeline = _pipeline(request, int(request.GET["pipeline"]))
+    initial = {}
+    if request.GET.get("contact", "").isdigit():
+        contact = Contact.objects.for_workspace(workspace).filter(pk=int(request.GET["contact"]))
+        initial = {"contacts": list(contact), "company": contact.first() and contact[0].company}
+    form = DealForm(request.POST or None, workspace=workspace, pipeline=pipeline, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        deal = services.create_deal(
+            workspace=workspace,
+            pipeline=pipeline,
+            stage=form.cleaned_data["stage"],
+            actor=request.user,
+            **_deal_values(form),
+        )
+        messages.success(request, _("Deal %(name)s created.") % {"name": deal})
+        return redirect("crm:deal_detail", deal_id=deal.pk)
+    return render(request, "crm/deal_form.html", {"form": form, "deal": None, "pipeline": pipeline})
+
+
+@workspace_view(DEALS_EDIT)
+def deal_edit(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
+    deal = _deal(request, deal_id)
+    initial = {name: getattr(deal, name) for name in DealForm.base_fields if name != "contacts"}
+    initial["contacts"] = list(deal.contacts.all())
+    form = DealForm(
+        request.POST or None, workspace=request.workspace, pipeline=deal.pipeline, initial=initial
+    )
+    if request.method == "POST" and form.is_valid():
+        stage = form.cleaned_data["stage"]
+        services.update_deal(deal=deal, actor=request.user, **_deal_values(form))
+        if stage.pk != deal.stage_id:
+            services.move_deal(deal=deal, stage=stage, actor=request.user)
+        messages.success(request, _("Deal saved."))
+        return redirect("crm:deal_detail", deal_id=deal.pk)
+    return render(
+        request, "crm/deal_form.html", {"form": form, "deal": deal, "pipeline": deal.pipeline}
+    )
+
+
+@workspace_view(DEALS_EDIT)
+@require_POST
+def deal_move(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
+    """Move a deal to a stage: from the board (drag and drop or the menu) or its page."""
+    deal = _deal(request, deal_id)
+    form = MoveDealForm(request.POST, deal=deal)
+    if not form.is_valid():
+        if request.htmx:
+            return HttpResponse(_("Choose a stage of this pipeline."), status=422)
+        messages.error(request, _("Choose a stage of this pipeline."))
+        return redirect("crm:deal_detail", deal_id=deal.pk)
+    stage = form.cleaned_data["stage"]
+    services.move_deal(
+        deal=deal,
+        stage=stage,
+        actor=request.user,
+        position=form.cleaned_data["position"],
+        lost_reason=form.cleaned_data["lost_reason"],
+    )
+    if request.htmx:
+        return render(request, "crm/_deal_board.html", _board_context(request, deal.pipeline))
+    messages.success(
+        request, _("%(deal)s moved to %(stage)s.") % {"deal": deal.name, "stage": stage.name}
+    )
+    if request.POST.get("next") == "board":
+        return redirect("crm:deal_board", pipeline_id=deal.pipeline_id)
+    return redirect("crm:deal_detail", deal_id=deal.pk)
+
+
+@workspace_view(DEALS_EDIT)
+@require_POST
+def deal_delete(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
+    deal = _deal(request, deal_id)
+    pipeline_id = deal.pipeline_id
+    services.delete_deal(deal=deal, actor=request.user)
+    messages.success(request, _("Deal deleted."))
+    return redirect("crm:deal_board", pipeline_id=pipeline_id)

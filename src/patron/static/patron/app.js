@@ -16,4 +16,41 @@
     var message = event.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) event.preventDefault();
   });
+  // The deal board: drag a card ([data-move-url]) onto a column ([data-stage-id]).
+  // The "Move to" menu on each card does the same without a mouse.
+  var dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    var card = event.target.closest && event.target.closest("[data-move-url]");
+    if (!card) return;
+    dragged = card;
+    card.classList.add("dragging");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", card.getAttribute("data-deal"));
+  });
+  document.addEventListener("dragend", function () {
+    if (dragged) dragged.classList.remove("dragging");
+    document.querySelectorAll(".drop-target").forEach(function (el) { el.classList.remove("drop-target"); });
+    dragged = null;
+  });
+  document.addEventListener("dragover", function (event) {
+    var column = dragged && event.target.closest && event.target.closest("[data-stage-id]");
+    if (!column) return;
+    event.preventDefault();
+    column.classList.add("drop-target");
+  });
+  document.addEventListener("dragleave", function (event) {
+    var column = event.target.closest && event.target.closest("[data-stage-id]");
+    if (column && !column.contains(event.relatedTarget)) column.classList.remove("drop-target");
+  });
+  document.addEventListener("drop", function (event) {
+    var column = dragged && event.target.closest && event.target.closest("[data-stage-id]");
+    if (!column) return;
+    event.preventDefault();
+    window.htmx.ajax("POST", dragged.getAttribute("data-move-url"), {
+      source: dragged,
+      target: "#board",
+      swap: "outerHTML",
+      values: { stage: column.getAttribute("data-stage-id") }
+    });
+  });
 })();
