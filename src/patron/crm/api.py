@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import EmailStr
@@ -15,7 +16,15 @@ from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
 from patron.core.models import User
 from patron.crm import services
-from patron.crm.models import Company, Contact, LifecycleStage
+from patron.crm.models import (
+    Company,
+    Contact,
+    Deal,
+    LifecycleStage,
+    Pipeline,
+    Stage,
+    StageOutcome,
+)
 
 router = Router(tags=["crm"])
 
@@ -269,4 +278,231 @@ def update_company(request: ApiRequest, company_id: int, payload: CompanyPatch) 
 @router.delete("/companies/{company_id}", response={204: None})
 def delete_company(request: ApiRequest, company_id: int) -> Status:
     services.delete_company(company=get_object_or_404(_companies(request), pk=company_id))
+    return Status(204, None)
+
+
+# --- Pipelines and deals -------------------------------------------------------------
+
+
+class StageOut(Schema):
+    id: int
+    name: str
+    position: int
+    probability: int
+    outcome: str
+
+
+class PipelineOut(Schema):
+    id: int
+    name: str
+    stages: list[StageOut]
+
+
+class PipelineIn(Schema):
+    name: str = Field(..., min_length=1, max_length=100)
+
+
+class DealOut(Schema):
+    id: int
+    name: str
+    pipeline_id: int
+    stage_id: int
+    stage: str
+    outcome: str
+    amount: Decimal
+    currency: str
+    expected_revenue: Decimal
+    expected_close_date: date | None
+    owner_id: int | None
+    company_id: int | None
+    contact_ids: list[int]
+    source: str
+    lost_reason: str
+    created_at: datetime
+    stage_changed_at: datetime
+    closed_at: datetime | None
+
+    @staticmethod
+    def resolve_stage(deal: Deal) -> str:
+        return deal.stage.name
+
+    @staticmethod
+    def resolve_contact_ids(deal: Deal) -> list[int]:
+        return [c.pk for c in deal.contacts.all()]
+
+
+class DealIn(Schema):
+    name: str = Field(..., min_length=1, max_length=200)
+    pipeline_id: int | None = None
+    stage_id: int | None = None
+    amount: Decimal = Field(Decimal("0"), ge=0, max_digits=14, decimal_places=2)
+    currency: str | None = Field(None, min_length=3, max_length=3, pattern="^[A-Za-z]{3}$")
+    expected_close_date: date | None = None
+    owner_id: int | None = None
+    company_id: int | None = None
+    contact_ids: list[int] = Field(default_factory=list)
+    source: str = Field("", max_length=100)
+
+
+class DealPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    amount: Decimal | None = Field(None, ge=0, max_digits=14, decimal_places=2)
+    currency: str | None = Field(None, min_length=3, max_length=3, pattern="^[A-Za-z]{3}$")
+    expected_close_date: date | None = None
+    owner_id: int | None = None
+    company_id: int | None = None
+    contact_ids: list[int] | None = None
+    source: str | None = Field(None, max_length=100)
+
+
+class DealMove(Schema):
+    stage_id: int
+    lost_reason: str = Field("", max_length=300)
+
+
+class DealPage(Schema):
+    items: list[DealOut]
+    next_cursor: str | None
+
+
+class DealFilters(Schema):
+    pipeline_id: int | None = None
+    stage_id: int | None = None
+    outcome: StageOutcome | None = None
+    company_id: int | None = None
+    contact_id: int | None = None
+    cursor: str | None = None
+    limit: int = 50
+
+
+def _deals(request: ApiRequest) -> QuerySet[Deal]:
+    return (
+        Deal.objects.for_workspace(request.workspace)
+        .select_related("stage")
+        .prefetch_related("contacts")
+    )
+
+
+def _stage(request: ApiRequest, stage_id: int, field: str = "stage_id") -> Stage:
+    stage = Stage.objects.for_workspace(request.workspace).filter(pk=stage_id).first()
+    if stage is None:
+        raise ApiError(
+            422, "invalid", "No stage with this id in the workspace.", {field: ["unknown stage"]}
+        )
+    return stage
+
+
+def _deal_contacts(request: ApiRequest, ids: list[int]) -> list[Contact]:
+    contacts = list(Contact.objects.for_workspace(request.workspace).filter(pk__in=ids))
+    if len(contacts) != len(set(ids)):
+        raise ApiError(
+            422,
+            "invalid",
+            "Some contacts are not in the workspace.",
+            {"contact_ids": ["unknown contact"]},
+        )
+    return contacts
+
+
+@router.get("/pipelines", response=list[PipelineOut])
+def list_pipelines(request: ApiRequest) -> list[Pipeline]:
+    return list(
+        Pipeline.objects.for_workspace(request.workspace)
+        .prefetch_related("stages")
+        .order_by("position", "id")
+    )
+
+
+@router.post("/pipelines", response={201: PipelineOut})
+def create_pipeline(request: ApiRequest, payload: PipelineIn) -> Status:
+    if Pipeline.objects.for_workspace(request.workspace).filter(name=payload.name).exists():
+        raise ApiError(
+            409, "duplicate", "A pipeline with this name exists.", {"name": ["already used"]}
+        )
+    return Status(201, services.create_pipeline(workspace=request.workspace, name=payload.name))
+
+
+@router.get("/deals", response=DealPage)
+def list_deals(request: ApiRequest, filters: Query[DealFilters]) -> dict[str, Any]:
+    deals = _deals(request)
+    if filters.pipeline_id is not None:
+        deals = deals.filter(pipeline_id=filters.pipeline_id)
+    if filters.stage_id is not None:
+        deals = deals.filter(stage_id=filters.stage_id)
+    if filters.outcome:
+        deals = deals.filter(stage__outcome=filters.outcome)
+    if filters.company_id is not None:
+        deals = deals.filter(company_id=filters.company_id)
+    if filters.contact_id is not None:
+        deals = deals.filter(contacts=filters.contact_id)
+    return paginate(deals, cursor=filters.cursor, limit=filters.limit)
+
+
+@router.get("/deals/{deal_id}", response=DealOut)
+def get_deal(request: ApiRequest, deal_id: int) -> Deal:
+    return get_object_or_404(_deals(request), pk=deal_id)
+
+
+@router.post("/deals", response={201: DealOut})
+def create_deal(request: ApiRequest, payload: DealIn) -> Status:
+    data = payload.dict()
+    pipeline = None
+    if data.pop("pipeline_id") is not None:
+        pipeline = (
+            Pipeline.objects.for_workspace(request.workspace).filter(pk=payload.pipeline_id).first()
+        )
+        if pipeline is None:
+            raise ApiError(
+                422,
+                "invalid",
+                "No pipeline with this id in the workspace.",
+                {"pipeline_id": ["unknown pipeline"]},
+            )
+    stage_id = data.pop("stage_id")
+    stage = _stage(request, stage_id) if stage_id is not None else None
+    contacts = _deal_contacts(request, data.pop("contact_ids"))
+    if data.get("currency"):
+        data["currency"] = data["currency"].upper()
+    else:
+        data.pop("currency", None)
+    values = _references(request, data)
+    try:
+        deal = services.create_deal(
+            workspace=request.workspace, pipeline=pipeline, stage=stage, contacts=contacts, **values
+        )
+    except services.InvalidStage as exc:
+        raise ApiError(422, "invalid", str(exc), {"stage_id": [str(exc)]}) from exc
+    return Status(201, get_object_or_404(_deals(request), pk=deal.pk))
+
+
+@router.patch("/deals/{deal_id}", response=DealOut)
+def update_deal(request: ApiRequest, deal_id: int, payload: DealPatch) -> Deal:
+    deal = get_object_or_404(_deals(request), pk=deal_id)
+    data = payload.dict(exclude_unset=True)
+    contacts = None
+    if data.get("contact_ids") is not None:
+        contacts = _deal_contacts(request, data.pop("contact_ids"))
+    data.pop("contact_ids", None)
+    if data.get("currency"):
+        data["currency"] = data["currency"].upper()
+    services.update_deal(deal=deal, contacts=contacts, **_references(request, data))
+    return get_object_or_404(_deals(request), pk=deal.pk)
+
+
+@router.post("/deals/{deal_id}/move", response=DealOut)
+def move_deal(request: ApiRequest, deal_id: int, payload: DealMove) -> Deal:
+    """Move the deal to another stage of its pipeline (recorded as deal.stage_changed)."""
+    deal = get_object_or_404(_deals(request), pk=deal_id)
+    try:
+        services.move_deal(
+            deal=deal, stage=_stage(request, payload.stage_id), lost_reason=payload.lost_reason
+        )
+    except services.InvalidStage as exc:
+        raise ApiError(422, "invalid", str(exc), {"stage_id": [str(exc)]}) from exc
+    return get_object_or_404(_deals(request), pk=deal.pk)
+
+
+@router.delete("/deals/{deal_id}", response={204: None})
+def delete_deal(request: ApiRequest, deal_id: int) -> Status:
+    services.delete_deal(deal=get_object_or_404(_deals(request), pk=deal_id))
     return Status(204, None)
