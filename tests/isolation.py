@@ -66,10 +66,30 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "crm.Company": lambda ws: CompanyFactory(workspace=ws, name=f"{MARKER} Ltd"),
     "crm.Deal": lambda ws: DealFactory(workspace=ws, name=f"{MARKER} deal"),
     "crm.Pipeline": lambda ws: make_pipeline(ws, name=f"{MARKER} pipeline"),
+    "crm.Tag": lambda ws: _tagged(ws),
+    "crm.Note": lambda ws: _noted(ws),
     "mail.OutboxMessage": lambda ws: OutboxMessageFactory(
         workspace=ws, subject=f"{MARKER} subject", text_body=MARKER
     ),
 }
+
+
+def _tagged(workspace: Workspace) -> models.Model:
+    """A tag of workspace A, on one of A's contacts and companies."""
+    from patron.crm.services import add_tags
+
+    contact = ContactFactory(workspace=workspace, first_name=f"{MARKER} tagged")
+    (tag,) = add_tags(record_=contact, names=[f"{MARKER} tag"])
+    add_tags(record_=CompanyFactory(workspace=workspace, name=f"{MARKER} Co"), names=[tag.name])
+    return tag
+
+
+def _noted(workspace: Workspace) -> models.Model:
+    from patron.crm.services import add_note
+
+    contact = ContactFactory(workspace=workspace, first_name=f"{MARKER} noted")
+    return add_note(workspace=workspace, author=None, body=f"{MARKER} note", contact=contact)
+
 
 ALLOWED_FOR_FOREIGN_ROWS = {403, 404, 405}
 # Logging out would end the intruder's session halfway through the walk.

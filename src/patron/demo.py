@@ -22,7 +22,7 @@ from patron.core.models import Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import create_workspace
 from patron.crm.models import Company, Contact, LifecycleStage
-from patron.crm.services import create_deal, default_pipeline, move_deal
+from patron.crm.services import add_note, add_tags, create_deal, default_pipeline, move_deal
 
 DEMO_NAME = "Northwind Trading (demo)"
 COMPANIES = 40
@@ -171,9 +171,27 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
                 )
 
     record_many(events())
+    _seed_tags_and_notes(workspace, rng, author=sales)
     _seed_deals(workspace, rng, owners=[owner, sales], now=now)
     del marketing
     return workspace
+
+
+INTERESTS = ["ebook-crm-guide", "webinar-2026", "newsletter", "vip", "pricing-page", "trial"]
+NOTES = [
+    "Called about the renewal; wants a quote for 20 more seats by Friday.",
+    "Met at the trade fair. Interested in the email automation, not the CRM yet.",
+    "Prefers WhatsApp over email. Decision maker is the finance director.",
+    "Asked for a case study from the hospitality sector.",
+]
+
+
+def _seed_tags_and_notes(workspace: Workspace, rng: random.Random, *, author: User) -> None:
+    contacts = list(Contact.objects.for_workspace(workspace).order_by("pk"))
+    for contact in contacts[::3]:
+        add_tags(record_=contact, names=rng.sample(INTERESTS, rng.randint(1, 2)))
+    for contact in contacts[:20]:
+        add_note(workspace=workspace, author=author, body=rng.choice(NOTES), contact=contact)
 
 
 DEAL_NAMES = ["annual licence", "pilot project", "renewal", "team upgrade", "onboarding package",

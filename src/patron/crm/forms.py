@@ -157,3 +157,12 @@ class MoveDealForm(forms.Form):
                 pipeline_id=deal.pipeline_id
             ),
         )
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(
+        label=_("Note"),
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Plain text; bold, italics, lists and links in HTML are kept."),
+    )

@@ -24,6 +24,21 @@ class LifecycleStage(models.TextChoices):
     OTHER = "other", _("Other")
 
 
+class Tag(TenantModel):
+    """A label on contacts and companies ("vip", "ebook-crm-guide")."""
+
+    name = models.CharField(_("name"), max_length=60)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("tag")
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint("workspace", Lower("name"), name="tag_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Company(TenantModel):
     name = models.CharField(_("name"), max_length=200)
     domain = models.CharField(_("domain"), max_length=253, blank=True)
@@ -45,6 +60,7 @@ class Company(TenantModel):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    tags = models.ManyToManyField(Tag, related_name="companies", blank=True, verbose_name=_("tags"))
 
     class Meta:
         verbose_name = _("company")
@@ -91,6 +107,7 @@ class Contact(TenantModel):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    tags = models.ManyToManyField(Tag, related_name="contacts", blank=True, verbose_name=_("tags"))
 
     class Meta:
         verbose_name = _("contact")
@@ -222,3 +239,36 @@ class Deal(TenantModel):
     def expected_revenue(self) -> Decimal:
         """Amount weighted by the stage's win probability."""
         return (self.amount * self.stage.probability / Decimal(100)).quantize(Decimal("0.01"))
+
+
+class Note(TenantModel):
+    """A note on a contact or a company. ``body`` is HTML, sanitised when saved."""
+
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, null=True, blank=True, related_name="notes"
+    )
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, null=True, blank=True, related_name="notes"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    body = models.TextField(_("note"))
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("note")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "contact", "-created_at"], name="note_contact"),
+            models.Index(fields=["workspace", "company", "-created_at"], name="note_company"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(contact__isnull=False) | models.Q(company__isnull=False),
+                name="note_has_a_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.body[:40]

@@ -8,11 +8,11 @@ from decimal import Decimal
 from django.db.models import Count, F, Q, QuerySet
 
 from patron.core.models import Workspace
-from patron.crm.models import Company, Contact, Deal, Pipeline, Stage
+from patron.crm.models import Company, Contact, Deal, Pipeline, Stage, Tag
 
 
 def search_contacts(
-    workspace: Workspace, *, query: str = "", lifecycle_stage: str = ""
+    workspace: Workspace, *, query: str = "", lifecycle_stage: str = "", tag: str = ""
 ) -> QuerySet[Contact]:
     contacts = Contact.objects.for_workspace(workspace).select_related("company", "owner")
     query = query.strip()
@@ -25,7 +25,13 @@ def search_contacts(
         )
     if lifecycle_stage:
         contacts = contacts.filter(lifecycle_stage=lifecycle_stage)
+    if tag:
+        contacts = contacts.filter(tags__name__iexact=tag)
     return contacts.order_by("-created_at", "-id")
+
+
+def tags(workspace: Workspace) -> QuerySet[Tag]:
+    return Tag.objects.for_workspace(workspace).order_by("name")
 
 
 def search_companies(workspace: Workspace, *, query: str = "") -> QuerySet[Company]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import nh3
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.html import escape, linebreaks, strip_tags
 from django.utils.translation import gettext as _
 
 from patron.activity.services import record
 from patron.core.models import User, Workspace
-from patron.crm.models import Company, Contact, Deal, Pipeline, Stage, StageOutcome
+from patron.crm.models import Company, Contact, Deal, Note, Pipeline, Stage, StageOutcome, Tag
 
 CONTACT_FIELDS = {
     "first_name",
@@ -196,9 +198,15 @@ DEFAULT_STAGES: list[tuple[str, int, str]] = [
     ("Lost", 0, StageOutcome.LOST),
 ]
 DEAL_FIELDS = {
-    "name", "amount", "currency", "expected_close_date", "owner", "company", "source",
+    "name",
+    "amount",
+    "currency",
+    "expected_close_date",
+    "owner",
+    "company",
+    "source",
     "lost_reason",
-}  # fmt: skip
+}
 
 
 class InvalidStage(ValueError):
@@ -296,10 +304,15 @@ def create_deal(
     values.setdefault("currency", workspace.currency)
     now = timezone.now()
     deal = Deal.objects.create(
-        workspace=workspace, name=name, pipeline=pipeline, stage=stage,
-        position=_top_position(stage), stage_changed_at=now,
-        closed_at=now if stage.outcome != StageOutcome.OPEN else None, **values,
-    )  # fmt: skip
+        workspace=workspace,
+        name=name,
+        pipeline=pipeline,
+        stage=stage,
+        position=_top_position(stage),
+        stage_changed_at=now,
+        closed_at=now if stage.outcome != StageOutcome.OPEN else None,
+        **values,
+    )
     if contacts:
         deal.contacts.set(contacts)
     _record_deal_event(
@@ -369,3 +382,117 @@ def move_deal(
 @transaction.atomic
 def delete_deal(*, deal: Deal, actor: User | None = None) -> None:
     deal.delete()
+
+
+# --- Tags and notes ------------------------------------------------------------------
+
+NOTE_TAGS = {
+    "p",
+    "br",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "a",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "code",
+    "pre",
+    "h3",
+    "h4",
+}
+MAX_TAG_LENGTH = 60
+
+
+class InvalidTag(ValueError):
+    """A tag name that is empty or too long."""
+
+
+def find_or_create_tags(*, workspace: Workspace, names: list[str]) -> list[Tag]:
+    """Tags by name (case-insensitive), created when missing, in the order given."""
+    tags: list[Tag] = []
+    for raw in names:
+        name = " ".join(raw.split())
+        if not name or len(name) > MAX_TAG_LENGTH:
+            raise InvalidTag(_("A tag needs 1 to %(max)d characters.") % {"max": MAX_TAG_LENGTH})
+        tag = Tag.objects.for_workspace(workspace).filter(name__iexact=name).first()
+        if tag is None:
+            try:
+                with transaction.atomic():
+                    tag = Tag.objects.create(workspace=workspace, name=name)
+            except IntegrityError:  # created meanwhile by another request
+                tag = Tag.objects.for_workspace(workspace).get(name__iexact=name)
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+@transaction.atomic
+def add_tags(
+    *, record_: Contact | Company, names: list[str], actor: User | None = None
+) -> list[Tag]:
+    tags = find_or_create_tags(workspace=record_.workspace, names=names)
+    record_.tags.add(*tags)
+    return tags
+
+
+@transaction.atomic
+def remove_tag(*, record_: Contact | Company, tag: Tag, actor: User | None = None) -> None:
+    record_.tags.remove(tag)
+
+
+def sanitise_note(body: str) -> str:
+    """Plain text becomes paragraphs; HTML keeps only formatting tags and safe links."""
+    body = body.strip()
+    if "<" not in body:
+        body = linebreaks(escape(body))
+    return nh3.clean(
+        body,
+        tags=NOTE_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto", "tel"},
+        link_rel="noopener noreferrer nofollow",
+    ).strip()
+
+
+@transaction.atomic
+def add_note(
+    *,
+    workspace: Workspace,
+    author: User | None,
+    body: str,
+    contact: Contact | None = None,
+    company: Company | None = None,
+) -> Note:
+    if (contact is None) == (company is None):
+        raise ValueError("A note belongs to one contact or one company")
+    subject = contact or company
+    assert subject is not None
+    if subject.workspace_id != workspace.pk:
+        raise CrossWorkspaceReference(_("The record is not part of this workspace."))
+    clean = sanitise_note(body)
+    if not clean:
+        raise ValueError(_("The note is empty."))
+    note = Note.objects.create(
+        workspace=workspace, author=author, body=clean, contact=contact, company=company
+    )
+    record(
+        workspace=workspace,
+        kind="contact.note_added",
+        contact_id=contact.pk if contact else None,
+        actor=author,
+        source=("crm.note", note.pk),
+        properties={
+            "note": strip_tags(clean)[:120],
+            **({"company": company.name} if company else {}),
+        },
+    )
+    return note
+
+
+@transaction.atomic
+def delete_note(*, note: Note, actor: User | None = None) -> None:
+    note.delete()

@@ -9,6 +9,8 @@ register_url_parameter("contact_id", "crm.Contact")
 register_url_parameter("company_id", "crm.Company")
 register_url_parameter("deal_id", "crm.Deal")
 register_url_parameter("pipeline_id", "crm.Pipeline")
+register_url_parameter("tag_id", "crm.Tag")
+register_url_parameter("note_id", "crm.Note")
 
 urlpatterns = [
     path("contacts/", views.contact_list, name="contact_list"),
@@ -16,6 +18,21 @@ urlpatterns = [
     path("contacts/<int:contact_id>/", views.contact_detail, name="contact_detail"),
     path("contacts/<int:contact_id>/edit/", views.contact_edit, name="contact_edit"),
     path("contacts/<int:contact_id>/delete/", views.contact_delete, name="contact_delete"),
+    path("contacts/<int:contact_id>/tags/", views.contact_add_tag, name="contact_add_tag"),
+    path(
+        "contacts/<int:contact_id>/tags/<int:tag_id>/remove/",
+        views.contact_remove_tag,
+        name="contact_remove_tag",
+    ),
+    path("contacts/<int:contact_id>/notes/", views.contact_add_note, name="contact_add_note"),
+    path("companies/<int:company_id>/tags/", views.company_add_tag, name="company_add_tag"),
+    path(
+        "companies/<int:company_id>/tags/<int:tag_id>/remove/",
+        views.company_remove_tag,
+        name="company_remove_tag",
+    ),
+    path("companies/<int:company_id>/notes/", views.company_add_note, name="company_add_note"),
+    path("notes/<int:note_id>/delete/", views.note_delete, name="note_delete"),
     path("companies/", views.company_list, name="company_list"),
     path("companies/new/", views.company_create, name="company_create"),
     path("companies/<int:company_id>/", views.company_detail, name="company_detail"),

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,10 +20,26 @@ from patron.activity import selectors as activity
 from patron.activity.kinds import EVENT_KINDS
 from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
-from patron.core.roles import ACTIVITY_VIEW, CONTACTS_EDIT, CONTACTS_VIEW, DEALS_EDIT, DEALS_VIEW
+from patron.core.roles import (
+    ACTIVITY_VIEW,
+    CONTACTS_EDIT,
+    CONTACTS_VIEW,
+    DEALS_EDIT,
+    DEALS_VIEW,
+    NOTES_VIEW,
+    SETTINGS_MANAGE,
+)
 from patron.crm import selectors, services
-from patron.crm.forms import CompanyForm, ContactForm, DealForm, MoveDealForm
-from patron.crm.models import Company, Contact, Deal, LifecycleStage, Pipeline, StageOutcome
+from patron.crm.forms import CompanyForm, ContactForm, DealForm, MoveDealForm, NoteForm
+from patron.crm.models import (
+    Company,
+    Contact,
+    Deal,
+    LifecycleStage,
+    Note,
+    Pipeline,
+    StageOutcome,
+)
 
 PAGE_SIZE = 50
 
@@ -47,6 +64,13 @@ def _timeline(request: WorkspaceRequest, contact_ids: Any) -> dict[str, Any]:
     }
 
 
+def _notes(request: WorkspaceRequest, notes: Any) -> Any:
+    """The notes, or None for roles that may not read notes (agencies)."""
+    if not request.membership.can(NOTES_VIEW):
+        return None
+    return notes.select_related("author")[:50]
+
+
 # --- Contacts ---------------------------------------------------------------------
 
 
@@ -56,10 +80,9 @@ def contact_list(request: WorkspaceRequest) -> HttpResponse:
     stage = request.GET.get("stage", "")
     if stage not in LifecycleStage.values:
         stage = ""
+    tag = request.GET.get("tag", "")
     contacts = selectors.search_contacts(
-        request.workspace,
-        query=query,
-        lifecycle_stage=stage,
+        request.workspace, query=query, lifecycle_stage=stage, tag=tag
     )
     page = Paginator(contacts, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
@@ -67,7 +90,11 @@ def contact_list(request: WorkspaceRequest) -> HttpResponse:
         "query": query,
         "stage": stage,
         "stages": LifecycleStage.choices,
-        "query_string": urlencode({k: v for k, v in {"q": query, "stage": stage}.items() if v}),
+        "tag": tag,
+        "tags": selectors.tags(request.workspace),
+        "query_string": urlencode(
+            {k: v for k, v in {"q": query, "stage": stage, "tag": tag}.items() if v}
+        ),
     }
     template = "crm/_contact_rows.html" if request.htmx else "crm/contact_list.html"
     return render(request, template, context)
@@ -86,7 +113,13 @@ def contact_detail(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
     deals = None
     if request.membership.can(DEALS_VIEW):
         deals = contact.deals.select_related("stage").order_by("-created_at")
-    context = {"contact": contact, "deals": deals, **_timeline(request, [contact.pk])}
+    context = {
+        "contact": contact,
+        "deals": deals,
+        "tags": contact.tags.all(),
+        "notes": _notes(request, contact.notes.all()),
+        **_timeline(request, [contact.pk]),
+    }
     return render(request, "crm/contact_detail.html", context)
 
 
@@ -180,6 +213,8 @@ def company_detail(request: WorkspaceRequest, company_id: int) -> HttpResponse:
     context = {
         "company": company,
         "contacts": contacts,
+        "tags": company.tags.all(),
+        "notes": _notes(request, company.notes.all()),
         **_timeline(request, selectors.company_contacts(company).values_list("pk", flat=True)),
     }
     return render(request, "crm/company_detail.html", context)
@@ -410,3 +445,110 @@ def deal_delete(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
     services.delete_deal(deal=deal, actor=request.user)
     messages.success(request, _("Deal deleted."))
     return redirect("crm:deal_board", pipeline_id=pipeline_id)
+
+
+# --- Tags and notes ---------------------------------------------------------------
+
+
+def _tag_target(request: WorkspaceRequest, kind: str, record_id: int) -> Contact | Company:
+    return _contact(request, record_id) if kind == "contact" else _company(request, record_id)
+
+
+def _back(kind: str, record_: Contact | Company) -> HttpResponse:
+    if kind == "contact":
+        return redirect("crm:contact_detail", contact_id=record_.pk)
+    return redirect("crm:company_detail", company_id=record_.pk)
+
+
+def _add_tag(request: WorkspaceRequest, kind: str, record_id: int) -> HttpResponse:
+    target = _tag_target(request, kind, record_id)
+    names = [n for n in request.POST.get("name", "").split(",") if n.strip()]
+    try:
+        if not names:
+            raise services.InvalidTag(_("Type a tag name."))
+        services.add_tags(record_=target, names=names, actor=request.user)
+    except services.InvalidTag as exc:
+        messages.error(request, str(exc))
+    return _back(kind, target)
+
+
+def _remove_tag(request: WorkspaceRequest, kind: str, record_id: int, tag_id: int) -> HttpResponse:
+    target = _tag_target(request, kind, record_id)
+    tag = get_object_or_404(target.tags.all(), pk=tag_id)
+    services.remove_tag(record_=target, tag=tag, actor=request.user)
+    return _back(kind, target)
+
+
+@workspace_view(CONTACTS_EDIT)
+@require_POST
+def contact_add_tag(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
+    return _add_tag(request, "contact", contact_id)
+
+
+@workspace_view(CONTACTS_EDIT)
+@require_POST
+def contact_remove_tag(request: WorkspaceRequest, contact_id: int, tag_id: int) -> HttpResponse:
+    return _remove_tag(request, "contact", contact_id, tag_id)
+
+
+@workspace_view(CONTACTS_EDIT)
+@require_POST
+def company_add_tag(request: WorkspaceRequest, company_id: int) -> HttpResponse:
+    return _add_tag(request, "company", company_id)
+
+
+@workspace_view(CONTACTS_EDIT)
+@require_POST
+def company_remove_tag(request: WorkspaceRequest, company_id: int, tag_id: int) -> HttpResponse:
+    return _remove_tag(request, "company", company_id, tag_id)
+
+
+def _add_note(request: WorkspaceRequest, kind: str, record_id: int) -> HttpResponse:
+    if not request.membership.can(CONTACTS_EDIT):
+        raise PermissionDenied
+    target = _tag_target(request, kind, record_id)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.add_note(
+                workspace=request.workspace,
+                author=request.user,
+                body=form.cleaned_data["body"],
+                contact=target if isinstance(target, Contact) else None,
+                company=target if isinstance(target, Company) else None,
+            )
+        except ValueError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, _("Note added."))
+    else:
+        messages.error(request, _("Write something in the note first."))
+    return _back(kind, target)
+
+
+@workspace_view(NOTES_VIEW)
+@require_POST
+def contact_add_note(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
+    return _add_note(request, "contact", contact_id)
+
+
+@workspace_view(NOTES_VIEW)
+@require_POST
+def company_add_note(request: WorkspaceRequest, company_id: int) -> HttpResponse:
+    return _add_note(request, "company", company_id)
+
+
+@workspace_view(NOTES_VIEW)
+@require_POST
+def note_delete(request: WorkspaceRequest, note_id: int) -> HttpResponse:
+    note = get_object_or_404(
+        Note.objects.for_workspace(request.workspace).select_related("contact", "company"),
+        pk=note_id,
+    )
+    if note.author_id != request.user.pk and not request.membership.can(SETTINGS_MANAGE):
+        raise PermissionDenied
+    target = note.contact or note.company
+    services.delete_note(note=note, actor=request.user)
+    messages.success(request, _("Note deleted."))
+    assert target is not None
+    return _back("contact" if note.contact_id else "company", target)
