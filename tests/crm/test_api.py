@@ -61,12 +61,26 @@ def test_references_to_other_workspaces_are_refused(api, workspace):
 
 def test_contact_filters_and_pages(api, workspace):
     company = CompanyFactory(workspace=workspace)
-    ContactFactory(workspace=workspace, first_name="Tran", email="tran@example.vn", company=company)
-    ContactFactory(workspace=workspace, first_name="Tina", email="tina@example.com")
     ContactFactory(
-        workspace=workspace, first_name="Bob", email="bob@example.com", lifecycle_stage="customer"
+        workspace=workspace,
+        first_name="Tran",
+        last_name="Le",
+        email="tran@example.vn",
+        company=company,
     )
-    ContactFactory(workspace=WorkspaceFactory(), first_name="Tom", email="tom@example.com")
+    ContactFactory(
+        workspace=workspace, first_name="Tina", last_name="Ong", email="tina@example.com"
+    )
+    ContactFactory(
+        workspace=workspace,
+        first_name="Bob",
+        last_name="Wu",
+        email="bob@example.com",
+        lifecycle_stage="customer",
+    )
+    ContactFactory(
+        workspace=WorkspaceFactory(), first_name="Tom", last_name="Ng", email="tom@example.com"
+    )
 
     def names(**p):
         return sorted(c["first_name"] for c in api.get("/api/v1/contacts", **p).json()["items"])

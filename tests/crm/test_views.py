@@ -18,7 +18,13 @@ def test_contact_list_searches_filters_and_stays_n_plus_one_free(
 ):
     company = CompanyFactory(workspace=workspace, name="Kopi Co")
     for i in range(30):
-        ContactFactory(workspace=workspace, first_name=f"Person{i}", company=company, owner=owner)
+        ContactFactory(
+            workspace=workspace,
+            first_name=f"Person{i}",
+            last_name="Kim",
+            company=company,
+            owner=owner,
+        )
     ContactFactory(
         workspace=workspace, first_name="Zed", email="zed@example.com", lifecycle_stage="customer"
     )
