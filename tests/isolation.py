@@ -67,6 +67,7 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "crm.Deal": lambda ws: DealFactory(workspace=ws, name=f"{MARKER} deal"),
     "crm.Pipeline": lambda ws: make_pipeline(ws, name=f"{MARKER} pipeline"),
     "crm.Tag": lambda ws: _tagged(ws),
+    "crm.Task": lambda ws: _task(ws),
     "crm.Note": lambda ws: _noted(ws),
     "mail.OutboxMessage": lambda ws: OutboxMessageFactory(
         workspace=ws, subject=f"{MARKER} subject", text_body=MARKER
@@ -82,6 +83,13 @@ def _tagged(workspace: Workspace) -> models.Model:
     (tag,) = add_tags(record_=contact, names=[f"{MARKER} tag"])
     add_tags(record_=CompanyFactory(workspace=workspace, name=f"{MARKER} Co"), names=[tag.name])
     return tag
+
+
+def _task(workspace: Workspace) -> models.Model:
+    from patron.crm.services import create_task
+
+    contact = ContactFactory(workspace=workspace, first_name=f"{MARKER} task contact")
+    return create_task(workspace=workspace, title=f"{MARKER} task", contact=contact)
 
 
 def _noted(workspace: Workspace) -> models.Model:

@@ -22,15 +22,31 @@ from patron.core.models import Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import create_workspace
 from patron.crm.models import Company, Contact, LifecycleStage
-from patron.crm.services import add_note, add_tags, create_deal, default_pipeline, move_deal
+from patron.crm.services import (
+    add_note,
+    add_tags,
+    complete_task,
+    create_deal,
+    create_task,
+    default_pipeline,
+    move_deal,
+)
 
 DEMO_NAME = "Northwind Trading (demo)"
 COMPANIES = 40
 CONTACTS = 250
 INDUSTRIES = [
-    "Software", "Retail", "Manufacturing", "Hospitality", "Education", "Healthcare",
-    "Logistics", "Finance", "Media", "Construction",
-]  # fmt: skip
+    "Software",
+    "Retail",
+    "Manufacturing",
+    "Hospitality",
+    "Education",
+    "Healthcare",
+    "Logistics",
+    "Finance",
+    "Media",
+    "Construction",
+]
 PAGES = ["/", "/pricing", "/features", "/blog/email-deliverability", "/contact", "/ebook/crm-guide"]
 STAGE_WEIGHTS = {
     LifecycleStage.SUBSCRIBER: 35,
@@ -134,10 +150,13 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     def events():  # type: ignore[no-untyped-def]
         for contact in Contact.objects.for_workspace(workspace).only("pk", "created_at"):
             yield NewEvent(
-                workspace_id=workspace.pk, kind="contact.created", contact_id=contact.pk,
-                occurred_at=contact.created_at, source_type="crm.contact",
+                workspace_id=workspace.pk,
+                kind="contact.created",
+                contact_id=contact.pk,
+                occurred_at=contact.created_at,
+                source_type="crm.contact",
                 source_id=str(contact.pk),
-            )  # fmt: skip
+            )
             age = max((now - contact.created_at).days, 1)
             for _ in range(rng.randint(0, 6)):
                 # Activity happens after the contact appeared, within the last 90 days.
@@ -173,6 +192,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     record_many(events())
     _seed_tags_and_notes(workspace, rng, author=sales)
     _seed_deals(workspace, rng, owners=[owner, sales], now=now)
+    _seed_tasks(workspace, rng, owner=owner, now=now)
     del marketing
     return workspace
 
@@ -194,8 +214,43 @@ def _seed_tags_and_notes(workspace: Workspace, rng: random.Random, *, author: Us
         add_note(workspace=workspace, author=author, body=rng.choice(NOTES), contact=contact)
 
 
-DEAL_NAMES = ["annual licence", "pilot project", "renewal", "team upgrade", "onboarding package",
-              "support contract", "expansion", "training days"]  # fmt: skip
+TASKS = [
+    "Call back about the quote",
+    "Send the onboarding guide",
+    "Prepare the demo",
+    "Follow up after the webinar",
+    "Check in after the first month",
+]
+
+
+def _seed_tasks(workspace: Workspace, rng: random.Random, *, owner: User, now) -> None:  # type: ignore[no-untyped-def]
+    """Tasks for the owner: some overdue, some today, some later, one done."""
+    contacts = list(Contact.objects.for_workspace(workspace).order_by("pk")[:8])
+    offsets = [-2, -1, 0, 0, 1, 3, 7, None]
+    for contact, days in zip(contacts, offsets, strict=True):
+        due = None if days is None else now + timedelta(days=days, hours=rng.randint(1, 5))
+        task = create_task(
+            workspace=workspace,
+            title=rng.choice(TASKS),
+            contact=contact,
+            company=contact.company,
+            assignee=owner,
+            due_at=due,
+        )
+        if days == -2:
+            complete_task(task=task)
+
+
+DEAL_NAMES = [
+    "annual licence",
+    "pilot project",
+    "renewal",
+    "team upgrade",
+    "onboarding package",
+    "support contract",
+    "expansion",
+    "training days",
+]
 
 
 def _seed_deals(workspace: Workspace, rng: random.Random, *, owners: list[User], now) -> None:  # type: ignore[no-untyped-def]

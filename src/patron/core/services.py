@@ -23,6 +23,7 @@ from patron.core.models import (
     AuditEntry,
     Invitation,
     Membership,
+    Notification,
     User,
     Workspace,
 )
@@ -157,10 +158,16 @@ def _require_grant(actor_membership: Membership, role: str) -> None:
 def _send_workspace_mail(
     *, workspace: Workspace, to: str, subject: str, template: str, context: dict[str, Any]
 ) -> None:
-    """System mail on behalf of a workspace, in the workspace's language."""
+    """System mail on behalf of a workspace, in the workspace's language.
+
+    ``template`` names ``<template>.txt`` and ``<template>.html``; a bare name is
+    one of core's (``core/email/<name>``).
+    """
+    if "/" not in template:
+        template = f"core/email/{template}"
     with translation.override(workspace.language):
-        text = render_to_string(f"core/email/{template}.txt", context)
-        html = render_to_string(f"core/email/{template}.html", context)
+        text = render_to_string(f"{template}.txt", context)
+        html = render_to_string(f"{template}.html", context)
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,
@@ -453,3 +460,25 @@ def bootstrap_installation(
         context={"workspace": workspace, "user": admin, "link": settings.BASE_URL + "/"},
     )
     return Installation(workspace=workspace, admin=admin, password=password)
+
+
+def notify(*, workspace: Workspace, user: User, text: str, url: str = "") -> Notification:
+    """Leave an in-app notification for ``user`` in ``workspace``."""
+    return Notification.objects.create(workspace=workspace, user=user, text=text[:300], url=url)
+
+
+def mark_notifications_read(*, workspace: Workspace, user: User) -> int:
+    return (
+        Notification.objects.for_workspace(workspace)
+        .filter(user=user, read_at__isnull=True)
+        .update(read_at=timezone.now())
+    )
+
+
+def send_workspace_mail(
+    *, workspace: Workspace, to: str, subject: str, template: str, context: dict[str, Any]
+) -> None:
+    """System mail on behalf of a workspace (for other apps: reminders, notifications)."""
+    _send_workspace_mail(
+        workspace=workspace, to=to, subject=subject, template=template, context=context
+    )

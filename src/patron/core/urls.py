@@ -86,6 +86,7 @@ urlpatterns = [
     path("settings/api-keys/<int:api_key_id>/revoke/", views.revoke_api_key, name="revoke_api_key"),
     path("settings/audit-log/", views.audit_log, name="audit_log"),
     path("profile/", views.profile, name="profile"),
+    path("notifications/", views.notifications, name="notifications"),
     path("system/tasks/", views.background_tasks, name="background_tasks"),
     path("system/tasks/<int:failure_id>/retry/", views.retry_task, name="retry_task"),
     path("system/tasks/<int:failure_id>/dismiss/", views.dismiss_task, name="dismiss_task"),

@@ -26,7 +26,15 @@ from patron.core.forms import (
 )
 from patron.core.http import AuthenticatedRequest, WorkspaceRequest
 from patron.core.middleware import SESSION_WORKSPACE_KEY
-from patron.core.models import ApiKey, Invitation, Membership, ScheduledJob, TaskFailure, User
+from patron.core.models import (
+    ApiKey,
+    Invitation,
+    Membership,
+    Notification,
+    ScheduledJob,
+    TaskFailure,
+    User,
+)
 from patron.core.roles import (
     API_KEYS_MANAGE,
     AUDIT_VIEW,
@@ -309,3 +317,13 @@ def dismiss_task(request: AuthenticatedRequest, failure_id: int) -> HttpResponse
     dismiss_failed_task(failure=failure)
     messages.success(request, _("Failure dismissed."))
     return redirect("core:background_tasks")
+
+
+@workspace_view()
+def notifications(request: WorkspaceRequest) -> HttpResponse:
+    if request.method == "POST":
+        services.mark_notifications_read(workspace=request.workspace, user=request.user)
+        return redirect("core:notifications")
+    items = Notification.objects.for_workspace(request.workspace).filter(user=request.user)
+    page = Paginator(items, 50).get_page(request.GET.get("page"))
+    return render(request, "core/notifications.html", {"page_obj": page})

@@ -6,7 +6,15 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from patron.core.models import User, Workspace
-from patron.crm.models import Company, Contact, Deal, LifecycleStage, Pipeline, Stage
+from patron.crm.models import (
+    Company,
+    Contact,
+    Deal,
+    LifecycleStage,
+    Pipeline,
+    Stage,
+    TaskPriority,
+)
 
 
 def _owner_field(workspace: Workspace) -> forms.ModelChoiceField:
@@ -166,3 +174,40 @@ class NoteForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("Plain text; bold, italics, lists and links in HTML are kept."),
     )
+
+
+class TaskForm(forms.Form):
+    title = forms.CharField(label=_("Title"), max_length=200)
+    due_at = forms.DateTimeField(
+        label=_("Due"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=_("In your time zone."),
+    )
+    remind_at = forms.DateTimeField(
+        label=_("Remind me at"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=_("A reminder arrives in Patron and by email at this time."),
+    )
+    priority = forms.ChoiceField(
+        label=_("Priority"), choices=TaskPriority.choices, initial=TaskPriority.NORMAL
+    )
+    assignee = forms.ModelChoiceField(
+        label=_("Assigned to"), queryset=User.objects.none(), required=False
+    )
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        owner_field = _owner_field(workspace)
+        owner_field.label = _("Assigned to")
+        self.fields["assignee"] = owner_field
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("remind_at") and not data.get("assignee"):
+            self.add_error("assignee", _("A reminder needs someone to remind."))
+        return data

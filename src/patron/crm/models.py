@@ -272,3 +272,70 @@ class Note(TenantModel):
 
     def __str__(self) -> str:
         return self.body[:40]
+
+
+class TaskPriority(models.TextChoices):
+    LOW = "low", _("Low")
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+
+
+class Task(TenantModel):
+    """Something a person must do, possibly by a time, about a contact, company or deal."""
+
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    due_at = models.DateTimeField(_("due"), null=True, blank=True)
+    remind_at = models.DateTimeField(_("remind me at"), null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    priority = models.CharField(
+        _("priority"), max_length=10, choices=TaskPriority.choices, default=TaskPriority.NORMAL
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("assigned to"),
+    )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
+    deal = models.ForeignKey(
+        Deal, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("task")
+        indexes = [
+            models.Index(
+                fields=["workspace", "assignee", "completed_at", "due_at"], name="task_todo"
+            ),
+            models.Index(
+                fields=["remind_at"],
+                name="task_reminder_due",
+                condition=models.Q(reminded_at__isnull=True, completed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_done(self) -> bool:
+        return self.completed_at is not None
+
+    @property
+    def is_overdue(self) -> bool:
+        return (
+            self.completed_at is None and self.due_at is not None and self.due_at < timezone.now()
+        )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
 
-from patron.core.models import Workspace
-from patron.crm.models import Company, Contact, Deal, Pipeline, Stage, Tag
+from patron.core.models import User, Workspace
+from patron.crm.models import Company, Contact, Deal, Pipeline, Stage, Tag, Task
 
 
 def search_contacts(
@@ -100,4 +102,45 @@ def search_deals(
         deals = deals.filter(name__icontains=query.strip())
     return deals.annotate(weighted_amount=F("amount") * F("stage__probability") / 100).order_by(
         "expected_close_date", "-id"
+    )
+
+
+# --- Tasks --------------------------------------------------------------------------
+
+
+def _day_bounds() -> tuple[datetime, datetime]:
+    """Start of today and of tomorrow in the active time zone."""
+    today = timezone.localdate()
+    start = timezone.make_aware(datetime.combine(today, time.min))
+    return start, start + timedelta(days=1)
+
+
+def tasks_for(workspace: Workspace, *, assignee: User | None, view: str) -> QuerySet[Task]:
+    tasks = Task.objects.for_workspace(workspace).select_related("contact", "assignee", "deal")
+    if assignee is not None:
+        tasks = tasks.filter(assignee=assignee)
+    start, end = _day_bounds()
+    open_tasks = tasks.filter(completed_at__isnull=True)
+    if view == "done":
+        return tasks.filter(completed_at__isnull=False).order_by("-completed_at")
+    if view == "overdue":
+        return open_tasks.filter(due_at__lt=timezone.now()).order_by("due_at")
+    if view == "today":
+        return open_tasks.filter(due_at__gte=start, due_at__lt=end).order_by("due_at")
+    if view == "upcoming":
+        return open_tasks.filter(due_at__gte=end).order_by("due_at")
+    return open_tasks.filter(due_at__isnull=True).order_by("-created_at")
+
+
+def task_counts(workspace: Workspace, *, assignee: User | None) -> dict[str, int]:
+    tasks = Task.objects.for_workspace(workspace).filter(completed_at__isnull=True)
+    if assignee is not None:
+        tasks = tasks.filter(assignee=assignee)
+    start, end = _day_bounds()
+    now = timezone.now()
+    return tasks.aggregate(
+        overdue=Count("pk", filter=Q(due_at__lt=now)),
+        today=Count("pk", filter=Q(due_at__gte=start, due_at__lt=end)),
+        upcoming=Count("pk", filter=Q(due_at__gte=end)),
+        someday=Count("pk", filter=Q(due_at__isnull=True)),
     )

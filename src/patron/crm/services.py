@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import nh3
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.html import escape, linebreaks, strip_tags
 from django.utils.translation import gettext as _
 
 from patron.activity.services import record
 from patron.core.models import User, Workspace
-from patron.crm.models import Company, Contact, Deal, Note, Pipeline, Stage, StageOutcome, Tag
+from patron.core.services import notify, send_workspace_mail
+from patron.crm.models import (
+    Company,
+    Contact,
+    Deal,
+    Note,
+    Pipeline,
+    Stage,
+    StageOutcome,
+    Tag,
+    Task,
+)
 
 CONTACT_FIELDS = {
     "first_name",
@@ -496,3 +510,118 @@ def add_note(
 @transaction.atomic
 def delete_note(*, note: Note, actor: User | None = None) -> None:
     note.delete()
+
+
+# --- Tasks ------------------------------------------------------------------------------
+
+TASK_FIELDS = {
+    "title",
+    "description",
+    "due_at",
+    "remind_at",
+    "priority",
+    "assignee",
+    "contact",
+    "company",
+    "deal",
+}
+
+
+@transaction.atomic
+def create_task(*, workspace: Workspace, created_by: User | None = None, **values: Any) -> Task:
+    unknown = set(values) - TASK_FIELDS
+    if unknown:
+        raise TypeError(f"Unknown task fields: {', '.join(sorted(unknown))}")
+    _check_references(
+        workspace, {"owner": values.get("assignee"), "company": values.get("company")}
+    )
+    for related in ("contact", "deal"):
+        row = values.get(related)
+        if row is not None and row.workspace_id != workspace.pk:
+            raise CrossWorkspaceReference(_("The record is not part of this workspace."))
+    task = Task.objects.create(workspace=workspace, created_by=created_by, **values)
+    contact = task.contact
+    record(
+        workspace=workspace,
+        kind="task.created",
+        contact_id=contact.pk if contact else None,
+        actor=created_by,
+        source=("crm.task", task.pk),
+        properties={
+            "title": task.title,
+            "due_at": task.due_at.isoformat() if task.due_at else None,
+        },
+    )
+    return task
+
+
+@transaction.atomic
+def complete_task(*, task: Task, actor: User | None = None) -> Task:
+    if task.completed_at is not None:
+        return task
+    task.completed_at = timezone.now()
+    task.save(update_fields=["completed_at"])
+    record(
+        workspace=task.workspace_id,
+        kind="task.completed",
+        contact_id=task.contact_id,
+        actor=actor,
+        source=("crm.task", task.pk),
+        properties={"title": task.title},
+    )
+    return task
+
+
+@transaction.atomic
+def reopen_task(*, task: Task, actor: User | None = None) -> Task:
+    task.completed_at = None
+    task.save(update_fields=["completed_at"])
+    return task
+
+
+def send_task_reminders(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Remind assignees of tasks whose reminder time has come, in the app and by email.
+
+    Each reminder is claimed with a conditional update before it is sent, so two
+    schedulers or a retried run never remind twice.
+    """
+    now = now or timezone.now()
+    due = (
+        Task.objects.unscoped()
+        .filter(
+            remind_at__lte=now,
+            reminded_at__isnull=True,
+            completed_at__isnull=True,
+            assignee__isnull=False,
+        )
+        .select_related("workspace", "assignee", "contact")
+        .order_by("remind_at")[:limit]
+    )
+    sent = 0
+    for task in due:
+        claimed = (
+            Task.objects.for_workspace(task.workspace_id)
+            .filter(pk=task.pk, reminded_at__isnull=True)
+            .update(reminded_at=now)
+        )
+        if not claimed or task.assignee is None:
+            continue
+        link = settings.BASE_URL + reverse("crm:task_list")
+        with transaction.atomic():
+            notify(
+                workspace=task.workspace,
+                user=task.assignee,
+                text=_("Reminder: %(title)s") % {"title": task.title},
+                url=reverse("crm:task_list"),
+            )
+        with translation.override(task.workspace.language):
+            subject = _("Reminder: %(title)s") % {"title": task.title}
+        send_workspace_mail(
+            workspace=task.workspace,
+            to=task.assignee.email,
+            subject=subject,
+            template="crm/email/task_reminder",
+            context={"task": task, "link": link},
+        )
+        sent += 1
+    return sent

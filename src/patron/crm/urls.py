@@ -11,6 +11,7 @@ register_url_parameter("deal_id", "crm.Deal")
 register_url_parameter("pipeline_id", "crm.Pipeline")
 register_url_parameter("tag_id", "crm.Tag")
 register_url_parameter("note_id", "crm.Note")
+register_url_parameter("task_id", "crm.Task")
 
 urlpatterns = [
     path("contacts/", views.contact_list, name="contact_list"),
@@ -33,6 +34,9 @@ urlpatterns = [
     ),
     path("companies/<int:company_id>/notes/", views.company_add_note, name="company_add_note"),
     path("notes/<int:note_id>/delete/", views.note_delete, name="note_delete"),
+    path("tasks/", views.task_list, name="task_list"),
+    path("tasks/new/", views.task_create, name="task_create"),
+    path("tasks/<int:task_id>/complete/", views.task_complete, name="task_complete"),
     path("companies/", views.company_list, name="company_list"),
     path("companies/new/", views.company_create, name="company_create"),
     path("companies/<int:company_id>/", views.company_detail, name="company_detail"),

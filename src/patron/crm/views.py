@@ -12,8 +12,9 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from patron.activity import selectors as activity
@@ -30,7 +31,14 @@ from patron.core.roles import (
     SETTINGS_MANAGE,
 )
 from patron.crm import selectors, services
-from patron.crm.forms import CompanyForm, ContactForm, DealForm, MoveDealForm, NoteForm
+from patron.crm.forms import (
+    CompanyForm,
+    ContactForm,
+    DealForm,
+    MoveDealForm,
+    NoteForm,
+    TaskForm,
+)
 from patron.crm.models import (
     Company,
     Contact,
@@ -39,6 +47,7 @@ from patron.crm.models import (
     Note,
     Pipeline,
     StageOutcome,
+    Task,
 )
 
 PAGE_SIZE = 50
@@ -118,6 +127,9 @@ def contact_detail(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
         "deals": deals,
         "tags": contact.tags.all(),
         "notes": _notes(request, contact.notes.all()),
+        "tasks": contact.tasks.filter(completed_at__isnull=True)
+        .select_related("assignee")
+        .order_by("due_at"),
         **_timeline(request, [contact.pk]),
     }
     return render(request, "crm/contact_detail.html", context)
@@ -552,3 +564,81 @@ def note_delete(request: WorkspaceRequest, note_id: int) -> HttpResponse:
     messages.success(request, _("Note deleted."))
     assert target is not None
     return _back("contact" if note.contact_id else "company", target)
+
+
+# --- Tasks ------------------------------------------------------------------------
+
+
+TASK_VIEWS = {
+    "overdue": gettext_lazy("Overdue"),
+    "today": gettext_lazy("Today"),
+    "upcoming": gettext_lazy("Upcoming"),
+    "someday": gettext_lazy("No due date"),
+    "done": gettext_lazy("Done"),
+}
+
+
+@workspace_view(CONTACTS_VIEW)
+def task_list(request: WorkspaceRequest) -> HttpResponse:
+    """ "My tasks": overdue, today, upcoming, without a date, done."""
+    view = request.GET.get("view", "today")
+    if view not in TASK_VIEWS:
+        view = "today"
+    everyone = request.GET.get("who") == "everyone"
+    tasks = selectors.tasks_for(
+        request.workspace, assignee=None if everyone else request.user, view=view
+    )
+    counts = selectors.task_counts(request.workspace, assignee=None if everyone else request.user)
+    page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "crm/task_list.html",
+        {
+            "page_obj": page,
+            "view": view,
+            "views": TASK_VIEWS,
+            "counts": counts,
+            "everyone": everyone,
+            "query_string": urlencode({"view": view, **({"who": "everyone"} if everyone else {})}),
+        },
+    )
+
+
+@workspace_view(CONTACTS_EDIT)
+def task_create(request: WorkspaceRequest) -> HttpResponse:
+    workspace = request.workspace
+    contact = None
+    if request.GET.get("contact", "").isdigit():
+        contact = _contact(request, int(request.GET["contact"]))
+    form = TaskForm(request.POST or None, workspace=workspace, initial={"assignee": request.user})
+    if request.method == "POST" and form.is_valid():
+        services.create_task(
+            workspace=workspace,
+            created_by=request.user,
+            contact=contact,
+            company=contact.company if contact else None,
+            **form.cleaned_data,
+        )
+        messages.success(request, _("Task created."))
+        if contact is not None:
+            return redirect("crm:contact_detail", contact_id=contact.pk)
+        return redirect("crm:task_list")
+    return render(request, "crm/task_form.html", {"form": form, "contact": contact})
+
+
+def _task(request: WorkspaceRequest, task_id: int) -> Task:
+    return get_object_or_404(Task.objects.for_workspace(request.workspace), pk=task_id)
+
+
+@workspace_view(CONTACTS_EDIT)
+@require_POST
+def task_complete(request: WorkspaceRequest, task_id: int) -> HttpResponse:
+    task = _task(request, task_id)
+    if request.POST.get("done") == "0":
+        services.reopen_task(task=task, actor=request.user)
+    else:
+        services.complete_task(task=task, actor=request.user)
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    return redirect("crm:task_list")
