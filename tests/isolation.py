@@ -30,6 +30,8 @@ from django.utils import timezone
 
 from patron.core.models import Workspace
 from patron.core.tenancy import PUBLIC_URL_PARAMETERS, URL_PARAMETER_MODELS
+from patron.crm.importer import store_upload
+from patron.crm.services import create_custom_field
 from tests.factories import (
     ApiKeyFactory,
     CompanyFactory,
@@ -69,6 +71,10 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "crm.Tag": lambda ws: _tagged(ws),
     "crm.Task": lambda ws: _task(ws),
     "crm.Note": lambda ws: _noted(ws),
+    "crm.ImportJob": lambda ws: _import_job(ws),
+    "crm.CustomField": lambda ws: create_custom_field(
+        workspace=ws, object_type="contact", label=f"{MARKER} field", field_type="text"
+    ),
     "mail.OutboxMessage": lambda ws: OutboxMessageFactory(
         workspace=ws, subject=f"{MARKER} subject", text_body=MARKER
     ),
@@ -280,3 +286,24 @@ def check_isolation(
         if before[label] != after.get(label):
             report.leaks.append(f"workspace A's {label} rows changed during the walk")
     return report
+
+
+def _import_job(ws: Workspace) -> models.Model:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from patron.crm.models import ImportRejection
+
+    job = store_upload(
+        workspace=ws,
+        object_type="contact",
+        upload=SimpleUploadedFile("leads.csv", f"Email\n{MARKER}@example.com\n".encode()),
+        actor=None,
+    )
+    job.file_name = f"{MARKER}.csv"
+    job.status = "done"
+    job.rejected_count = 1
+    job.save()
+    ImportRejection.objects.create(
+        workspace=ws, job=job, row_number=2, reason=MARKER, values=[MARKER]
+    )
+    return job

@@ -21,6 +21,7 @@ from patron.activity.services import NewEvent, record_many
 from patron.core.models import Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import create_workspace
+from patron.crm import services as crm_services
 from patron.crm.models import Company, Contact, LifecycleStage
 from patron.crm.services import (
     add_note,
@@ -93,6 +94,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
         workspace, f"marketing+{workspace.slug}@example.com", "Mia Marketer", Role.MARKETING
     )
     owners = [owner, sales, sales, None]
+    _seed_custom_fields(workspace)
 
     companies = []
     for _ in range(COMPANIES):
@@ -109,6 +111,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
                 city=fake.city(),
                 country=fake.country(),
                 owner=rng.choice(owners),
+                custom={"plan": rng.choice(["Free", "Starter", "Pro", "Enterprise"])},
                 created_at=now - timedelta(days=rng.randint(30, 400)),
             )
         )
@@ -141,6 +144,13 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
                 owner=rng.choice(owners),
                 source=rng.choice(["website", "import", "event", "referral", "ads"]),
                 score=rng.randint(0, 120),
+                city=fake.city(),
+                country=fake.country(),
+                time_zone=rng.choice(["Europe/Berlin", "America/New_York", "Asia/Jakarta", ""]),
+                birthday=fake.date_of_birth(minimum_age=20, maximum_age=70)
+                if rng.random() < 0.5
+                else None,
+                custom=_demo_custom_values(rng, now),
                 created_at=created,
                 updated_at=created,
             )
@@ -204,6 +214,45 @@ NOTES = [
     "Prefers WhatsApp over email. Decision maker is the finance director.",
     "Asked for a case study from the hospitality sector.",
 ]
+
+
+def _seed_custom_fields(workspace: Workspace) -> None:
+    define = crm_services.create_custom_field
+    define(
+        workspace=workspace,
+        object_type="contact",
+        label="Customer tier",
+        field_type="single_select",
+        options=["Bronze", "Silver", "Gold"],
+    )
+    define(workspace=workspace, object_type="contact", label="Renewal date", field_type="date")
+    define(
+        workspace=workspace,
+        object_type="contact",
+        label="Interests",
+        field_type="multi_select",
+        options=["Newsletter", "Webinars", "Product updates"],
+    )
+    define(
+        workspace=workspace,
+        object_type="company",
+        label="Plan",
+        field_type="single_select",
+        options=["Free", "Starter", "Pro", "Enterprise"],
+    )
+    define(workspace=workspace, object_type="deal", label="Signed contract", field_type="boolean")
+
+
+def _demo_custom_values(rng: random.Random, now) -> dict:  # type: ignore[no-untyped-def]
+    values: dict = {}
+    if rng.random() < 0.7:
+        values["customer_tier"] = rng.choice(["Bronze", "Silver", "Gold"])
+    if rng.random() < 0.4:
+        values["renewal_date"] = (now + timedelta(days=rng.randint(-30, 365))).date().isoformat()
+    interests = [i for i in ["Newsletter", "Webinars", "Product updates"] if rng.random() < 0.4]
+    if interests:
+        values["interests"] = interests
+    return values
 
 
 def _seed_tags_and_notes(workspace: Workspace, rng: random.Random, *, author: User) -> None:

@@ -110,7 +110,7 @@ def test_a_contact_is_created_and_shows_on_its_company(page, admin):
     page.get_by_role("link", name="Add contact").first.click()
     page.get_by_label("First name").fill("Lan")
     page.get_by_label("Last name").fill("Nguyễn")
-    page.get_by_label("Email").fill("lan@harbour-coffee.example")
+    page.get_by_label("Email", exact=True).fill("lan@harbour-coffee.example")
     page.get_by_label("Company").select_option(label="Harbour Coffee")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Lan Nguyễn")

@@ -65,6 +65,7 @@ for _name, _label in [
     ("contact.call_logged", _("Call logged")),
     ("contact.meeting_logged", _("Meeting logged")),
     ("company.created", _("Company created")),
+    ("company.field_changed", _("Company field changed")),
     ("deal.created", _("Deal created")),
     ("deal.stage_changed", _("Deal stage changed")),
     ("ticket.opened", _("Ticket opened")),

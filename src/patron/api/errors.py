@@ -10,6 +10,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from patron.core.services import PermissionDenied
 from patron.core.tenancy import UnscopedQuery
+from patron.crm.custom_fields import CustomFieldInvalid
+from patron.crm.services import InvalidField
 
 
 class ApiError(Exception):
@@ -84,6 +86,17 @@ def install_error_handlers(api: NinjaAPI) -> None:
         return respond(
             request, exc.status_code, error_body(code.get(exc.status_code, "error"), str(exc))
         )
+
+    @api.exception_handler(CustomFieldInvalid)
+    def custom_field_invalid(request: HttpRequest, exc: CustomFieldInvalid) -> HttpResponse:
+        fields = {f"custom.{key}": [message] for key, message in exc.errors.items()}
+        return respond(
+            request, 422, error_body("invalid", "A custom field value is not valid.", fields)
+        )
+
+    @api.exception_handler(InvalidField)
+    def invalid_field(request: HttpRequest, exc: InvalidField) -> HttpResponse:
+        return respond(request, 422, error_body("invalid", str(exc), {exc.field: [str(exc)]}))
 
     @api.exception_handler(UnscopedQuery)
     def unscoped(request: HttpRequest, exc: UnscopedQuery) -> HttpResponse:

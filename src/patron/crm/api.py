@@ -15,11 +15,14 @@ from patron.api.errors import ApiError
 from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
 from patron.core.models import User
-from patron.crm import services
+from patron.crm import custom_fields, services
 from patron.crm.models import (
     Company,
     Contact,
+    CustomField,
+    CustomFieldObject,
     Deal,
+    FieldType,
     LifecycleStage,
     Pipeline,
     Stage,
@@ -41,8 +44,28 @@ class ContactOut(Schema):
     owner_id: int | None
     source: str
     score: int
+    mobile_phone: str
+    street: str
+    postal_code: str
+    city: str
+    region: str
+    country: str
+    time_zone: str
+    language: str
+    birthday: date | None
+    other_emails: list[str]
+    other_company_ids: list[int]
+    custom: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+
+    @staticmethod
+    def resolve_other_emails(contact: Contact) -> list[str]:
+        return [other.email for other in contact.other_emails.all()]
+
+    @staticmethod
+    def resolve_other_company_ids(contact: Contact) -> list[int]:
+        return [company.pk for company in contact.other_companies.all()]
 
 
 class ContactIn(Schema):
@@ -55,6 +78,18 @@ class ContactIn(Schema):
     lifecycle_stage: LifecycleStage = LifecycleStage.SUBSCRIBER
     owner_id: int | None = None
     source: str = Field("", max_length=100)
+    mobile_phone: str = Field("", max_length=50)
+    street: str = Field("", max_length=200)
+    postal_code: str = Field("", max_length=20)
+    city: str = Field("", max_length=100)
+    region: str = Field("", max_length=100)
+    country: str = Field("", max_length=100)
+    time_zone: str = Field("", max_length=64)
+    language: str = Field("", max_length=10)
+    birthday: date | None = None
+    other_emails: list[EmailStr] = Field(default_factory=list, max_length=20)
+    other_company_ids: list[int] = Field(default_factory=list, max_length=50)
+    custom: dict[str, Any] = Field(default_factory=dict)
 
 
 class ContactPatch(Schema):
@@ -67,6 +102,20 @@ class ContactPatch(Schema):
     lifecycle_stage: LifecycleStage | None = None
     owner_id: int | None = None
     source: str | None = Field(None, max_length=100)
+    mobile_phone: str | None = Field(None, max_length=50)
+    street: str | None = Field(None, max_length=200)
+    postal_code: str | None = Field(None, max_length=20)
+    city: str | None = Field(None, max_length=100)
+    region: str | None = Field(None, max_length=100)
+    country: str | None = Field(None, max_length=100)
+    time_zone: str | None = Field(None, max_length=64)
+    language: str | None = Field(None, max_length=10)
+    birthday: date | None = None
+    other_emails: list[EmailStr] | None = Field(None, max_length=20)
+    other_company_ids: list[int] | None = Field(None, max_length=50)
+    custom: dict[str, Any] | None = Field(
+        None, description="Only the keys given change; null or empty clears a value."
+    )
 
 
 class ContactPage(Schema):
@@ -91,9 +140,13 @@ class CompanyOut(Schema):
     size: int | None
     annual_revenue: Decimal | None
     phone: str
+    street: str
+    postal_code: str
     city: str
+    region: str
     country: str
     owner_id: int | None
+    custom: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
@@ -105,9 +158,13 @@ class CompanyIn(Schema):
     size: int | None = Field(None, ge=0)
     annual_revenue: Decimal | None = Field(None, ge=0, max_digits=16, decimal_places=2)
     phone: str = Field("", max_length=50)
+    street: str = Field("", max_length=200)
+    postal_code: str = Field("", max_length=20)
     city: str = Field("", max_length=100)
+    region: str = Field("", max_length=100)
     country: str = Field("", max_length=100)
     owner_id: int | None = None
+    custom: dict[str, Any] = Field(default_factory=dict)
 
 
 class CompanyPatch(Schema):
@@ -117,9 +174,13 @@ class CompanyPatch(Schema):
     size: int | None = Field(None, ge=0)
     annual_revenue: Decimal | None = Field(None, ge=0, max_digits=16, decimal_places=2)
     phone: str | None = Field(None, max_length=50)
+    street: str | None = Field(None, max_length=200)
+    postal_code: str | None = Field(None, max_length=20)
     city: str | None = Field(None, max_length=100)
+    region: str | None = Field(None, max_length=100)
     country: str | None = Field(None, max_length=100)
     owner_id: int | None = None
+    custom: dict[str, Any] | None = None
 
 
 class CompanyPage(Schema):
@@ -166,6 +227,37 @@ def _references(request: ApiRequest, data: dict[str, Any]) -> dict[str, Any]:
                     {"owner_id": ["not a member of this workspace"]},
                 )
         values["owner"] = owner
+    if "other_company_ids" in values:
+        ids = values.pop("other_company_ids")
+        if ids is not None:
+            companies = list(Company.objects.for_workspace(workspace).filter(pk__in=ids))
+            if len(companies) != len(set(ids)):
+                raise ApiError(
+                    422,
+                    "invalid",
+                    "An other company id is not a company of this workspace.",
+                    {"other_company_ids": ["unknown company"]},
+                )
+            values["other_companies"] = companies
+    for name in (
+        "mobile_phone",
+        "street",
+        "postal_code",
+        "city",
+        "region",
+        "country",
+        "time_zone",
+        "language",
+        "phone",
+        "job_title",
+        "source",
+        "first_name",
+        "last_name",
+        "industry",
+        "domain",
+    ):
+        if name in values and values[name] is None:
+            values[name] = ""
     if values.get("email") is None and "email" in values:
         values["email"] = ""
     return values
@@ -181,7 +273,33 @@ def _duplicate(exc: services.DuplicateContact) -> ApiError:
 
 
 def _contacts(request: ApiRequest):  # type: ignore[no-untyped-def]
-    return Contact.objects.for_workspace(request.workspace)
+    return Contact.objects.for_workspace(request.workspace).prefetch_related(
+        "other_emails", "other_companies"
+    )
+
+
+def _custom_filters(request: ApiRequest, records: Any, object_type: str) -> Any:
+    """Apply ``?custom.<key>=<value>`` filters (equality; "has" for multi select)."""
+    wanted = {
+        name.removeprefix("custom."): value
+        for name, value in request.GET.items()
+        if name.startswith("custom.")
+    }
+    if not wanted:
+        return records
+    fields = {f.key: f for f in services.field_definitions(request.workspace, object_type)}
+    for key, value in wanted.items():
+        field = fields.get(key)
+        if field is None:
+            raise ApiError(
+                422, "invalid", f"No custom field {key!r}.", {f"custom.{key}": ["unknown field"]}
+            )
+        if field.field_type == FieldType.MULTI_SELECT:
+            condition = custom_fields.Condition(field, custom_fields.Operator.HAS_ANY, [value])
+        else:
+            condition = custom_fields.Condition(field, custom_fields.Operator.EQUALS, value)
+        records = records.filter(custom_fields.filter_q(condition))
+    return records
 
 
 def _companies(request: ApiRequest):  # type: ignore[no-untyped-def]
@@ -204,6 +322,7 @@ def list_contacts(request: ApiRequest, filters: Query[ContactFilters]) -> dict[s
         contacts = contacts.filter(company_id=filters.company_id)
     if filters.lifecycle_stage:
         contacts = contacts.filter(lifecycle_stage=filters.lifecycle_stage)
+    contacts = _custom_filters(request, contacts, CustomFieldObject.CONTACT)
     return paginate(contacts, cursor=filters.cursor, limit=filters.limit)
 
 
@@ -248,6 +367,7 @@ def list_companies(request: ApiRequest, filters: Query[CompanyFilters]) -> dict[
         companies = companies.filter(name__istartswith=filters.q.strip())
     if filters.domain:
         companies = companies.filter(domain=filters.domain.strip().lower())
+    companies = _custom_filters(request, companies, CustomFieldObject.COMPANY)
     return paginate(companies, cursor=filters.cursor, limit=filters.limit)
 
 
@@ -318,6 +438,7 @@ class DealOut(Schema):
     contact_ids: list[int]
     source: str
     lost_reason: str
+    custom: dict[str, Any]
     created_at: datetime
     stage_changed_at: datetime
     closed_at: datetime | None
@@ -342,6 +463,7 @@ class DealIn(Schema):
     company_id: int | None = None
     contact_ids: list[int] = Field(default_factory=list)
     source: str = Field("", max_length=100)
+    custom: dict[str, Any] = Field(default_factory=dict)
 
 
 class DealPatch(Schema):
@@ -353,6 +475,7 @@ class DealPatch(Schema):
     company_id: int | None = None
     contact_ids: list[int] | None = None
     source: str | None = Field(None, max_length=100)
+    custom: dict[str, Any] | None = None
 
 
 class DealMove(Schema):
@@ -435,6 +558,7 @@ def list_deals(request: ApiRequest, filters: Query[DealFilters]) -> dict[str, An
         deals = deals.filter(company_id=filters.company_id)
     if filters.contact_id is not None:
         deals = deals.filter(contacts=filters.contact_id)
+    deals = _custom_filters(request, deals, CustomFieldObject.DEAL)
     return paginate(deals, cursor=filters.cursor, limit=filters.limit)
 
 
@@ -505,4 +629,89 @@ def move_deal(request: ApiRequest, deal_id: int, payload: DealMove) -> Deal:
 @router.delete("/deals/{deal_id}", response={204: None})
 def delete_deal(request: ApiRequest, deal_id: int) -> Status:
     services.delete_deal(deal=get_object_or_404(_deals(request), pk=deal_id))
+    return Status(204, None)
+
+
+# --- Custom field definitions --------------------------------------------------------
+
+
+class CustomFieldOut(Schema):
+    id: int
+    object_type: str
+    key: str
+    label: str
+    field_type: str
+    options: list[str]
+    required: bool
+    help_text: str
+    position: int
+
+
+class CustomFieldIn(Schema):
+    object_type: CustomFieldObject
+    label: str = Field(..., min_length=1, max_length=100)
+    field_type: FieldType
+    key: str = Field("", max_length=50)
+    options: list[str] = Field(default_factory=list, max_length=200)
+    required: bool = False
+    help_text: str = Field("", max_length=200)
+
+
+class CustomFieldPatch(Schema):
+    label: str | None = Field(None, min_length=1, max_length=100)
+    options: list[str] | None = Field(None, max_length=200)
+    required: bool | None = None
+    help_text: str | None = Field(None, max_length=200)
+
+
+def _custom_field_errors(exc: custom_fields.CustomFieldInvalid) -> ApiError:
+    return ApiError(
+        422,
+        "invalid",
+        "The custom field definition is not valid.",
+        {name: [message] for name, message in exc.errors.items()},
+    )
+
+
+def _custom_field(request: ApiRequest, custom_field_id: int) -> CustomField:
+    return get_object_or_404(
+        CustomField.objects.for_workspace(request.workspace), pk=custom_field_id
+    )
+
+
+@router.get("/custom-fields", response=list[CustomFieldOut])
+def list_custom_fields(request: ApiRequest, object_type: CustomFieldObject | None = None) -> Any:
+    """The workspace's custom fields; values appear under ``custom`` on each record."""
+    fields = CustomField.objects.for_workspace(request.workspace).order_by(
+        "object_type", "position", "id"
+    )
+    if object_type:
+        fields = fields.filter(object_type=object_type)
+    return fields
+
+
+@router.post("/custom-fields", response={201: CustomFieldOut})
+def create_custom_field(request: ApiRequest, payload: CustomFieldIn) -> Status:
+    try:
+        field = services.create_custom_field(workspace=request.workspace, **payload.dict())
+    except custom_fields.CustomFieldInvalid as exc:
+        raise _custom_field_errors(exc) from exc
+    return Status(201, field)
+
+
+@router.patch("/custom-fields/{custom_field_id}", response=CustomFieldOut)
+def update_custom_field(
+    request: ApiRequest, custom_field_id: int, payload: CustomFieldPatch
+) -> CustomField:
+    field = _custom_field(request, custom_field_id)
+    try:
+        return services.update_custom_field(field=field, **payload.dict(exclude_unset=True))
+    except custom_fields.CustomFieldInvalid as exc:
+        raise _custom_field_errors(exc) from exc
+
+
+@router.delete("/custom-fields/{custom_field_id}", response={204: None})
+def delete_custom_field(request: ApiRequest, custom_field_id: int) -> Status:
+    """Delete the field and every value records hold in it."""
+    services.delete_custom_field(field=_custom_field(request, custom_field_id))
     return Status(204, None)

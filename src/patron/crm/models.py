@@ -39,6 +39,74 @@ class Tag(TenantModel):
         return self.name
 
 
+class CustomFieldObject(models.TextChoices):
+    CONTACT = "contact", _("Contacts")
+    COMPANY = "company", _("Companies")
+    DEAL = "deal", _("Deals")
+
+
+class FieldType(models.TextChoices):
+    TEXT = "text", _("Text")
+    LONG_TEXT = "long_text", _("Long text")
+    NUMBER = "number", _("Number")
+    MONEY = "money", _("Money")
+    DATE = "date", _("Date")
+    DATETIME = "datetime", _("Date and time")
+    BOOLEAN = "boolean", _("Yes / no")
+    SINGLE_SELECT = "single_select", _("Single select")
+    MULTI_SELECT = "multi_select", _("Multi select")
+    URL = "url", _("Web address")
+    EMAIL = "email", _("Email")
+    PHONE = "phone", _("Phone")
+
+
+SELECT_TYPES = {FieldType.SINGLE_SELECT, FieldType.MULTI_SELECT}
+
+
+class CustomField(TenantModel):
+    """A field a workspace adds to its contacts, companies or deals.
+
+    Values live in the record's ``custom`` JSON under ``key``; see
+    ``patron.crm.custom_fields`` for the stored form of each type.
+    """
+
+    object_type = models.CharField(
+        _("record type"), max_length=20, choices=CustomFieldObject.choices
+    )
+    key = models.CharField(
+        _("key"),
+        max_length=50,
+        help_text=_("Used in the API, imports and merge tags. Cannot change later."),
+    )
+    label = models.CharField(_("label"), max_length=100)
+    field_type = models.CharField(_("type"), max_length=20, choices=FieldType.choices)
+    options = models.JSONField(_("options"), default=list, blank=True)
+    required = models.BooleanField(_("required"), default=False)
+    help_text = models.CharField(_("help text"), max_length=200, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("custom field")
+        ordering = ["object_type", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "object_type", "key"], name="custom_field_unique_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def model_table(self) -> str:
+        return {
+            CustomFieldObject.CONTACT: "crm_contact",
+            CustomFieldObject.COMPANY: "crm_company",
+            CustomFieldObject.DEAL: "crm_deal",
+        }[CustomFieldObject(self.object_type)]
+
+
 class Company(TenantModel):
     name = models.CharField(_("name"), max_length=200)
     domain = models.CharField(_("domain"), max_length=253, blank=True)
@@ -48,8 +116,12 @@ class Company(TenantModel):
         _("annual revenue"), max_digits=16, decimal_places=2, null=True, blank=True
     )
     phone = models.CharField(_("phone"), max_length=50, blank=True)
+    street = models.CharField(_("street address"), max_length=200, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
     city = models.CharField(_("city"), max_length=100, blank=True)
+    region = models.CharField(_("state / region"), max_length=100, blank=True)
     country = models.CharField(_("country"), max_length=100, blank=True)
+    custom = models.JSONField(default=dict, blank=True)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -79,7 +151,9 @@ class Contact(TenantModel):
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
     email = models.EmailField(_("email"), max_length=254, blank=True)
     phone = models.CharField(_("phone"), max_length=50, blank=True)
+    mobile_phone = models.CharField(_("mobile phone"), max_length=50, blank=True)
     job_title = models.CharField(_("job title"), max_length=150, blank=True)
+    # The primary company; ``other_companies`` holds the rest.
     company = models.ForeignKey(
         Company,
         on_delete=models.SET_NULL,
@@ -88,6 +162,18 @@ class Contact(TenantModel):
         related_name="contacts",
         verbose_name=_("company"),
     )
+    other_companies = models.ManyToManyField(
+        Company, related_name="other_contacts", blank=True, verbose_name=_("other companies")
+    )
+    street = models.CharField(_("street address"), max_length=200, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=20, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    region = models.CharField(_("state / region"), max_length=100, blank=True)
+    country = models.CharField(_("country"), max_length=100, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    custom = models.JSONField(default=dict, blank=True)
     lifecycle_stage = models.CharField(
         _("lifecycle stage"),
         max_length=20,
@@ -133,6 +219,24 @@ class Contact(TenantModel):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class ContactEmail(TenantModel):
+    """A further address of a contact; the primary one stays on ``Contact.email``."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="other_emails")
+    email = models.EmailField(_("email"), max_length=254)
+
+    class Meta:
+        verbose_name = _("other email")
+        ordering = ["id"]
+        indexes = [models.Index(fields=["workspace", "email"], name="contact_other_email")]
+        constraints = [
+            models.UniqueConstraint("workspace", Lower("email"), name="contact_email_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.email
 
 
 class StageOutcome(models.TextChoices):
@@ -212,6 +316,7 @@ class Deal(TenantModel):
         Contact, related_name="deals", blank=True, verbose_name=_("contacts")
     )
     source = models.CharField(_("source"), max_length=100, blank=True)
+    custom = models.JSONField(default=dict, blank=True)
     lost_reason = models.CharField(_("reason lost"), max_length=300, blank=True)
     # Order of the card inside its stage's column on the board.
     position = models.IntegerField(default=0)
@@ -339,3 +444,91 @@ class Task(TenantModel):
         return (
             self.completed_at is None and self.due_at is not None and self.due_at < timezone.now()
         )
+
+
+class ImportStatus(models.TextChoices):
+    MAPPING = "mapping", _("Waiting for column mapping")
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class ImportJob(TenantModel):
+    """A CSV file being imported into contacts or companies.
+
+    The file is kept in the database in chunks (``ImportFileChunk``) so that any
+    worker, on any machine, can read it as a stream. ``processed_rows`` moves
+    forward in the same transaction as each batch's writes: a worker that
+    crashes is resumed from there and no row is applied twice or skipped.
+    """
+
+    object_type = models.CharField(
+        _("record type"), max_length=20, choices=CustomFieldObject.choices
+    )
+    file_name = models.CharField(_("file"), max_length=255)
+    file_size = models.PositiveBigIntegerField(default=0)
+    encoding = models.CharField(max_length=20, default="utf-8")
+    delimiter = models.CharField(max_length=1, default=",")
+    headers = models.JSONField(default=list)
+    # Column index (as a string) -> target field name, "" for "do not import".
+    mapping = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    update_existing = models.BooleanField(_("update existing records"), default=True)
+    status = models.CharField(
+        max_length=20, choices=ImportStatus.choices, default=ImportStatus.MAPPING
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    rejected_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("import")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="import_recent")]
+
+    def __str__(self) -> str:
+        return self.file_name
+
+    @property
+    def percent(self) -> int:
+        if not self.total_rows:
+            return 100 if self.status == ImportStatus.DONE else 0
+        return min(100, self.processed_rows * 100 // self.total_rows)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {ImportStatus.DONE, ImportStatus.FAILED}
+
+
+class ImportFileChunk(TenantModel):
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="import_chunk_unique")]
+
+
+class ImportRejection(TenantModel):
+    """A row the import did not apply, with the reason, for the downloadable report."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rejections")
+    row_number = models.PositiveIntegerField()
+    reason = models.TextField()
+    values = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["job", "row_number"]
+        indexes = [models.Index(fields=["workspace", "job", "row_number"], name="import_rejection")]

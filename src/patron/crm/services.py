@@ -16,10 +16,17 @@ from django.utils.translation import gettext as _
 from patron.activity.services import record
 from patron.core.models import User, Workspace
 from patron.core.services import notify, send_workspace_mail
+from patron.crm import custom_fields
+from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.models import (
+    SELECT_TYPES,
     Company,
     Contact,
+    ContactEmail,
+    CustomField,
+    CustomFieldObject,
     Deal,
+    FieldType,
     Note,
     Pipeline,
     Stage,
@@ -33,11 +40,20 @@ CONTACT_FIELDS = {
     "last_name",
     "email",
     "phone",
+    "mobile_phone",
     "job_title",
     "company",
     "lifecycle_stage",
     "owner",
     "source",
+    "street",
+    "postal_code",
+    "city",
+    "region",
+    "country",
+    "time_zone",
+    "language",
+    "birthday",
 }
 COMPANY_FIELDS = {
     "name",
@@ -46,7 +62,10 @@ COMPANY_FIELDS = {
     "size",
     "annual_revenue",
     "phone",
+    "street",
+    "postal_code",
     "city",
+    "region",
     "country",
     "owner",
 }
@@ -58,6 +77,27 @@ class DuplicateContact(Exception):
     def __init__(self, existing: Contact) -> None:
         super().__init__(_("A contact with this email already exists."))
         self.existing = existing
+
+
+class InvalidField(ValueError):
+    """A standard field's value is not acceptable; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _check_contact_values(values: dict[str, Any]) -> None:
+    import zoneinfo
+
+    from django.conf.locale import LANG_INFO
+
+    time_zone = values.get("time_zone")
+    if time_zone and time_zone not in zoneinfo.available_timezones():
+        raise InvalidField("time_zone", _("Choose a time zone such as Europe/Berlin."))
+    language = values.get("language")
+    if language and language not in LANG_INFO:
+        raise InvalidField("language", _("Use a language code such as en, de or pt-br."))
 
 
 class CrossWorkspaceReference(ValueError):
@@ -82,30 +122,92 @@ def _normalise_email(values: dict[str, Any]) -> None:
 
 
 def find_contact_by_email(workspace: Workspace, email: str) -> Contact | None:
+    """The contact with this address, as its primary or one of its other emails."""
     if not email:
         return None
-    return Contact.objects.for_workspace(workspace).filter(email=email.strip().lower()).first()
+    email = email.strip().lower()
+    contact = Contact.objects.for_workspace(workspace).filter(email=email).first()
+    if contact is None:
+        other = (
+            ContactEmail.objects.for_workspace(workspace)
+            .filter(email=email)
+            .select_related("contact")
+            .first()
+        )
+        contact = other.contact if other else None
+    return contact
+
+
+def _clean_other_emails(
+    workspace: Workspace, emails: list[str], primary: str, contact: Contact | None
+) -> list[str]:
+    cleaned: list[str] = []
+    for raw in emails:
+        email = raw.strip().lower()
+        if not email or email == primary or email in cleaned:
+            continue
+        existing = find_contact_by_email(workspace, email)
+        if existing is not None and (contact is None or existing.pk != contact.pk):
+            raise DuplicateContact(existing)
+        cleaned.append(email)
+    return cleaned
+
+
+def _set_other_emails(contact: Contact, emails: list[str]) -> None:
+    ContactEmail.objects.for_workspace(contact.workspace_id).filter(contact=contact).exclude(
+        email__in=emails
+    ).delete()
+    present = set(contact.other_emails.values_list("email", flat=True))
+    ContactEmail.objects.bulk_create(
+        ContactEmail(workspace_id=contact.workspace_id, contact=contact, email=email)
+        for email in emails
+        if email not in present
+    )
+
+
+def _check_companies(workspace: Workspace, companies: list[Company]) -> None:
+    for company in companies:
+        if company.workspace_id != workspace.pk:
+            raise CrossWorkspaceReference(_("A company is not part of this workspace."))
 
 
 @transaction.atomic
-def create_contact(*, workspace: Workspace, actor: User | None = None, **values: Any) -> Contact:
+def create_contact(
+    *,
+    workspace: Workspace,
+    actor: User | None = None,
+    custom: dict[str, Any] | None = None,
+    other_emails: list[str] | None = None,
+    other_companies: list[Company] | None = None,
+    **values: Any,
+) -> Contact:
+    """Create a contact; ``custom`` maps custom field keys to values (validated)."""
     unknown = set(values) - CONTACT_FIELDS
     if unknown:
         raise TypeError(f"Unknown contact fields: {', '.join(sorted(unknown))}")
     _normalise_email(values)
+    _check_contact_values(values)
     _check_references(workspace, values)
+    _check_companies(workspace, other_companies or [])
+    values["custom"] = custom_fields.clean_values(
+        field_definitions(workspace, CustomFieldObject.CONTACT), custom or {}
+    )
     existing = find_contact_by_email(workspace, values.get("email", ""))
     if existing is not None:
         raise DuplicateContact(existing)
+    emails = _clean_other_emails(workspace, other_emails or [], values.get("email", ""), None)
     try:
         with transaction.atomic():
             contact = Contact.objects.create(workspace=workspace, **values)
+            _set_other_emails(contact, emails)
     except IntegrityError:
         # Another request created the same address between our check and insert.
         existing = find_contact_by_email(workspace, values["email"])
         if existing is None:
             raise
         raise DuplicateContact(existing) from None
+    if other_companies:
+        contact.other_companies.set(other_companies)
     record(
         workspace=workspace,
         kind="contact.created",
@@ -118,23 +220,55 @@ def create_contact(*, workspace: Workspace, actor: User | None = None, **values:
 
 
 @transaction.atomic
-def update_contact(*, contact: Contact, actor: User | None = None, **values: Any) -> Contact:
+def update_contact(
+    *,
+    contact: Contact,
+    actor: User | None = None,
+    custom: dict[str, Any] | None = None,
+    other_emails: list[str] | None = None,
+    other_companies: list[Company] | None = None,
+    **values: Any,
+) -> Contact:
+    """Change the given fields; ``custom`` changes only the keys it names.
+
+    ``other_emails`` and ``other_companies``, when given, replace the lists.
+    Every change is recorded in one ``contact.field_changed`` event.
+    """
     unknown = set(values) - CONTACT_FIELDS
     if unknown:
         raise TypeError(f"Unknown contact fields: {', '.join(sorted(unknown))}")
+    workspace = contact.workspace
     _normalise_email(values)
-    _check_references(contact.workspace, values)
+    _check_contact_values(values)
+    _check_references(workspace, values)
+    _check_companies(workspace, other_companies or [])
     new_email = values.get("email")
     if new_email and new_email != contact.email:
-        existing = find_contact_by_email(contact.workspace, new_email)
+        existing = find_contact_by_email(workspace, new_email)
         if existing is not None and existing.pk != contact.pk:
             raise DuplicateContact(existing)
-    changes = {}
-    for field, value in values.items():
-        old = getattr(contact, field)
-        if old != value:
-            changes[field] = [_plain(old), _plain(value)]
-            setattr(contact, field, value)
+    if custom is not None:
+        values["custom"] = custom_fields.clean_values(
+            field_definitions(workspace, CustomFieldObject.CONTACT),
+            custom,
+            current=contact.custom,
+            partial=True,
+        )
+    changes = _apply_changes(contact, values)
+    if other_emails is not None:
+        emails = _clean_other_emails(
+            workspace, other_emails, values.get("email", contact.email), contact
+        )
+        before = sorted(contact.other_emails.values_list("email", flat=True))
+        if sorted(emails) != before:
+            _set_other_emails(contact, emails)
+            changes["other_emails"] = [before, sorted(emails)]
+    if other_companies is not None:
+        before_ids = sorted(contact.other_companies.values_list("pk", flat=True))
+        after_ids = sorted(company.pk for company in other_companies)
+        if before_ids != after_ids:
+            contact.other_companies.set(other_companies)
+            changes["other_companies"] = [before_ids, after_ids]
     if changes:
         contact.updated_at = timezone.now()
         contact.save()
@@ -147,6 +281,26 @@ def update_contact(*, contact: Contact, actor: User | None = None, **values: Any
             properties={"changes": changes},
         )
     return contact
+
+
+def _apply_changes(record_: Contact | Company | Deal, values: dict[str, Any]) -> dict[str, Any]:
+    """Set the changed values on the row; return {field: [old, new]} for the event.
+
+    Custom values are reported per key as ``custom.<key>``.
+    """
+    changes: dict[str, Any] = {}
+    for field, value in values.items():
+        old = getattr(record_, field)
+        if old == value:
+            continue
+        if field == "custom":
+            for key in sorted(set(old) | set(value)):
+                if old.get(key) != value.get(key):
+                    changes[f"custom.{key}"] = [old.get(key), value.get(key)]
+        else:
+            changes[field] = [_plain(old), _plain(value)]
+        setattr(record_, field, value)
+    return changes
 
 
 def _plain(value: Any) -> Any:
@@ -163,13 +317,22 @@ def delete_contact(*, contact: Contact, actor: User | None = None) -> None:
 
 
 @transaction.atomic
-def create_company(*, workspace: Workspace, actor: User | None = None, **values: Any) -> Company:
+def create_company(
+    *,
+    workspace: Workspace,
+    actor: User | None = None,
+    custom: dict[str, Any] | None = None,
+    **values: Any,
+) -> Company:
     unknown = set(values) - COMPANY_FIELDS
     if unknown:
         raise TypeError(f"Unknown company fields: {', '.join(sorted(unknown))}")
     if values.get("domain"):
         values["domain"] = values["domain"].strip().lower()
     _check_references(workspace, values)
+    values["custom"] = custom_fields.clean_values(
+        field_definitions(workspace, CustomFieldObject.COMPANY), custom or {}
+    )
     company = Company.objects.create(workspace=workspace, **values)
     record(
         workspace=workspace,
@@ -182,17 +345,37 @@ def create_company(*, workspace: Workspace, actor: User | None = None, **values:
 
 
 @transaction.atomic
-def update_company(*, company: Company, actor: User | None = None, **values: Any) -> Company:
+def update_company(
+    *,
+    company: Company,
+    actor: User | None = None,
+    custom: dict[str, Any] | None = None,
+    **values: Any,
+) -> Company:
     unknown = set(values) - COMPANY_FIELDS
     if unknown:
         raise TypeError(f"Unknown company fields: {', '.join(sorted(unknown))}")
     if values.get("domain"):
         values["domain"] = values["domain"].strip().lower()
     _check_references(company.workspace, values)
-    for field, value in values.items():
-        setattr(company, field, value)
-    company.updated_at = timezone.now()
-    company.save()
+    if custom is not None:
+        values["custom"] = custom_fields.clean_values(
+            field_definitions(company.workspace, CustomFieldObject.COMPANY),
+            custom,
+            current=company.custom,
+            partial=True,
+        )
+    changes = _apply_changes(company, values)
+    if changes:
+        company.updated_at = timezone.now()
+        company.save()
+        record(
+            workspace=company.workspace_id,
+            kind="company.field_changed",
+            actor=actor,
+            source=("crm.company", company.pk),
+            properties={"name": company.name, "changes": changes},
+        )
     return company
 
 
@@ -302,11 +485,15 @@ def create_deal(
     stage: Stage | None = None,
     contacts: list[Contact] | None = None,
     actor: User | None = None,
+    custom: dict[str, Any] | None = None,
     **values: Any,
 ) -> Deal:
     unknown = set(values) - DEAL_FIELDS
     if unknown:
         raise TypeError(f"Unknown deal fields: {', '.join(sorted(unknown))}")
+    values["custom"] = custom_fields.clean_values(
+        field_definitions(workspace, CustomFieldObject.DEAL), custom or {}
+    )
     pipeline = pipeline or (stage.pipeline if stage else default_pipeline(workspace))
     if pipeline.workspace_id != workspace.pk:
         raise CrossWorkspaceReference(_("The pipeline is not part of this workspace."))
@@ -337,12 +524,24 @@ def create_deal(
 
 @transaction.atomic
 def update_deal(
-    *, deal: Deal, actor: User | None = None, contacts: list[Contact] | None = None, **values: Any
+    *,
+    deal: Deal,
+    actor: User | None = None,
+    contacts: list[Contact] | None = None,
+    custom: dict[str, Any] | None = None,
+    **values: Any,
 ) -> Deal:
     unknown = set(values) - DEAL_FIELDS
     if unknown:
         raise TypeError(f"Unknown deal fields: {', '.join(sorted(unknown))}")
     _check_deal_references(deal.workspace, {**values, "contacts": contacts})
+    if custom is not None:
+        values["custom"] = custom_fields.clean_values(
+            field_definitions(deal.workspace, CustomFieldObject.DEAL),
+            custom,
+            current=deal.custom,
+            partial=True,
+        )
     for field, value in values.items():
         setattr(deal, field, value)
     deal.updated_at = timezone.now()
@@ -625,3 +824,187 @@ def send_task_reminders(*, now: datetime | None = None, limit: int = 500) -> int
         )
         sent += 1
     return sent
+
+
+# --- Custom fields ----------------------------------------------------------------
+
+MAX_OPTIONS = 200
+
+
+def field_definitions(workspace: Workspace | int, object_type: str) -> list[CustomField]:
+    """The workspace's custom fields for one record type, in display order."""
+    return list(
+        CustomField.objects.for_workspace(workspace)
+        .filter(object_type=object_type)
+        .order_by("position", "id")
+    )
+
+
+def _clean_options(field_type: str, options: list[str] | None) -> list[str]:
+    if field_type not in SELECT_TYPES:
+        return []
+    cleaned: list[str] = []
+    for option in options or []:
+        text = option.strip()
+        if not text:
+            continue
+        if len(text) > 100:
+            raise CustomFieldInvalid({"options": _("Keep each option to 100 characters.")})
+        if text.lower() in {existing.lower() for existing in cleaned}:
+            raise CustomFieldInvalid(
+                {"options": _("“%(option)s” is listed twice.") % {"option": text}}
+            )
+        cleaned.append(text)
+    if not cleaned:
+        raise CustomFieldInvalid({"options": _("A select field needs at least one option.")})
+    if len(cleaned) > MAX_OPTIONS:
+        raise CustomFieldInvalid(
+            {"options": _("Keep it to %(limit)d options.") % {"limit": MAX_OPTIONS}}
+        )
+    return cleaned
+
+
+def key_from_label(label: str) -> str:
+    """A field key derived from its label: "Customer tier" -> "customer_tier"."""
+    from django.utils.text import slugify
+
+    key = slugify(label).replace("-", "_")[:50].strip("_")
+    if not key or not key[0].isalpha():
+        key = f"field_{key}".strip("_")[:50]
+    return key
+
+
+@transaction.atomic
+def create_custom_field(
+    *,
+    workspace: Workspace,
+    object_type: str,
+    label: str,
+    field_type: str,
+    key: str = "",
+    options: list[str] | None = None,
+    required: bool = False,
+    help_text: str = "",
+    actor: User | None = None,
+) -> CustomField:
+    if object_type not in CustomFieldObject.values:
+        raise CustomFieldInvalid({"object_type": _("Choose contacts, companies or deals.")})
+    if field_type not in FieldType.values:
+        raise CustomFieldInvalid({"field_type": _("Choose one of the field types.")})
+    label = label.strip()
+    if not label:
+        raise CustomFieldInvalid({"label": _("Give the field a label.")})
+    key = (key or key_from_label(label)).strip().lower()
+    if not custom_fields.KEY_PATTERN.match(key):
+        raise CustomFieldInvalid(
+            {
+                "key": _(
+                    "Use lowercase letters, digits and underscores, starting with a letter "
+                    "(at most 50)."
+                )
+            }
+        )
+    fields = CustomField.objects.for_workspace(workspace).filter(object_type=object_type)
+    if fields.filter(key=key).exists():
+        raise CustomFieldInvalid(
+            {"key": _("Another field already uses the key “%(key)s”.") % {"key": key}}
+        )
+    return CustomField.objects.create(
+        workspace=workspace,
+        object_type=object_type,
+        key=key,
+        label=label,
+        field_type=field_type,
+        options=_clean_options(field_type, options),
+        required=required,
+        help_text=help_text.strip(),
+        position=fields.count(),
+    )
+
+
+def _records_for(field: CustomField) -> Any:
+    model = {
+        CustomFieldObject.CONTACT: Contact,
+        CustomFieldObject.COMPANY: Company,
+        CustomFieldObject.DEAL: Deal,
+    }[CustomFieldObject(field.object_type)]
+    return model.objects.for_workspace(field.workspace_id)  # type: ignore[attr-defined]
+
+
+@transaction.atomic
+def update_custom_field(
+    *,
+    field: CustomField,
+    label: str | None = None,
+    options: list[str] | None = None,
+    required: bool | None = None,
+    help_text: str | None = None,
+    actor: User | None = None,
+) -> CustomField:
+    """Change a field's label, options, help or requirement; its key and type stay.
+
+    An option still held by a record cannot be removed: the values would
+    silently become invalid.
+    """
+    if label is not None:
+        if not label.strip():
+            raise CustomFieldInvalid({"label": _("Give the field a label.")})
+        field.label = label.strip()
+    if options is not None and field.field_type in SELECT_TYPES:
+        cleaned = _clean_options(field.field_type, options)
+        operator = (
+            custom_fields.Operator.EQUALS
+            if field.field_type == FieldType.SINGLE_SELECT
+            else custom_fields.Operator.HAS_ANY
+        )
+        for removed in [option for option in field.options if option not in cleaned]:
+            value = removed if operator == custom_fields.Operator.EQUALS else [removed]
+            query = custom_fields.filter_q(custom_fields.Condition(field, operator, value))
+            in_use = _records_for(field).filter(query).count()
+            if in_use:
+                raise CustomFieldInvalid(
+                    {
+                        "options": _(
+                            "“%(option)s” is still used by %(count)d records; change them first."
+                        )
+                        % {"option": removed, "count": in_use}
+                    }
+                )
+        field.options = cleaned
+    if required is not None:
+        field.required = required
+    if help_text is not None:
+        field.help_text = help_text.strip()
+    field.save()
+    return field
+
+
+@transaction.atomic
+def delete_custom_field(*, field: CustomField, actor: User | None = None) -> None:
+    """Delete the definition and remove its values from every record, in one UPDATE."""
+    from django.db import connection
+
+    table = field.model_table
+    if connection.vendor == "postgresql":
+        sql = f"UPDATE {table} SET custom = custom - %s WHERE workspace_id = %s AND custom ? %s"  # noqa: S608
+        params: list[Any] = [field.key, field.workspace_id, field.key]
+    else:
+        path = f'$."{field.key}"'
+        sql = (
+            f"UPDATE {table} SET custom = json_remove(custom, %s) "  # noqa: S608
+            "WHERE workspace_id = %s AND json_type(custom, %s) IS NOT NULL"
+        )
+        params = [path, field.workspace_id, path]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    field.delete()
+
+
+@transaction.atomic
+def reorder_custom_fields(*, workspace: Workspace, object_type: str, keys: list[str]) -> None:
+    fields = {f.key: f for f in field_definitions(workspace, object_type)}
+    ordered = [fields[key] for key in keys if key in fields]
+    ordered += [f for f in fields.values() if f not in ordered]
+    for position, field in enumerate(ordered):
+        field.position = position
+    CustomField.objects.bulk_update(ordered, ["position"])

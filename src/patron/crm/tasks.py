@@ -14,3 +14,20 @@ from patron.crm.services import send_task_reminders
 def remind_task_assignees() -> int:
     """Deliver the task reminders that are due (in the app and by email)."""
     return send_task_reminders()
+
+
+@background_task
+def run_import_job(job_id: int) -> int:
+    """Apply an import's rows (resumes where a stopped worker left off)."""
+    from patron.crm.importer import run_import
+
+    return run_import(job_id).processed_rows
+
+
+@periodic(every=timedelta(minutes=1))
+@background_task
+def resume_stalled_imports() -> int:
+    """Give imports whose worker died to another worker."""
+    from patron.crm import importer
+
+    return importer.resume_stalled_imports()

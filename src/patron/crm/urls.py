@@ -1,7 +1,7 @@
 from django.urls import path
 
 from patron.core.tenancy import register_url_parameter
-from patron.crm import views
+from patron.crm import views, views_imports
 
 app_name = "crm"
 
@@ -12,8 +12,33 @@ register_url_parameter("pipeline_id", "crm.Pipeline")
 register_url_parameter("tag_id", "crm.Tag")
 register_url_parameter("note_id", "crm.Note")
 register_url_parameter("task_id", "crm.Task")
+register_url_parameter("custom_field_id", "crm.CustomField")
+register_url_parameter("import_id", "crm.ImportJob")
 
 urlpatterns = [
+    path("imports/", views_imports.import_list, name="import_list"),
+    path("imports/new/", views_imports.import_upload, name="import_upload"),
+    path("imports/<int:import_id>/", views_imports.import_detail, name="import_detail"),
+    path(
+        "imports/<int:import_id>/rejected.csv",
+        views_imports.import_rejections,
+        name="import_rejections",
+    ),
+    path("imports/<int:import_id>/discard/", views_imports.import_cancel, name="import_cancel"),
+    path("contacts/export/", views_imports.contact_export, name="contact_export"),
+    path("companies/export/", views_imports.company_export, name="company_export"),
+    path("settings/fields/", views.custom_field_list, name="custom_field_list"),
+    path("settings/fields/new/", views.custom_field_create, name="custom_field_create"),
+    path(
+        "settings/fields/<int:custom_field_id>/edit/",
+        views.custom_field_edit,
+        name="custom_field_edit",
+    ),
+    path(
+        "settings/fields/<int:custom_field_id>/delete/",
+        views.custom_field_delete,
+        name="custom_field_delete",
+    ),
     path("contacts/", views.contact_list, name="contact_list"),
     path("contacts/new/", views.contact_create, name="contact_create"),
     path("contacts/<int:contact_id>/", views.contact_detail, name="contact_detail"),

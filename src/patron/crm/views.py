@@ -30,10 +30,12 @@ from patron.core.roles import (
     NOTES_VIEW,
     SETTINGS_MANAGE,
 )
-from patron.crm import selectors, services
+from patron.crm import custom_fields, selectors, services
+from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.forms import (
     CompanyForm,
     ContactForm,
+    CustomFieldForm,
     DealForm,
     MoveDealForm,
     NoteForm,
@@ -42,6 +44,8 @@ from patron.crm.forms import (
 from patron.crm.models import (
     Company,
     Contact,
+    CustomField,
+    CustomFieldObject,
     Deal,
     LifecycleStage,
     Note,
@@ -78,6 +82,11 @@ def _notes(request: WorkspaceRequest, notes: Any) -> Any:
     if not request.membership.can(NOTES_VIEW):
         return None
     return notes.select_related("author")[:50]
+
+
+def _custom_rows(request: WorkspaceRequest, record_: Contact | Company | Deal) -> Any:
+    fields = services.field_definitions(request.workspace, record_._meta.model_name or "")
+    return custom_fields.rows_for(fields, record_.custom)
 
 
 # --- Contacts ---------------------------------------------------------------------
@@ -124,6 +133,9 @@ def contact_detail(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
         deals = contact.deals.select_related("stage").order_by("-created_at")
     context = {
         "contact": contact,
+        "custom_rows": _custom_rows(request, contact),
+        "other_emails": contact.other_emails.all(),
+        "other_companies": contact.other_companies.order_by("name"),
         "deals": deals,
         "tags": contact.tags.all(),
         "notes": _notes(request, contact.notes.all()),
@@ -155,10 +167,12 @@ def contact_create(request: WorkspaceRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             contact = services.create_contact(
-                workspace=workspace, actor=request.user, **form.cleaned_data
+                workspace=workspace, actor=request.user, **form.service_values()
             )
         except services.DuplicateContact as exc:
             _duplicate_error(form, exc)
+        except CustomFieldInvalid as exc:
+            form.add_custom_errors(exc)
         else:
             messages.success(request, _("Contact %(name)s created.") % {"name": contact})
             return redirect("crm:contact_detail", contact_id=contact.pk)
@@ -175,9 +189,11 @@ def contact_edit(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.update_contact(contact=contact, actor=request.user, **form.cleaned_data)
+            services.update_contact(contact=contact, actor=request.user, **form.service_values())
         except services.DuplicateContact as exc:
             _duplicate_error(form, exc)
+        except CustomFieldInvalid as exc:
+            form.add_custom_errors(exc)
         else:
             messages.success(request, _("Contact saved."))
             return redirect("crm:contact_detail", contact_id=contact.pk)
@@ -224,6 +240,7 @@ def company_detail(request: WorkspaceRequest, company_id: int) -> HttpResponse:
     contacts = list(selectors.company_contacts(company)[:200])
     context = {
         "company": company,
+        "custom_rows": _custom_rows(request, company),
         "contacts": contacts,
         "tags": company.tags.all(),
         "notes": _notes(request, company.notes.all()),
@@ -237,11 +254,15 @@ def company_create(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     form = CompanyForm(request.POST or None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
-        company = services.create_company(
-            workspace=workspace, actor=request.user, **form.cleaned_data
-        )
-        messages.success(request, _("Company %(name)s created.") % {"name": company})
-        return redirect("crm:company_detail", company_id=company.pk)
+        try:
+            company = services.create_company(
+                workspace=workspace, actor=request.user, **form.service_values()
+            )
+        except CustomFieldInvalid as exc:
+            form.add_custom_errors(exc)
+        else:
+            messages.success(request, _("Company %(name)s created.") % {"name": company})
+            return redirect("crm:company_detail", company_id=company.pk)
     return render(request, "crm/company_form.html", {"form": form, "company": None})
 
 
@@ -254,9 +275,13 @@ def company_edit(request: WorkspaceRequest, company_id: int) -> HttpResponse:
         initial=CompanyForm.initial_for(company),
     )
     if request.method == "POST" and form.is_valid():
-        services.update_company(company=company, actor=request.user, **form.cleaned_data)
-        messages.success(request, _("Company saved."))
-        return redirect("crm:company_detail", company_id=company.pk)
+        try:
+            services.update_company(company=company, actor=request.user, **form.service_values())
+        except CustomFieldInvalid as exc:
+            form.add_custom_errors(exc)
+        else:
+            messages.success(request, _("Company saved."))
+            return redirect("crm:company_detail", company_id=company.pk)
     return render(request, "crm/company_form.html", {"form": form, "company": company})
 
 
@@ -362,6 +387,7 @@ def deal_detail(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
         "crm/deal_detail.html",
         {
             "deal": deal,
+            "custom_rows": _custom_rows(request, deal),
             "contacts": deal.contacts.order_by("last_name", "first_name"),
             "history": history,
             "move_form": MoveDealForm(deal=deal, initial={"stage": deal.stage_id}),
@@ -370,7 +396,7 @@ def deal_detail(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
 
 
 def _deal_values(form: DealForm) -> dict[str, Any]:
-    values = dict(form.cleaned_data)
+    values = form.service_values()
     values.pop("stage")
     values["contacts"] = list(values.pop("contacts"))
     return values
@@ -388,15 +414,19 @@ def deal_create(request: WorkspaceRequest) -> HttpResponse:
         initial = {"contacts": list(contact), "company": contact.first() and contact[0].company}
     form = DealForm(request.POST or None, workspace=workspace, pipeline=pipeline, initial=initial)
     if request.method == "POST" and form.is_valid():
-        deal = services.create_deal(
-            workspace=workspace,
-            pipeline=pipeline,
-            stage=form.cleaned_data["stage"],
-            actor=request.user,
-            **_deal_values(form),
-        )
-        messages.success(request, _("Deal %(name)s created.") % {"name": deal})
-        return redirect("crm:deal_detail", deal_id=deal.pk)
+        try:
+            deal = services.create_deal(
+                workspace=workspace,
+                pipeline=pipeline,
+                stage=form.cleaned_data["stage"],
+                actor=request.user,
+                **_deal_values(form),
+            )
+        except CustomFieldInvalid as exc:
+            form.add_custom_errors(exc)
+        else:
+            messages.success(request, _("Deal %(name)s created.") % {"name": deal})
+            return redirect("crm:deal_detail", deal_id=deal.pk)
     return render(request, "crm/deal_form.html", {"form": form, "deal": None, "pipeline": pipeline})
 
 
@@ -405,16 +435,21 @@ def deal_edit(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
     deal = _deal(request, deal_id)
     initial = {name: getattr(deal, name) for name in DealForm.base_fields if name != "contacts"}
     initial["contacts"] = list(deal.contacts.all())
+    initial.update(DealForm.custom_initial(deal))
     form = DealForm(
         request.POST or None, workspace=request.workspace, pipeline=deal.pipeline, initial=initial
     )
     if request.method == "POST" and form.is_valid():
         stage = form.cleaned_data["stage"]
-        services.update_deal(deal=deal, actor=request.user, **_deal_values(form))
-        if stage.pk != deal.stage_id:
-            services.move_deal(deal=deal, stage=stage, actor=request.user)
-        messages.success(request, _("Deal saved."))
-        return redirect("crm:deal_detail", deal_id=deal.pk)
+        try:
+            services.update_deal(deal=deal, actor=request.user, **_deal_values(form))
+        except CustomFieldInvalid as exc:
+            form.add_custom_errors(exc)
+        else:
+            if stage.pk != deal.stage_id:
+                services.move_deal(deal=deal, stage=stage, actor=request.user)
+            messages.success(request, _("Deal saved."))
+            return redirect("crm:deal_detail", deal_id=deal.pk)
     return render(
         request, "crm/deal_form.html", {"form": form, "deal": deal, "pipeline": deal.pipeline}
     )
@@ -642,3 +677,108 @@ def task_complete(request: WorkspaceRequest, task_id: int) -> HttpResponse:
     if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         return redirect(next_url)
     return redirect("crm:task_list")
+
+
+# --- Custom fields (Settings) -------------------------------------------------------
+
+
+def _object_type(request: WorkspaceRequest) -> str:
+    value = request.GET.get("type") or request.POST.get("object_type") or ""
+    return value if value in CustomFieldObject.values else CustomFieldObject.CONTACT
+
+
+@workspace_view(SETTINGS_MANAGE)
+def custom_field_list(request: WorkspaceRequest) -> HttpResponse:
+    object_type = _object_type(request)
+    return render(
+        request,
+        "crm/settings_custom_fields.html",
+        {
+            "tab": "custom_fields",
+            "object_type": object_type,
+            "object_types": CustomFieldObject.choices,
+            "fields": services.field_definitions(request.workspace, object_type),
+        },
+    )
+
+
+@workspace_view(SETTINGS_MANAGE)
+def custom_field_create(request: WorkspaceRequest) -> HttpResponse:
+    object_type = _object_type(request)
+    form = CustomFieldForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            field = services.create_custom_field(
+                workspace=request.workspace,
+                object_type=object_type,
+                actor=request.user,
+                **form.cleaned_data,
+            )
+        except CustomFieldInvalid as exc:
+            _field_errors(form, exc)
+        else:
+            messages.success(request, _("Field “%(label)s” added.") % {"label": field.label})
+            return redirect(f"{reverse('crm:custom_field_list')}?type={object_type}")
+    return render(
+        request,
+        "crm/custom_field_form.html",
+        {
+            "tab": "custom_fields",
+            "form": form,
+            "field": None,
+            "object_type": object_type,
+            "object_type_label": CustomFieldObject(object_type).label,
+        },
+    )
+
+
+def _field_errors(form: CustomFieldForm, exc: CustomFieldInvalid) -> None:
+    for name, message in exc.errors.items():
+        form.add_error(name if name in form.fields else None, message)
+
+
+def _custom_field(request: WorkspaceRequest, custom_field_id: int) -> CustomField:
+    return get_object_or_404(
+        CustomField.objects.for_workspace(request.workspace), pk=custom_field_id
+    )
+
+
+@workspace_view(SETTINGS_MANAGE)
+def custom_field_edit(request: WorkspaceRequest, custom_field_id: int) -> HttpResponse:
+    field = _custom_field(request, custom_field_id)
+    initial = {
+        "label": field.label,
+        "options": "\n".join(field.options),
+        "required": field.required,
+        "help_text": field.help_text,
+    }
+    form = CustomFieldForm(request.POST or None, initial=initial, editing=True)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_custom_field(field=field, actor=request.user, **form.cleaned_data)
+        except CustomFieldInvalid as exc:
+            _field_errors(form, exc)
+        else:
+            messages.success(request, _("Field “%(label)s” saved.") % {"label": field.label})
+            return redirect(f"{reverse('crm:custom_field_list')}?type={field.object_type}")
+    return render(
+        request,
+        "crm/custom_field_form.html",
+        {
+            "tab": "custom_fields",
+            "form": form,
+            "field": field,
+            "object_type": field.object_type,
+            "object_type_label": CustomFieldObject(field.object_type).label,
+        },
+    )
+
+
+@workspace_view(SETTINGS_MANAGE)
+@require_POST
+def custom_field_delete(request: WorkspaceRequest, custom_field_id: int) -> HttpResponse:
+    field = _custom_field(request, custom_field_id)
+    object_type, label = field.object_type, field.label
+    services.delete_custom_field(field=field, actor=request.user)
+    messages.success(request, _("Field “%(label)s” deleted with its values.") % {"label": label})
+    return redirect(f"{reverse('crm:custom_field_list')}?type={object_type}")

@@ -25,5 +25,24 @@ def event_summary(properties: dict) -> str:
             return str(value)[:120]
     changes = properties.get("changes")
     if isinstance(changes, dict) and changes:
-        return ", ".join(sorted(changes))[:120]
+        parts = []
+        for field in sorted(changes)[:3]:
+            change = changes[field]
+            name = field.removeprefix("custom.").replace("_", " ")
+            if isinstance(change, list) and len(change) == 2:
+                old, new = (_short(value) for value in change)
+                parts.append(f"{name}: {old} → {new}")
+            else:
+                parts.append(name)
+        if len(changes) > 3:
+            parts.append("…")
+        return "; ".join(parts)[:200]
     return ""
+
+
+def _short(value: object) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)[:40]
+    return str(value)[:40]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
+from django.forms import BoundField
 
 from patron.core.models import Membership
 
@@ -32,3 +35,33 @@ def money(amount: object, currency: str = "USD") -> str:
         return format_currency(value, currency, locale=locale)
     except (ValueError, LookupError):
         return format_currency(value, currency, locale="en")
+
+
+_WIDGET_CLASSES = {
+    "checkbox": "form-check-input",
+    "select": "form-select",
+    "selectmultiple": "form-select",
+    "nullbooleanselect": "form-select",
+    "checkboxselectmultiple": "",
+    "radioselect": "",
+}
+
+
+@register.filter
+def bootstrap(field: BoundField) -> str:
+    """``{{ field|bootstrap }}``: the widget with Bootstrap's classes and error state."""
+    css = _WIDGET_CLASSES.get(field.widget_type, "form-control")
+    if field.errors and css:
+        css += " is-invalid"
+    attrs: dict[str, str | bool] = {"class": css} if css else {}
+    if field.errors:
+        attrs["aria-describedby"] = f"{field.auto_id}_error"
+    elif field.help_text:
+        attrs["aria-describedby"] = f"{field.auto_id}_helptext"
+    return field.as_widget(attrs=attrs)
+
+
+@register.filter
+def get_field(form: Any, name: str) -> BoundField:
+    """``{{ form|get_field:name }}``: a bound field whose name is in a variable."""
+    return form[name]

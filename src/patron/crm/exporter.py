@@ -1,0 +1,153 @@
+"""CSV export of contacts and companies, streamed, safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.db.models import QuerySet
+
+from patron.crm.models import Company, Contact, CustomField, CustomFieldObject
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and
+# Google Sheets ("=HYPERLINK(...)", "@SUM(...)"); prefixing a quote keeps it text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        value = "; ".join(str(item) for item in value)
+    text = str(value)
+    if text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for StreamingHttpResponse."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(rows: Iterable[list[Any]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow([safe_cell(cell) for cell in row])
+
+
+def _custom(workspace_id: int, object_type: str) -> list[CustomField]:
+    return list(
+        CustomField.objects.for_workspace(workspace_id)
+        .filter(object_type=object_type)
+        .order_by("position", "id")
+    )
+
+
+def contact_rows(contacts: QuerySet[Contact], workspace_id: int) -> Iterator[list[Any]]:
+    fields = _custom(workspace_id, CustomFieldObject.CONTACT)
+    yield [
+        "id",
+        "first_name",
+        "last_name",
+        "email",
+        "other_emails",
+        "phone",
+        "mobile_phone",
+        "job_title",
+        "company",
+        "lifecycle_stage",
+        "owner",
+        "source",
+        "score",
+        "street",
+        "postal_code",
+        "city",
+        "region",
+        "country",
+        "time_zone",
+        "language",
+        "birthday",
+        "tags",
+        "created_at",
+        "updated_at",
+        *[f"custom.{field.key}" for field in fields],
+    ]
+    records = contacts.select_related("company", "owner").prefetch_related("tags", "other_emails")
+    for contact in records.iterator(chunk_size=2000):
+        yield [
+            contact.pk,
+            contact.first_name,
+            contact.last_name,
+            contact.email,
+            [other.email for other in contact.other_emails.all()],
+            contact.phone,
+            contact.mobile_phone,
+            contact.job_title,
+            contact.company.name if contact.company else "",
+            contact.lifecycle_stage,
+            contact.owner.email if contact.owner else "",
+            contact.source,
+            contact.score,
+            contact.street,
+            contact.postal_code,
+            contact.city,
+            contact.region,
+            contact.country,
+            contact.time_zone,
+            contact.language,
+            contact.birthday.isoformat() if contact.birthday else "",
+            [tag.name for tag in contact.tags.all()],
+            contact.created_at.isoformat(),
+            contact.updated_at.isoformat(),
+            *[contact.custom.get(field.key) for field in fields],
+        ]
+
+
+def company_rows(companies: QuerySet[Company], workspace_id: int) -> Iterator[list[Any]]:
+    fields = _custom(workspace_id, CustomFieldObject.COMPANY)
+    yield [
+        "id",
+        "name",
+        "domain",
+        "industry",
+        "size",
+        "annual_revenue",
+        "phone",
+        "street",
+        "postal_code",
+        "city",
+        "region",
+        "country",
+        "owner",
+        "tags",
+        "created_at",
+        *[f"custom.{field.key}" for field in fields],
+    ]
+    records = companies.select_related("owner").prefetch_related("tags")
+    for company in records.iterator(chunk_size=2000):
+        yield [
+            company.pk,
+            company.name,
+            company.domain,
+            company.industry,
+            company.size,
+            str(company.annual_revenue) if company.annual_revenue is not None else "",
+            company.phone,
+            company.street,
+            company.postal_code,
+            company.city,
+            company.region,
+            company.country,
+            company.owner.email if company.owner else "",
+            [tag.name for tag in company.tags.all()],
+            company.created_at.isoformat(),
+            *[company.custom.get(field.key) for field in fields],
+        ]
