@@ -29,7 +29,7 @@ def test_contact_list_searches_filters_and_stays_n_plus_one_free(
         workspace=workspace, first_name="Zed", email="zed@example.com", lifecycle_stage="customer"
     )
     ContactFactory(workspace=WorkspaceFactory(), first_name="Hidden")
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         page = logged_in.get("/contacts/").content.decode()
     assert "Person0" in page and "Kopi Co" in page and "Hidden" not in page
     assert "31 contacts" in page
@@ -142,3 +142,42 @@ def test_read_only_roles_see_no_edit_buttons(client, workspace):
     client.login(email=agency.email, password=PASSWORD)
     page = client.get(f"/contacts/{contact.pk}/").content.decode()
     assert "Your role does not show the activity history." in page
+
+
+def test_contact_list_filters_on_custom_fields_sorts_and_caps_the_count(
+    logged_in, workspace, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from patron.crm import services
+    from patron.crm.views import CappedPaginator
+
+    services.create_custom_field(
+        workspace=workspace,
+        object_type="contact",
+        label="Tier",
+        field_type="single_select",
+        options=["Bronze", "Gold"],
+    )
+    now = timezone.now()
+    for name, tier, days in [("Ann", "Gold", 3), ("Bob", "Bronze", 1), ("Cat", "Gold", 1)]:
+        contact = services.create_contact(
+            workspace=workspace, first_name=name, custom={"tier": tier}
+        )
+        Contact.objects.for_workspace(workspace).filter(pk=contact.pk).update(
+            last_activity_at=now - timedelta(days=days)
+        )
+    services.create_contact(workspace=workspace, first_name="Dan")  # never active
+    page = logged_in.get("/contacts/", {"cf_tier": "Gold", "sort": "-last_activity"})
+    html = page.content.decode()
+    assert "Bob" not in html and "Dan" not in html
+    assert html.index("Cat") < html.index("Ann")  # most recent activity first
+    assert 'id="filter-cf-tier"' in html and "2 contacts" in html
+    everyone = logged_in.get("/contacts/", {"sort": "-last_activity"}).content.decode()
+    assert everyone.index("Ann") < everyone.index("Dan")  # no activity sorts last
+    bad = logged_in.get("/contacts/", {"cf_tier": "Platinum"}).content.decode()
+    assert "Choose one of" in bad and "4 contacts" in bad
+    monkeypatch.setattr(CappedPaginator, "CAP", 2)
+    assert "More than 2 contacts" in logged_in.get("/contacts/").content.decode()

@@ -31,7 +31,7 @@ filters never load records into Python.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -175,43 +175,32 @@ def _phone(value: Any) -> str:
     return text
 
 
+# Field type -> function(value, options) giving the stored form. Plain strings
+# as keys: this runs per cell of an import, where enum lookups add up.
+_NORMALISERS: dict[str, Callable[[Any, list[str]], Any]] = {
+    "text": lambda value, _options: _text(value, MAX_TEXT),
+    "long_text": lambda value, _options: _text(value, MAX_LONG_TEXT),
+    "number": lambda value, _options: _number(value, None),
+    "money": lambda value, _options: _number(value, 2),
+    "date": lambda value, _options: _date(value),
+    "datetime": lambda value, _options: _datetime(value),
+    "boolean": lambda value, _options: _boolean(value),
+    "single_select": _choice,
+    "multi_select": _choices,
+    "url": lambda value, _options: _url(value),
+    "email": lambda value, _options: _email(value),
+    "phone": lambda value, _options: _phone(value),
+}
+
+
 def normalise(field: CustomField, value: Any) -> Any:
     """The canonical stored form of ``value``, or None when it is empty.
 
     Raises ValueError with a message a person can act on.
     """
-    from patron.crm.models import FieldType
-
     if value is None or (isinstance(value, str | list | tuple) and not value):
         return None
-    kind = field.field_type
-    result: Any
-    if kind == FieldType.TEXT:
-        result = _text(value, MAX_TEXT)
-    elif kind == FieldType.LONG_TEXT:
-        result = _text(value, MAX_LONG_TEXT)
-    elif kind == FieldType.NUMBER:
-        result = _number(value, None)
-    elif kind == FieldType.MONEY:
-        result = _number(value, 2)
-    elif kind == FieldType.DATE:
-        result = _date(value)
-    elif kind == FieldType.DATETIME:
-        result = _datetime(value)
-    elif kind == FieldType.BOOLEAN:
-        result = _boolean(value)
-    elif kind == FieldType.SINGLE_SELECT:
-        result = _choice(value, field.options)
-    elif kind == FieldType.MULTI_SELECT:
-        result = _choices(value, field.options)
-    elif kind == FieldType.URL:
-        result = _url(value)
-    elif kind == FieldType.EMAIL:
-        result = _email(value)
-    elif kind == FieldType.PHONE:
-        result = _phone(value)
-    else:  # pragma: no cover - FieldType is closed
-        raise ValueError(_("Unknown field type."))
+    result = _NORMALISERS[str(field.field_type)](value, field.options)
     if result == "" or result == []:
         return None
     return result

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from patron.core.models import User, Workspace
+from patron.crm.custom_fields import Condition, filter_q
 from patron.crm.models import Company, Contact, Deal, Pipeline, Stage, Tag, Task
+
+CONTACT_SORTS = {
+    "-created": ("-created_at", "-id"),
+    "-last_activity": (F("last_activity_at").desc(nulls_last=True), "-id"),
+    "name": ("last_name", "first_name", "id"),
+    "email": ("email", "id"),
+    "-score": ("-score", "-id"),
+}
 
 
 def search_contacts(
-    workspace: Workspace, *, query: str = "", lifecycle_stage: str = "", tag: str = ""
+    workspace: Workspace,
+    *,
+    query: str = "",
+    lifecycle_stage: str = "",
+    tag: str = "",
+    custom: Sequence[Condition] = (),
+    sort: str = "-created",
 ) -> QuerySet[Contact]:
+    """Contacts matching the filters; custom field conditions compile to SQL."""
     contacts = Contact.objects.for_workspace(workspace).select_related("company", "owner")
     query = query.strip()
     if query:
@@ -28,8 +45,16 @@ def search_contacts(
     if lifecycle_stage:
         contacts = contacts.filter(lifecycle_stage=lifecycle_stage)
     if tag:
-        contacts = contacts.filter(tags__name__iexact=tag)
-    return contacts.order_by("-created_at", "-id")
+        contacts = contacts.filter(
+            Exists(
+                Contact.tags.through.objects.filter(
+                    contact_id=OuterRef("pk"), tag__workspace=workspace, tag__name__iexact=tag
+                )
+            )
+        )
+    for condition in custom:
+        contacts = contacts.filter(filter_q(condition))
+    return contacts.order_by(*CONTACT_SORTS.get(sort, CONTACT_SORTS["-created"]))
 
 
 def tags(workspace: Workspace) -> QuerySet[Tag]:
