@@ -72,6 +72,7 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "crm.Task": lambda ws: _task(ws),
     "crm.Note": lambda ws: _noted(ws),
     "crm.ImportJob": lambda ws: _import_job(ws),
+    "crm.SavedView": lambda ws: _saved_view(ws),
     "crm.CustomField": lambda ws: create_custom_field(
         workspace=ws, object_type="contact", label=f"{MARKER} field", field_type="text"
     ),
@@ -307,3 +308,13 @@ def _import_job(ws: Workspace) -> models.Model:
         workspace=ws, job=job, row_number=2, reason=MARKER, values=[MARKER]
     )
     return job
+
+
+def _saved_view(ws: Workspace) -> models.Model:
+    from patron.crm.services import save_view
+
+    owner = UserFactory(email=f"{MARKER}-viewer@example.com")
+    MembershipFactory(workspace=ws, user=owner, role="sales")
+    return save_view(
+        workspace=ws, owner=owner, name=f"{MARKER} view", query={"q": MARKER}, shared=True
+    )

@@ -17,14 +17,21 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 import bench_activity_log  # noqa: E402
+import bench_contact_list  # noqa: E402
 import bench_generator  # noqa: E402
+import bench_import  # noqa: E402
 import common  # noqa: E402
 from generate import generate  # noqa: E402
 
 from patron.activity.models import Event  # noqa: E402
 from patron.crm.models import Company, Contact  # noqa: E402
 
-BENCHMARKS = {"generator": bench_generator, "activity_log": bench_activity_log}
+BENCHMARKS = {
+    "generator": bench_generator,
+    "activity_log": bench_activity_log,
+    "import": bench_import,
+    "contact_list": bench_contact_list,
+}
 
 
 def assert_documented_shape(result: dict, name: str, database: str) -> None:
@@ -93,7 +100,7 @@ def test_benchmark_quick_run_on_the_test_database(name, tmp_path, monkeypatch, c
 
 
 def test_benchmark_scripts_run_from_the_command_line_on_a_temporary_sqlite_file(tmp_path):
-    """Both scripts, as `make bench` runs them, each in its own process and database."""
+    """Every script, as `make bench` runs them, each in its own process and database."""
     env = {**os.environ, "PATRON_BENCH_RESULTS": str(tmp_path), "PATRON_BENCH_VAR": str(tmp_path)}
     for variable in ("PATRON_BENCH_POSTGRES_URL", "PATRON_DATABASE_URL", "PATRON_VAR_DIR"):
         env.pop(variable, None)
@@ -110,6 +117,5 @@ def test_benchmark_scripts_run_from_the_command_line_on_a_temporary_sqlite_file(
         result = json.loads((tmp_path / f"{name}-sqlite.json").read_text())
         assert_documented_shape(result, name, "sqlite")
     assert sorted(p.name for p in tmp_path.glob("*.sqlite3")) == [
-        "activity_log.sqlite3",
-        "generator.sqlite3",
+        f"{name}.sqlite3" for name in sorted(BENCHMARKS)
     ]

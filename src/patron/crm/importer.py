@@ -280,8 +280,19 @@ def store_upload(
 
 
 def _chain(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
+    """The upload again in pieces of at most CHUNK_BYTES.
+
+    An upload held in memory gives all its bytes as one chunk whatever the size
+    asked for; stored like that, reading it back would hold the whole file.
+    """
+    yield from _pieces(first)
+    for piece in rest:
+        yield from _pieces(piece)
+
+
+def _pieces(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), CHUNK_BYTES):
+        yield data[start : start + CHUNK_BYTES]
 
 
 # --- Mapping ----------------------------------------------------------------------------

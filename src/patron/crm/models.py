@@ -532,3 +532,27 @@ class ImportRejection(TenantModel):
     class Meta:
         ordering = ["job", "row_number"]
         indexes = [models.Index(fields=["workspace", "job", "row_number"], name="import_rejection")]
+
+
+class SavedView(TenantModel):
+    """A named set of list filters, sort and columns: one person's, or shared with all."""
+
+    object_type = models.CharField(max_length=20, default="contact")
+    name = models.CharField(_("name"), max_length=100)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    shared = models.BooleanField(_("shared with the workspace"), default=False)
+    # The list's query parameters (q, stage, tag, owner, sort, cf_<key>, cols).
+    query = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("saved view")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "object_type", "owner", "name"], name="saved_view_unique_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name

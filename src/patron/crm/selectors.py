@@ -29,10 +29,14 @@ def search_contacts(
     query: str = "",
     lifecycle_stage: str = "",
     tag: str = "",
+    owner: User | str | None = "",
     custom: Sequence[Condition] = (),
     sort: str = "-created",
 ) -> QuerySet[Contact]:
-    """Contacts matching the filters; custom field conditions compile to SQL."""
+    """Contacts matching the filters; custom field conditions compile to SQL.
+
+    ``owner`` is a member, None for contacts without an owner, or "" for any.
+    """
     contacts = Contact.objects.for_workspace(workspace).select_related("company", "owner")
     query = query.strip()
     if query:
@@ -52,6 +56,9 @@ def search_contacts(
                 )
             )
         )
+    if owner != "":
+        # A member, or None for "without owner"; "" means any owner.
+        contacts = contacts.filter(owner=owner)
     for condition in custom:
         contacts = contacts.filter(filter_q(condition))
     return contacts.order_by(*CONTACT_SORTS.get(sort, CONTACT_SORTS["-created"]))

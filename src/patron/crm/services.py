@@ -27,8 +27,10 @@ from patron.crm.models import (
     CustomFieldObject,
     Deal,
     FieldType,
+    LifecycleStage,
     Note,
     Pipeline,
+    SavedView,
     Stage,
     StageOutcome,
     Tag,
@@ -1008,3 +1010,117 @@ def reorder_custom_fields(*, workspace: Workspace, object_type: str, keys: list[
     for position, field in enumerate(ordered):
         field.position = position
     CustomField.objects.bulk_update(ordered, ["position"])
+
+
+# --- Saved views and bulk actions ----------------------------------------------------
+
+LIST_PARAMETERS = {"q", "stage", "tag", "owner", "sort", "cols"}
+
+
+class InvalidView(ValueError):
+    pass
+
+
+def clean_view_query(query: dict[str, str]) -> dict[str, str]:
+    """Keep only the parameters a list understands (custom filters are ``cf_<key>``)."""
+    cleaned = {}
+    for key, value in query.items():
+        custom_key = key.removeprefix(custom_fields.FORM_PREFIX)
+        is_custom = key != custom_key and custom_fields.KEY_PATTERN.match(custom_key)
+        if value and (key in LIST_PARAMETERS or is_custom):
+            cleaned[key] = str(value)[:500]
+    return cleaned
+
+
+@transaction.atomic
+def save_view(
+    *,
+    workspace: Workspace,
+    owner: User,
+    name: str,
+    query: dict[str, str],
+    shared: bool = False,
+    object_type: str = "contact",
+) -> SavedView:
+    """Save (or overwrite) the owner's view called ``name``."""
+    name = " ".join(name.split())
+    if not name or len(name) > 100:
+        raise InvalidView(_("Give the view a name of at most 100 characters."))
+    view, _created = SavedView.objects.for_workspace(workspace).update_or_create(
+        workspace=workspace,
+        object_type=object_type,
+        owner=owner,
+        name=name,
+        defaults={"query": clean_view_query(query), "shared": shared},
+    )
+    return view
+
+
+def delete_view(*, view: SavedView, actor: User, may_manage: bool) -> None:
+    if view.owner_id != actor.pk and not (view.shared and may_manage):
+        raise InvalidView(_("Only its owner or an admin can delete this view."))
+    view.delete()
+
+
+class BulkAction:
+    TAG = "tag"
+    ASSIGN = "assign"
+    STAGE = "stage"
+    DELETE = "delete"
+
+
+@transaction.atomic
+def bulk_update_contacts(
+    *,
+    workspace: Workspace,
+    contact_ids: list[int],
+    action: str,
+    value: Any = None,
+    actor: User | None = None,
+) -> int:
+    """Apply one change to many contacts at once; returns how many were changed.
+
+    Set-based: one UPDATE (or INSERT of tag links), one statement of events.
+    """
+    from patron.activity.services import record_for_contacts
+    from patron.core import bulk
+
+    contacts = Contact.objects.for_workspace(workspace).filter(pk__in=contact_ids)
+    ids = list(contacts.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    source = ("crm.bulk", action)
+    if action == BulkAction.TAG:
+        (tag,) = find_or_create_tags(workspace=workspace, names=[str(value or "")])
+        bulk.insert_rows(
+            Contact.tags.through,
+            ["contact_id", "tag_id"],
+            [[pk, tag.pk] for pk in ids],
+            ignore_conflicts=True,
+        )
+        return len(ids)
+    if action == BulkAction.ASSIGN:
+        owner = value
+        if owner is not None:
+            _check_references(workspace, {"owner": owner})
+        contacts.update(owner=owner, updated_at=timezone.now())
+        changes = {"owner": [None, owner.pk if owner else None]}
+    elif action == BulkAction.STAGE:
+        if value not in LifecycleStage.values:
+            raise InvalidField("lifecycle_stage", _("Choose a lifecycle stage."))
+        contacts.update(lifecycle_stage=value, updated_at=timezone.now())
+        changes = {"lifecycle_stage": [None, value]}
+    elif action == BulkAction.DELETE:
+        contacts.delete()
+        return len(ids)
+    else:
+        raise ValueError(f"Unknown bulk action {action!r}")
+    record_for_contacts(
+        workspace=workspace,
+        kind="contact.field_changed",
+        contact_ids=ids,
+        actor=actor,
+        source=source,
+        properties={"changes": changes, "bulk": True},
+    )
+    return len(ids)

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from patron.core.tenancy import register_url_parameter
-from patron.crm import views, views_imports
+from patron.crm import list_views, views, views_imports
 
 app_name = "crm"
 
@@ -14,6 +14,7 @@ register_url_parameter("note_id", "crm.Note")
 register_url_parameter("task_id", "crm.Task")
 register_url_parameter("custom_field_id", "crm.CustomField")
 register_url_parameter("import_id", "crm.ImportJob")
+register_url_parameter("view_id", "crm.SavedView")
 
 urlpatterns = [
     path("imports/", views_imports.import_list, name="import_list"),
@@ -26,6 +27,14 @@ urlpatterns = [
     ),
     path("imports/<int:import_id>/discard/", views_imports.import_cancel, name="import_cancel"),
     path("contacts/export/", views_imports.contact_export, name="contact_export"),
+    path("contacts/count/", list_views.contact_count, name="contact_count"),
+    path("contacts/bulk/", list_views.contact_bulk, name="contact_bulk"),
+    path("contacts/views/", list_views.contact_view_save, name="contact_view_save"),
+    path(
+        "contacts/views/<int:view_id>/delete/",
+        list_views.contact_view_delete,
+        name="contact_view_delete",
+    ),
     path("companies/export/", views_imports.company_export, name="company_export"),
     path("settings/fields/", views.custom_field_list, name="custom_field_list"),
     path("settings/fields/new/", views.custom_field_create, name="custom_field_create"),
@@ -39,7 +48,7 @@ urlpatterns = [
         views.custom_field_delete,
         name="custom_field_delete",
     ),
-    path("contacts/", views.contact_list, name="contact_list"),
+    path("contacts/", list_views.contact_list, name="contact_list"),
     path("contacts/new/", views.contact_create, name="contact_create"),
     path("contacts/<int:contact_id>/", views.contact_detail, name="contact_detail"),
     path("contacts/<int:contact_id>/edit/", views.contact_edit, name="contact_edit"),

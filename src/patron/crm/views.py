@@ -11,7 +11,6 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
@@ -48,8 +47,6 @@ from patron.crm.models import (
     CustomField,
     CustomFieldObject,
     Deal,
-    FieldType,
-    LifecycleStage,
     Note,
     Pipeline,
     StageOutcome,
@@ -92,102 +89,6 @@ def _custom_rows(request: WorkspaceRequest, record_: Contact | Company | Deal) -
 
 
 # --- Contacts ---------------------------------------------------------------------
-
-
-class CappedPaginator(Paginator):
-    """Counts up to a cap: on a million contacts an exact count costs more than the page."""
-
-    CAP = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        return self.object_list[: self.CAP + 1].count()  # type: ignore[attr-defined]
-
-    @property
-    def is_capped(self) -> bool:
-        return self.count > self.CAP
-
-
-SORT_LABELS = {
-    "-created": gettext_lazy("Newest first"),
-    "-last_activity": gettext_lazy("Recent activity"),
-    "name": gettext_lazy("Name"),
-    "email": gettext_lazy("Email"),
-    "-score": gettext_lazy("Highest score"),
-}
-FILTERABLE_IN_LIST = {FieldType.SINGLE_SELECT, FieldType.MULTI_SELECT, FieldType.BOOLEAN}
-
-
-def _custom_conditions(
-    request: WorkspaceRequest, fields: list[CustomField]
-) -> tuple[list[custom_fields.Condition], dict[str, str]]:
-    """Conditions from ``?cf_<key>=value`` (equality; "has" for multi select)."""
-    conditions = []
-    chosen = {}
-    for field in fields:
-        value = request.GET.get(custom_fields.FORM_PREFIX + field.key, "")
-        if not value:
-            continue
-        operator = (
-            custom_fields.Operator.HAS_ANY
-            if field.field_type == FieldType.MULTI_SELECT
-            else custom_fields.Operator.EQUALS
-        )
-        condition = custom_fields.Condition(
-            field, operator, [value] if operator == custom_fields.Operator.HAS_ANY else value
-        )
-        try:
-            custom_fields.filter_q(condition)
-        except CustomFieldInvalid as exc:
-            messages.warning(request, "; ".join(exc.errors.values()))
-            continue
-        conditions.append(condition)
-        chosen[field.key] = value
-    return conditions, chosen
-
-
-@workspace_view(CONTACTS_VIEW)
-def contact_list(request: WorkspaceRequest) -> HttpResponse:
-    query = request.GET.get("q", "")
-    stage = request.GET.get("stage", "")
-    if stage not in LifecycleStage.values:
-        stage = ""
-    tag = request.GET.get("tag", "")
-    sort = request.GET.get("sort", "-created")
-    if sort not in SORT_LABELS:
-        sort = "-created"
-    fields = services.field_definitions(request.workspace, CustomFieldObject.CONTACT)
-    conditions, chosen = _custom_conditions(request, fields)
-    contacts = selectors.search_contacts(
-        request.workspace,
-        query=query,
-        lifecycle_stage=stage,
-        tag=tag,
-        custom=conditions,
-        sort=sort,
-    )
-    page = CappedPaginator(contacts, PAGE_SIZE).get_page(request.GET.get("page"))
-    filters = {"q": query, "stage": stage, "tag": tag, "sort": sort if sort != "-created" else ""}
-    filters.update({custom_fields.FORM_PREFIX + key: value for key, value in chosen.items()})
-    context = {
-        "page_obj": page,
-        "query": query,
-        "stage": stage,
-        "stages": LifecycleStage.choices,
-        "tag": tag,
-        "tags": selectors.tags(request.workspace),
-        "sort": sort,
-        "sorts": SORT_LABELS.items(),
-        "custom_filters": [
-            (field, chosen.get(field.key, ""))
-            for field in fields
-            if field.field_type in FILTERABLE_IN_LIST
-        ],
-        "filtered": bool(query or stage or tag or chosen),
-        "query_string": urlencode({k: v for k, v in filters.items() if v}),
-    }
-    template = "crm/_contact_rows.html" if request.htmx else "crm/contact_list.html"
-    return render(request, template, context)
 
 
 def _contact(request: WorkspaceRequest, contact_id: int) -> Contact:

@@ -20,7 +20,7 @@ from patron.core.roles import CONTACTS_EDIT, DATA_EXPORT
 from patron.core.services import record_audit
 from patron.core.signals import request_info
 from patron.crm import exporter, importer, selectors
-from patron.crm.models import CustomFieldObject, ImportJob, ImportStatus, LifecycleStage
+from patron.crm.models import CustomFieldObject, ImportJob, ImportStatus
 
 IMPORTABLE = [
     (CustomFieldObject.CONTACT, gettext_lazy("Contacts")),
@@ -177,15 +177,19 @@ def _export(request: WorkspaceRequest, kind: str, rows: Any, count: int) -> Stre
 
 @workspace_view(DATA_EXPORT)
 def contact_export(request: WorkspaceRequest) -> StreamingHttpResponse:
-    stage = request.GET.get("stage", "")
-    contacts = selectors.search_contacts(
-        request.workspace,
-        query=request.GET.get("q", ""),
-        lifecycle_stage=stage if stage in LifecycleStage.values else "",
-        tag=request.GET.get("tag", ""),
-    )
+    """The contacts of the list as filtered and sorted on screen."""
+    from patron.crm.list_views import contact_query
+
+    contacts, _context = contact_query(request)
+    return export_contacts(request, contacts)
+
+
+def export_contacts(request: WorkspaceRequest, contacts: Any) -> StreamingHttpResponse:
     return _export(
-        request, "contacts", exporter.contact_rows(contacts, request.workspace.pk), contacts.count()
+        request,
+        "contacts",
+        exporter.contact_rows(contacts, request.workspace.pk),
+        contacts.count(),
     )
 
 

@@ -12,9 +12,21 @@
     });
   });
   // <form data-confirm="Are you sure?">: ask before submitting.
+  // A submit button may carry its own data-confirm (e.g. "Delete ticked").
   document.addEventListener("submit", function (event) {
-    var message = event.target.getAttribute("data-confirm");
+    var submitter = event.submitter;
+    var message = (submitter && submitter.getAttribute("data-confirm")) ||
+      event.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) event.preventDefault();
+  });
+  // <input type="checkbox" data-check-all="form-id">: tick or untick every
+  // checkbox that belongs to that form.
+  document.addEventListener("change", function (event) {
+    var formId = event.target.getAttribute && event.target.getAttribute("data-check-all");
+    if (!formId) return;
+    document.querySelectorAll('input[type="checkbox"][form="' + formId + '"]').forEach(function (box) {
+      box.checked = event.target.checked;
+    });
   });
   // The deal board: drag a card ([data-move-url]) onto a column ([data-stage-id]).
   // The "Move to" menu on each card does the same without a mouse.

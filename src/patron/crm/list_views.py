@@ -1,0 +1,360 @@
+"""The contact list: filters (custom fields included), sort, columns, saved views, bulk actions.
+
+Every filter is a query parameter, so a list is a URL: saved views store the
+parameters, exports and the total count read the same ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.http import HttpResponse, HttpResponseBase, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_POST
+
+from patron.core.decorators import workspace_view
+from patron.core.http import WorkspaceRequest
+from patron.core.models import User
+from patron.core.paging import SeekPage
+from patron.core.roles import CONTACTS_EDIT, CONTACTS_VIEW, DATA_EXPORT, SETTINGS_MANAGE
+from patron.crm import custom_fields, selectors, services
+from patron.crm.custom_fields import CustomFieldInvalid
+from patron.crm.models import (
+    Contact,
+    CustomField,
+    CustomFieldObject,
+    FieldType,
+    LifecycleStage,
+    SavedView,
+)
+
+PAGE_SIZE = 50
+COUNT_CAP = 10_000
+SORT_LABELS = {
+    "-created": gettext_lazy("Newest first"),
+    "-last_activity": gettext_lazy("Recent activity"),
+    "name": gettext_lazy("Name"),
+    "email": gettext_lazy("Email"),
+    "-score": gettext_lazy("Highest score"),
+}
+FILTERABLE_IN_LIST = {FieldType.SINGLE_SELECT, FieldType.MULTI_SELECT, FieldType.BOOLEAN}
+
+# Column key -> (label, value of a contact). Custom fields join as cf_<key>.
+STANDARD_COLUMNS: dict[str, tuple[Any, Callable[[Contact], Any]]] = {
+    "email": (gettext_lazy("Email"), lambda c: c.email),
+    "company": (gettext_lazy("Company"), lambda c: c.company),
+    "lifecycle_stage": (gettext_lazy("Lifecycle stage"), lambda c: c.get_lifecycle_stage_display()),
+    "owner": (gettext_lazy("Owner"), lambda c: c.owner.display_name if c.owner else ""),
+    "phone": (gettext_lazy("Phone"), lambda c: c.phone),
+    "job_title": (gettext_lazy("Job title"), lambda c: c.job_title),
+    "city": (gettext_lazy("City"), lambda c: c.city),
+    "country": (gettext_lazy("Country"), lambda c: c.country),
+    "score": (gettext_lazy("Score"), lambda c: c.score),
+    "source": (gettext_lazy("Source"), lambda c: c.source),
+    "created": (gettext_lazy("Created"), lambda c: date_format(c.created_at, "SHORT_DATE_FORMAT")),
+    "last_activity": (
+        gettext_lazy("Last activity"),
+        lambda c: (
+            date_format(c.last_activity_at, "SHORT_DATE_FORMAT") if c.last_activity_at else ""
+        ),
+    ),
+}
+DEFAULT_COLUMNS = ["email", "company", "lifecycle_stage", "owner"]
+BUILT_IN_VIEWS: list[tuple[Any, dict[str, str]]] = [
+    (gettext_lazy("All contacts"), {}),
+    (gettext_lazy("My contacts"), {"owner": "me"}),
+    (gettext_lazy("Without owner"), {"owner": "none"}),
+    (gettext_lazy("Recently active"), {"sort": "-last_activity"}),
+    (gettext_lazy("Customers"), {"stage": LifecycleStage.CUSTOMER}),
+]
+
+
+def _visible_views(request: WorkspaceRequest) -> Any:
+    from django.db.models import Q
+
+    return (
+        SavedView.objects.for_workspace(request.workspace)
+        .filter(object_type="contact")
+        .filter(Q(owner=request.user) | Q(shared=True))
+        .select_related("owner")
+    )
+
+
+def list_parameters(request: WorkspaceRequest) -> tuple[dict[str, str], SavedView | None]:
+    """The list's parameters: a saved view's, overridden by those in the URL."""
+    params: dict[str, str] = {}
+    view = None
+    view_id = request.GET.get("view", "")
+    if view_id.isdigit():
+        view = _visible_views(request).filter(pk=int(view_id)).first()
+        if view is not None:
+            params.update(view.query)
+    for key in request.GET:
+        if key in {"view", "page"}:
+            continue
+        if key == "col":
+            params["cols"] = ",".join(request.GET.getlist("col"))
+        else:
+            params[key] = request.GET.get(key, "")
+    return params, view
+
+
+def _custom_conditions(
+    request: WorkspaceRequest, params: dict[str, str], fields: list[CustomField]
+) -> tuple[list[custom_fields.Condition], dict[str, str]]:
+    """Conditions from ``cf_<key>=value`` (equality; "has" for multi select)."""
+    conditions = []
+    chosen = {}
+    for field in fields:
+        value = params.get(custom_fields.FORM_PREFIX + field.key, "")
+        if not value:
+            continue
+        if field.field_type == FieldType.MULTI_SELECT:
+            condition = custom_fields.Condition(field, custom_fields.Operator.HAS_ANY, [value])
+        else:
+            condition = custom_fields.Condition(field, custom_fields.Operator.EQUALS, value)
+        try:
+            custom_fields.filter_q(condition)
+        except CustomFieldInvalid as exc:
+            messages.warning(request, "; ".join(exc.errors.values()))
+            continue
+        conditions.append(condition)
+        chosen[field.key] = value
+    return conditions, chosen
+
+
+def _owner_filter(request: WorkspaceRequest, value: str) -> tuple[str, User | str | None]:
+    if value == "me":
+        return value, request.user
+    if value == "none":
+        return value, None
+    if value.isdigit():
+        user = User.objects.filter(
+            pk=int(value),
+            memberships__workspace=request.workspace,
+            memberships__is_active=True,
+        ).first()
+        if user is not None:
+            return value, user
+    return "", ""
+
+
+def _columns(params: dict[str, str], fields: list[CustomField]) -> list[tuple[str, Any]]:
+    custom = {custom_fields.FORM_PREFIX + f.key: f for f in fields}
+    wanted = [c for c in params.get("cols", "").split(",") if c] or DEFAULT_COLUMNS
+    columns = []
+    for key in wanted:
+        if key in STANDARD_COLUMNS:
+            columns.append((key, STANDARD_COLUMNS[key][0]))
+        elif key in custom:
+            columns.append((key, custom[key].label))
+    return columns or [(key, STANDARD_COLUMNS[key][0]) for key in DEFAULT_COLUMNS]
+
+
+def _cell(contact: Contact, key: str, custom: dict[str, CustomField]) -> Any:
+    if key in STANDARD_COLUMNS:
+        return STANDARD_COLUMNS[key][1](contact)
+    field = custom[key]
+    return custom_fields.display(field, contact.custom.get(field.key))
+
+
+def contact_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
+    """The contacts the list's parameters select, and the context to show them."""
+    params, view = list_parameters(request)
+    query = params.get("q", "")
+    stage = params.get("stage", "")
+    if stage not in LifecycleStage.values:
+        stage = ""
+    tag = params.get("tag", "")
+    sort = params.get("sort", "-created")
+    if sort not in SORT_LABELS:
+        sort = "-created"
+    owner_param, owner = _owner_filter(request, params.get("owner", ""))
+    fields = services.field_definitions(request.workspace, CustomFieldObject.CONTACT)
+    conditions, chosen = _custom_conditions(request, params, fields)
+    contacts = selectors.search_contacts(
+        request.workspace,
+        query=query,
+        lifecycle_stage=stage,
+        tag=tag,
+        owner=owner,
+        custom=conditions,
+        sort=sort,
+    )
+    columns = _columns(params, fields)
+    filters = {
+        "q": query,
+        "stage": stage,
+        "tag": tag,
+        "owner": owner_param,
+        "sort": sort if sort != "-created" else "",
+        "cols": ",".join(key for key, _label in columns)
+        if [key for key, _label in columns] != DEFAULT_COLUMNS
+        else "",
+    }
+    filters.update({custom_fields.FORM_PREFIX + key: value for key, value in chosen.items()})
+    query_string = urlencode({k: v for k, v in filters.items() if v})
+    context = {
+        "query": query,
+        "stage": stage,
+        "stages": LifecycleStage.choices,
+        "tag": tag,
+        "tags": selectors.tags(request.workspace),
+        "owner": owner_param,
+        "members": User.objects.filter(
+            memberships__workspace=request.workspace, memberships__is_active=True
+        ).order_by("name", "email"),
+        "sort": sort,
+        "sorts": SORT_LABELS.items(),
+        "custom_filters": [
+            (field, chosen.get(field.key, ""))
+            for field in fields
+            if field.field_type in FILTERABLE_IN_LIST
+        ],
+        "custom_fields": {custom_fields.FORM_PREFIX + f.key: f for f in fields},
+        "columns": columns,
+        "column_choices": [
+            *[(key, label) for key, (label, _value) in STANDARD_COLUMNS.items()],
+            *[(custom_fields.FORM_PREFIX + f.key, f.label) for f in fields],
+        ],
+        "chosen_columns": {key for key, _label in columns},
+        "filtered": bool(query or stage or tag or chosen or owner_param),
+        "query_string": query_string,
+        "current_view": view,
+        "saved_views": _visible_views(request),
+        "built_in_views": [(label, urlencode(p)) for label, p in BUILT_IN_VIEWS],
+    }
+    return contacts, context
+
+
+@workspace_view(CONTACTS_VIEW)
+def contact_list(request: WorkspaceRequest) -> HttpResponse:
+    contacts, context = contact_query(request)
+    page = SeekPage(contacts, request.GET.get("page"), PAGE_SIZE)
+    custom = context["custom_fields"]
+    keys = [key for key, _label in context["columns"]]
+    context["page_obj"] = page
+    context["rows"] = [(contact, [_cell(contact, key, custom) for key in keys]) for contact in page]
+    template = "crm/_contact_rows.html" if request.htmx else "crm/contact_list.html"
+    return render(request, template, context)
+
+
+@workspace_view(CONTACTS_VIEW)
+def contact_count(request: WorkspaceRequest) -> HttpResponse:
+    """How many contacts the list selects, up to COUNT_CAP (loaded after the page)."""
+    contacts, _context = contact_query(request)
+    count = contacts.order_by()[: COUNT_CAP + 1].count()
+    if count > COUNT_CAP:
+        text = _("More than %(count)s contacts") % {"count": intcomma(COUNT_CAP)}
+    else:
+        text = ngettext("%(count)s contact", "%(count)s contacts", count) % {
+            "count": intcomma(count)
+        }
+    return HttpResponse(text)
+
+
+# --- Saved views ---------------------------------------------------------------------
+
+
+@workspace_view(CONTACTS_VIEW)
+@require_POST
+def contact_view_save(request: WorkspaceRequest) -> HttpResponse:
+    query = QueryDict(request.POST.get("query_string", ""))
+    try:
+        view = services.save_view(
+            workspace=request.workspace,
+            owner=request.user,
+            name=request.POST.get("name", ""),
+            query={key: query.get(key, "") for key in query},
+            shared=request.POST.get("shared") == "on",
+        )
+    except services.InvalidView as exc:
+        messages.error(request, str(exc))
+        return redirect(f"{reverse('crm:contact_list')}?{query.urlencode()}")
+    messages.success(request, _("View “%(name)s” saved.") % {"name": view.name})
+    return redirect(f"{reverse('crm:contact_list')}?view={view.pk}")
+
+
+@workspace_view(CONTACTS_VIEW)
+@require_POST
+def contact_view_delete(request: WorkspaceRequest, view_id: int) -> HttpResponse:
+    view = get_object_or_404(_visible_views(request), pk=view_id)
+    try:
+        services.delete_view(
+            view=view, actor=request.user, may_manage=request.membership.can(SETTINGS_MANAGE)
+        )
+    except services.InvalidView as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("View “%(name)s” deleted.") % {"name": view.name})
+    return redirect("crm:contact_list")
+
+
+# --- Bulk actions ----------------------------------------------------------------------
+
+
+@workspace_view(CONTACTS_EDIT)
+@require_POST
+def contact_bulk(request: WorkspaceRequest) -> HttpResponseBase:
+    """Tag, assign, change the stage of, delete or export the ticked contacts."""
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:1000]
+    action = request.POST.get("action", "")
+    if action == "apply":
+        action = request.POST.get("change", "")
+    back = f"{reverse('crm:contact_list')}?{request.POST.get('query_string', '')}"
+    if not ids:
+        messages.error(request, _("Tick the contacts to change first."))
+        return redirect(back)
+    if action == "export":
+        if not request.membership.can(DATA_EXPORT):
+            messages.error(request, _("Your role may not export data."))
+            return redirect(back)
+        from patron.crm.views_imports import export_contacts
+
+        return export_contacts(
+            request, Contact.objects.for_workspace(request.workspace).filter(pk__in=ids)
+        )
+    value: Any = None
+    if action == services.BulkAction.TAG:
+        value = request.POST.get("tag", "").strip()
+        if not value:
+            messages.error(request, _("Name the tag to add."))
+            return redirect(back)
+    elif action == services.BulkAction.ASSIGN:
+        _param, value = _owner_filter(request, request.POST.get("owner", ""))
+        if value == "":
+            messages.error(request, _("Choose a member to assign."))
+            return redirect(back)
+    elif action == services.BulkAction.STAGE:
+        value = request.POST.get("stage", "")
+    elif action != services.BulkAction.DELETE:
+        messages.error(request, _("Choose what to do with the ticked contacts."))
+        return redirect(back)
+    try:
+        changed = services.bulk_update_contacts(
+            workspace=request.workspace,
+            contact_ids=ids,
+            action=action,
+            value=value,
+            actor=request.user,
+        )
+    except (services.InvalidField, services.InvalidTag) as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    messages.success(
+        request,
+        ngettext("%(count)d contact changed.", "%(count)d contacts changed.", changed)
+        % {"count": changed}
+        if action != services.BulkAction.DELETE
+        else ngettext("%(count)d contact deleted.", "%(count)d contacts deleted.", changed)
+        % {"count": changed},
+    )
+    return redirect(back)

@@ -1,0 +1,154 @@
+"""The contact list: owner filter, columns, saved views, bulk actions."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from patron.activity.models import Event
+from patron.core.roles import Role
+from patron.crm import services
+from patron.crm.models import Contact, SavedView
+from tests.conftest import member
+from tests.factories import PASSWORD, ContactFactory, WorkspaceFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(workspace, owner):
+    services.create_custom_field(
+        workspace=workspace,
+        object_type="contact",
+        label="Tier",
+        field_type="single_select",
+        options=["Bronze", "Gold"],
+    )
+    return {
+        "mine": services.create_contact(
+            workspace=workspace, first_name="Mina", owner=owner, custom={"tier": "Gold"}
+        ),
+        "nobody": services.create_contact(workspace=workspace, first_name="Noor"),
+    }
+
+
+def test_owner_filter_and_columns(logged_in, people):
+    mine = logged_in.get("/contacts/", {"owner": "me"}).content.decode()
+    assert "Mina" in mine and "Noor" not in mine
+    without = logged_in.get("/contacts/", {"owner": "none"}).content.decode()
+    assert "Noor" in without and ">Mina<" not in without
+    page = logged_in.get("/contacts/", {"col": ["cf_tier", "score"]}).content.decode()
+    header = page[page.index('id="contacts"') :]
+    assert '<th scope="col">Tier</th>' in header and '<th scope="col">Score</th>' in header
+    assert '<th scope="col">Email</th>' not in header and "Gold" in header
+
+
+def test_saved_views_keep_filters_and_columns(logged_in, workspace, owner, people):
+    from django.test import Client
+
+    response = logged_in.post(
+        "/contacts/views/",
+        {"name": "My gold", "query_string": "owner=me&cf_tier=Gold&cols=email,cf_tier&evil=1"},
+    )
+    view = SavedView.objects.for_workspace(workspace).get()
+    assert response.url == f"/contacts/?view={view.pk}"
+    assert view.query == {"owner": "me", "cf_tier": "Gold", "cols": "email,cf_tier"}
+    page = logged_in.get("/contacts/", {"view": view.pk}).content.decode()
+    assert "Mina" in page and "Noor" not in page and "My gold" in page
+    # Parameters in the URL override the view's.
+    wider = logged_in.get("/contacts/", {"view": view.pk, "owner": "", "cf_tier": ""})
+    assert "Noor" in wider.content.decode()
+    # A personal view is nobody else's; a shared one everybody's.
+    colleague = member(workspace, Role.SALES)
+    client = Client()
+    client.force_login(colleague)
+    assert "My gold" not in client.get("/contacts/").content.decode()
+    assert client.post(f"/contacts/views/{view.pk}/delete/").status_code == 404
+    services.save_view(
+        workspace=workspace, owner=owner, name="Team", query={"stage": "lead"}, shared=True
+    )
+    shared = SavedView.objects.for_workspace(workspace).get(name="Team")
+    assert "Team" in client.get("/contacts/").content.decode()
+    client.post(f"/contacts/views/{shared.pk}/delete/")
+    assert SavedView.objects.for_workspace(workspace).filter(pk=shared.pk).exists()
+    logged_in.post(f"/contacts/views/{shared.pk}/delete/")  # its owner may
+    assert not SavedView.objects.for_workspace(workspace).filter(pk=shared.pk).exists()
+    empty = logged_in.post("/contacts/views/", {"name": " ", "query_string": ""}, follow=True)
+    assert "Give the view a name" in empty.content.decode()
+
+
+def test_bulk_actions_change_only_the_ticked_contacts(logged_in, workspace, owner, people):
+    colleague = member(workspace, Role.SALES, email="sam@acme.example")
+    ids = [people["mine"].pk, people["nobody"].pk]
+    other = ContactFactory(workspace=workspace, first_name="Untouched")
+    foreign = ContactFactory(workspace=WorkspaceFactory(), first_name="Foreign")
+
+    logged_in.post(
+        "/contacts/bulk/",
+        {"ids": [*ids, foreign.pk], "action": "apply", "change": "tag", "tag": "fair"},
+    )
+    assert sorted(
+        Contact.objects.for_workspace(workspace)
+        .filter(tags__name="fair")
+        .values_list("first_name", flat=True)
+    ) == ["Mina", "Noor"]
+    assert not foreign.tags.exists()
+
+    logged_in.post(
+        "/contacts/bulk/",
+        {"ids": ids, "action": "apply", "change": "assign", "owner": colleague.pk},
+    )
+    assert set(
+        Contact.objects.for_workspace(workspace)
+        .filter(pk__in=ids)
+        .values_list("owner_id", flat=True)
+    ) == {colleague.pk}
+    events = Event.objects.for_workspace(workspace).filter(
+        kind="contact.field_changed", properties__bulk=True
+    )
+    assert sorted(events.values_list("contact_id", flat=True)) == sorted(ids)
+
+    logged_in.post(
+        "/contacts/bulk/", {"ids": ids, "action": "apply", "change": "stage", "stage": "customer"}
+    )
+    assert set(
+        Contact.objects.for_workspace(workspace)
+        .filter(pk__in=ids)
+        .values_list("lifecycle_stage", flat=True)
+    ) == {"customer"}
+    refused = logged_in.post(
+        "/contacts/bulk/",
+        {"ids": ids, "action": "apply", "change": "stage", "stage": "vip"},
+        follow=True,
+    )
+    assert "Choose a lifecycle stage" in refused.content.decode()
+
+    export = logged_in.post("/contacts/bulk/", {"ids": ids, "action": "apply", "change": "export"})
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert sorted(row[1] for row in rows[1:]) == ["Mina", "Noor"]
+
+    logged_in.post("/contacts/bulk/", {"ids": ids, "action": "delete"})
+    assert list(Contact.objects.for_workspace(workspace).values_list("first_name", flat=True)) == [
+        other.first_name
+    ]
+    assert Contact.objects.unscoped().filter(pk=foreign.pk).exists()
+
+
+def test_bulk_actions_need_the_edit_permission(client, workspace, people):
+    agency = member(workspace, Role.AGENCY)
+    support = member(workspace, Role.SUPPORT)
+    client.login(email=support.email, password=PASSWORD)
+    # Support may edit contacts but not export them.
+    response = client.post(
+        "/contacts/bulk/",
+        {"ids": [people["mine"].pk], "action": "apply", "change": "export"},
+        follow=True,
+    )
+    assert "may not export" in response.content.decode()
+    client.logout()
+    client.login(email=agency.email, password=PASSWORD)
+    page = client.get("/contacts/").content.decode()
+    assert 'id="bulk-form"' in page  # agencies edit contacts
+    assert "Export to CSV" not in page
