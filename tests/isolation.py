@@ -73,6 +73,7 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "crm.Note": lambda ws: _noted(ws),
     "crm.ImportJob": lambda ws: _import_job(ws),
     "crm.SavedView": lambda ws: _saved_view(ws),
+    "crm.AssignmentRule": lambda ws: _assignment_rule(ws),
     "crm.CustomField": lambda ws: create_custom_field(
         workspace=ws, object_type="contact", label=f"{MARKER} field", field_type="text"
     ),
@@ -317,4 +318,19 @@ def _saved_view(ws: Workspace) -> models.Model:
     MembershipFactory(workspace=ws, user=owner, role="sales")
     return save_view(
         workspace=ws, owner=owner, name=f"{MARKER} view", query={"q": MARKER}, shared=True
+    )
+
+
+def _assignment_rule(ws: Workspace) -> models.Model:
+    from patron.crm.assignment import save_rule
+
+    user = UserFactory(email=f"{MARKER}-assignee@example.com")
+    MembershipFactory(workspace=ws, user=user, role="sales")
+    return save_rule(
+        workspace=ws,
+        object_type="contact",
+        name=f"{MARKER} rule",
+        conditions=[{"field": "source", "value": MARKER}],
+        strategy="user",
+        user=user,
     )

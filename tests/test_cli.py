@@ -97,4 +97,4 @@ def test_demo_and_first_start_on_a_fresh_database(tmp_path):
         check=False,
     )
     contacts, companies = map(int, counts.stdout.strip().splitlines()[-1].split())
-    assert contacts == 250 and companies == 40
+    assert contacts == 251 and companies == 40

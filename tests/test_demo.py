@@ -15,14 +15,18 @@ def test_the_demo_has_people_companies_and_history(owner):
     workspace = seed_demo_workspace(owner=owner)
     assert workspace.is_demo
     contacts = Contact.objects.for_workspace(workspace)
-    assert contacts.count() == 250 and Company.objects.for_workspace(workspace).count() == 40
+    # 250 people, and one of them entered twice for the duplicates page.
+    assert contacts.count() == 251 and Company.objects.for_workspace(workspace).count() == 40
+    from patron.crm.merge import duplicate_contacts
+
+    assert duplicate_contacts(workspace)
     stages = set(contacts.values_list("lifecycle_stage", flat=True))
     assert {LifecycleStage.LEAD, LifecycleStage.CUSTOMER} <= stages
     assert contacts.filter(company__isnull=False).count() > 150
     events = Event.objects.for_workspace(workspace)
-    assert events.filter(kind="contact.created").count() == 250
+    assert events.filter(kind="contact.created").count() == 251
     assert events.filter(kind="page.viewed").exists()
-    assert len(set(contacts.values_list("email", flat=True))) == 250
+    assert len(set(contacts.values_list("email", flat=True))) == 251
     for contact in contacts.filter(pk__in=events.values("contact_id"))[:50]:
         first = events.filter(contact_id=contact.pk).order_by("occurred_at").first()
         assert first.occurred_at >= contact.created_at  # nothing before the contact existed
@@ -51,4 +55,4 @@ def test_the_demo_has_deals_at_every_stage(owner):
 def test_seeding_twice_returns_the_same_workspace(owner):
     first = seed_demo_workspace(owner=owner)
     assert seed_demo_workspace(owner=owner) == first
-    assert Contact.objects.for_workspace(first).count() == 250
+    assert Contact.objects.for_workspace(first).count() == 251

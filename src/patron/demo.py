@@ -203,6 +203,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_tags_and_notes(workspace, rng, author=sales)
     _seed_deals(workspace, rng, owners=[owner, sales], now=now)
     _seed_tasks(workspace, rng, owner=owner, now=now)
+    _seed_views_rules_and_duplicates(workspace, owner=owner, team=[owner, sales])
     del marketing
     return workspace
 
@@ -270,6 +271,41 @@ TASKS = [
     "Follow up after the webinar",
     "Check in after the first month",
 ]
+
+
+def _seed_views_rules_and_duplicates(
+    workspace: Workspace, *, owner: User, team: list[User]
+) -> None:
+    """A shared view, a round-robin rule for website leads, and one duplicate to merge."""
+    from patron.crm.assignment import save_rule
+
+    crm_services.save_view(
+        workspace=workspace,
+        owner=owner,
+        name="Gold customers",
+        query={"stage": "customer", "cf_customer_tier": "Gold", "sort": "-last_activity"},
+        shared=True,
+    )
+    save_rule(
+        workspace=workspace,
+        object_type="contact",
+        name="Website leads in turn",
+        conditions=[{"field": "source", "value": "website"}],
+        strategy="round_robin",
+        team=team,
+    )
+    original = Contact.objects.for_workspace(workspace).exclude(phone="").order_by("pk").first()
+    if original is not None:
+        crm_services.create_contact(
+            workspace=workspace,
+            first_name=original.first_name,
+            last_name=original.last_name,
+            email=f"{original.first_name}.{original.last_name}@personal.example".lower().replace(
+                " ", ""
+            ),
+            phone=original.phone,
+            source="event",
+        )
 
 
 def _seed_tasks(workspace: Workspace, rng: random.Random, *, owner: User, now) -> None:  # type: ignore[no-untyped-def]

@@ -143,6 +143,22 @@ def record_for_contacts(
     return len(contact_ids)
 
 
+def move_contact_events(
+    *, workspace: Workspace | int, from_contact_id: int, to_contact_id: int
+) -> int:
+    """Give one contact's history to another (a merge); returns how many events moved.
+
+    Events keep their ids, so consumers that read them already do not see
+    them again.
+    """
+    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
+    return (
+        Event.objects.for_workspace(workspace_id)
+        .filter(contact_id=from_contact_id)
+        .update(contact_id=to_contact_id)
+    )
+
+
 # --- Consumers ---------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from patron.activity.services import record_for_contacts
 from patron.core import bulk
 from patron.core.models import User, Workspace
 from patron.crm import custom_fields
+from patron.crm.assignment import Assigner
 from patron.crm.models import (
     Company,
     Contact,
@@ -685,6 +686,7 @@ def _apply_contacts(job: ImportJob, rows: list[ParsedRow], result: BatchResult) 
         workspace_id, [r.company_name for r in unique_rows if r.company_name]
     )
     now = timezone.now()
+    assigner = Assigner(workspace_id, CustomFieldObject.CONTACT)
     new: list[tuple[ParsedRow, dict[str, Any]]] = []
     changed: list[tuple[ParsedRow, Contact]] = []
     update_fields: set[str] = set()
@@ -696,6 +698,17 @@ def _apply_contacts(job: ImportJob, rows: list[ParsedRow], result: BatchResult) 
         try:
             if contact is None:
                 custom = _custom_after(fields, {}, row.custom)
+                if not values.get("owner_id") and assigner.rules:
+                    owner = assigner.owner_for(
+                        {
+                            "lifecycle_stage": "subscriber",
+                            "source": "import",
+                            **values,
+                            "custom": custom,
+                        },
+                        [*job.tags, *row.tags],
+                    )
+                    values["owner_id"] = owner.pk if owner else None
                 new.append(
                     (
                         row,
@@ -718,6 +731,7 @@ def _apply_contacts(job: ImportJob, rows: list[ParsedRow], result: BatchResult) 
             continue
         _set_changed(contact, {**values, "custom": custom}, update_fields, now)
         changed.append((row, contact))
+    assigner.finish()
     created = _write(job, Contact, new, changed, update_fields, "contact_id")
     source = ("crm.import", job.pk)
     properties = {"source": "import", "import": job.file_name}

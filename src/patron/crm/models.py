@@ -556,3 +556,53 @@ class SavedView(TenantModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AssignmentStrategy(models.TextChoices):
+    USER = "user", _("To one person")
+    ROUND_ROBIN = "round_robin", _("Round robin across a team")
+
+
+class AssignmentRule(TenantModel):
+    """Who owns a new contact or deal that arrives without an owner.
+
+    Rules are tried in ``position`` order; the first whose conditions all hold
+    decides. ``next_index`` is the round robin's place in ``team``, kept in the
+    database so that turns stay fair across restarts and workers.
+    """
+
+    object_type = models.CharField(
+        _("record type"),
+        max_length=20,
+        choices=[(CustomFieldObject.CONTACT, _("Contacts")), (CustomFieldObject.DEAL, _("Deals"))],
+        default=CustomFieldObject.CONTACT,
+    )
+    name = models.CharField(_("name"), max_length=100)
+    position = models.PositiveIntegerField(_("order"), default=0)
+    is_active = models.BooleanField(_("active"), default=True)
+    # [{"field": "lifecycle_stage" | "source" | "country" | "tag" | "cf_<key>", "value": "..."}]
+    conditions = models.JSONField(default=list, blank=True)
+    strategy = models.CharField(
+        _("assign"),
+        max_length=20,
+        choices=AssignmentStrategy.choices,
+        default=AssignmentStrategy.USER,
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("person"),
+    )
+    team = models.JSONField(_("team"), default=list, blank=True)
+    next_index = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("assignment rule")
+        ordering = ["object_type", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -17,6 +17,7 @@ from patron.activity.services import record
 from patron.core.models import User, Workspace
 from patron.core.services import notify, send_workspace_mail
 from patron.crm import custom_fields
+from patron.crm.assignment import assign_owner
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.models import (
     SELECT_TYPES,
@@ -198,6 +199,12 @@ def create_contact(
     if existing is not None:
         raise DuplicateContact(existing)
     emails = _clean_other_emails(workspace, other_emails or [], values.get("email", ""), None)
+    if values.get("owner") is None:
+        values["owner"] = assign_owner(
+            workspace=workspace,
+            object_type=CustomFieldObject.CONTACT,
+            values={"lifecycle_stage": LifecycleStage.SUBSCRIBER, "source": "", **values},
+        )
     try:
         with transaction.atomic():
             contact = Contact.objects.create(workspace=workspace, **values)
@@ -505,6 +512,12 @@ def create_deal(
         raise InvalidStage(_("The stage is not part of the pipeline."))
     _check_deal_references(workspace, {**values, "contacts": contacts})
     values.setdefault("currency", workspace.currency)
+    if values.get("owner") is None:
+        values["owner"] = assign_owner(
+            workspace=workspace,
+            object_type=CustomFieldObject.DEAL,
+            values={"source": "", **values},
+        )
     now = timezone.now()
     deal = Deal.objects.create(
         workspace=workspace,

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from patron.core.tenancy import register_url_parameter
-from patron.crm import list_views, views, views_imports
+from patron.crm import list_views, views, views_assignment, views_imports, views_merge
 
 app_name = "crm"
 
@@ -15,8 +15,21 @@ register_url_parameter("task_id", "crm.Task")
 register_url_parameter("custom_field_id", "crm.CustomField")
 register_url_parameter("import_id", "crm.ImportJob")
 register_url_parameter("view_id", "crm.SavedView")
+register_url_parameter("rule_id", "crm.AssignmentRule")
 
 urlpatterns = [
+    path("settings/assignment/", views_assignment.rule_list, name="assignment_rules"),
+    path("settings/assignment/new/", views_assignment.rule_create, name="assignment_rule_create"),
+    path(
+        "settings/assignment/<int:rule_id>/edit/",
+        views_assignment.rule_edit,
+        name="assignment_rule_edit",
+    ),
+    path(
+        "settings/assignment/<int:rule_id>/delete/",
+        views_assignment.rule_delete,
+        name="assignment_rule_delete",
+    ),
     path("imports/", views_imports.import_list, name="import_list"),
     path("imports/new/", views_imports.import_upload, name="import_upload"),
     path("imports/<int:import_id>/", views_imports.import_detail, name="import_detail"),
@@ -28,6 +41,10 @@ urlpatterns = [
     path("imports/<int:import_id>/discard/", views_imports.import_cancel, name="import_cancel"),
     path("contacts/export/", views_imports.contact_export, name="contact_export"),
     path("contacts/count/", list_views.contact_count, name="contact_count"),
+    path("contacts/duplicates/", views_merge.contact_duplicates, name="contact_duplicates"),
+    path("contacts/merge/", views_merge.contact_merge, name="contact_merge"),
+    path("companies/duplicates/", views_merge.company_duplicates, name="company_duplicates"),
+    path("companies/merge/", views_merge.company_merge, name="company_merge"),
     path("contacts/bulk/", list_views.contact_bulk, name="contact_bulk"),
     path("contacts/views/", list_views.contact_view_save, name="contact_view_save"),
     path(
