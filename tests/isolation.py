@@ -74,6 +74,8 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "crm.ImportJob": lambda ws: _import_job(ws),
     "crm.SavedView": lambda ws: _saved_view(ws),
     "crm.AssignmentRule": lambda ws: _assignment_rule(ws),
+    "crm.Meeting": lambda ws: _meeting(ws),
+    "crm.Call": lambda ws: _call(ws),
     "crm.CustomField": lambda ws: create_custom_field(
         workspace=ws, object_type="contact", label=f"{MARKER} field", field_type="text"
     ),
@@ -333,4 +335,29 @@ def _assignment_rule(ws: Workspace) -> models.Model:
         conditions=[{"field": "source", "value": MARKER}],
         strategy="user",
         user=user,
+    )
+
+
+def _meeting(ws: Workspace) -> models.Model:
+    from patron.crm.meetings import schedule_meeting
+
+    start = timezone.now() + timezone.timedelta(days=1)
+    return schedule_meeting(
+        workspace=ws,
+        title=f"{MARKER} meeting",
+        starts_at=start,
+        ends_at=start + timezone.timedelta(hours=1),
+        contacts=[ContactFactory(workspace=ws, first_name=MARKER)],
+        description=MARKER,
+    )
+
+
+def _call(ws: Workspace) -> models.Model:
+    from patron.crm.meetings import log_call
+
+    return log_call(
+        workspace=ws,
+        contact=ContactFactory(workspace=ws, first_name=MARKER),
+        outcome="connected",
+        notes=MARKER,
     )

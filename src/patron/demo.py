@@ -204,6 +204,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_deals(workspace, rng, owners=[owner, sales], now=now)
     _seed_tasks(workspace, rng, owner=owner, now=now)
     _seed_views_rules_and_duplicates(workspace, owner=owner, team=[owner, sales])
+    _seed_calls_and_meetings(workspace, rng, owners=[owner, sales], now=now)
     del marketing
     return workspace
 
@@ -271,6 +272,54 @@ TASKS = [
     "Follow up after the webinar",
     "Check in after the first month",
 ]
+
+
+def _seed_calls_and_meetings(
+    workspace: Workspace, rng: random.Random, *, owners: list[User], now
+) -> None:  # type: ignore[no-untyped-def]
+    """Calls in the past weeks, meetings done and coming, so the calendar is not empty."""
+    from patron.crm import meetings
+
+    people = list(
+        Contact.objects.for_workspace(workspace)
+        .exclude(lifecycle_stage=LifecycleStage.SUBSCRIBER)
+        .order_by("pk")[:30]
+    )
+    outcomes = ["connected", "connected", "voicemail", "no_answer", "busy"]
+    for contact in people[:15]:
+        meetings.log_call(
+            workspace=workspace,
+            contact=contact,
+            outcome=rng.choice(outcomes),
+            occurred_at=now - timedelta(days=rng.randint(1, 20), hours=rng.randint(0, 8)),
+            duration_minutes=rng.randint(1, 25),
+            logged_by=rng.choice(owners),
+        )
+    topics = [
+        "Discovery call",
+        "Product demo",
+        "Pricing review",
+        "Onboarding",
+        "Quarterly check-in",
+    ]
+    for index, contact in enumerate(people[10:30]):
+        # From two weeks ago to two weeks ahead, in working hours.
+        day = (now + timedelta(days=index - 10)).replace(
+            hour=rng.choice([9, 10, 11, 14, 15, 16]), minute=0, second=0, microsecond=0
+        )
+        meeting = meetings.schedule_meeting(
+            workspace=workspace,
+            title=f"{rng.choice(topics)}: {contact}",
+            starts_at=day,
+            ends_at=day + timedelta(minutes=rng.choice([30, 45, 60])),
+            contacts=[contact],
+            organizer=rng.choice(owners),
+            location=rng.choice(["Video call", "Their office", "Our office"]),
+        )
+        if day < now:
+            meetings.record_meeting_outcome(
+                meeting=meeting, outcome=rng.choice(["completed", "completed", "no_show"])
+            )
 
 
 def _seed_views_rules_and_duplicates(

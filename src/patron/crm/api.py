@@ -15,8 +15,11 @@ from patron.api.errors import ApiError
 from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
 from patron.core.models import User
-from patron.crm import custom_fields, services
+from patron.crm import custom_fields, meetings, services
 from patron.crm.models import (
+    Call,
+    CallDirection,
+    CallOutcome,
     Company,
     Contact,
     CustomField,
@@ -24,6 +27,8 @@ from patron.crm.models import (
     Deal,
     FieldType,
     LifecycleStage,
+    Meeting,
+    MeetingOutcome,
     Pipeline,
     Stage,
     StageOutcome,
@@ -714,4 +719,172 @@ def update_custom_field(
 def delete_custom_field(request: ApiRequest, custom_field_id: int) -> Status:
     """Delete the field and every value records hold in it."""
     services.delete_custom_field(field=_custom_field(request, custom_field_id))
+    return Status(204, None)
+
+
+# --- Calls and meetings -------------------------------------------------------------
+
+
+class CallOut(Schema):
+    id: int
+    contact_id: int
+    deal_id: int | None
+    direction: str
+    outcome: str
+    occurred_at: datetime
+    duration_minutes: int
+    notes: str
+    logged_by_id: int | None
+
+
+class CallIn(Schema):
+    contact_id: int
+    outcome: CallOutcome
+    direction: CallDirection = CallDirection.OUTBOUND
+    occurred_at: datetime | None = None
+    duration_minutes: int = Field(0, ge=0, le=24 * 60)
+    notes: str = Field("", max_length=20_000)
+
+
+class MeetingOut(Schema):
+    id: int
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    location: str
+    description: str
+    organizer_id: int | None
+    contact_ids: list[int]
+    outcome: str
+
+    @staticmethod
+    def resolve_contact_ids(meeting: Meeting) -> list[int]:
+        return [contact.pk for contact in meeting.contacts.all()]
+
+
+class MeetingIn(Schema):
+    title: str = Field(..., min_length=1, max_length=200)
+    starts_at: datetime
+    ends_at: datetime
+    location: str = Field("", max_length=300)
+    description: str = Field("", max_length=20_000)
+    organizer_id: int | None = None
+    contact_ids: list[int] = Field(default_factory=list, max_length=100)
+
+
+class MeetingOutcomeIn(Schema):
+    outcome: MeetingOutcome
+    notes: str = Field("", max_length=20_000)
+
+
+class CallPage(Schema):
+    items: list[CallOut]
+    next_cursor: str | None
+
+
+class MeetingPage(Schema):
+    items: list[MeetingOut]
+    next_cursor: str | None
+
+
+class DateRangeFilters(Schema):
+    contact_id: int | None = None
+    after: datetime | None = None
+    before: datetime | None = None
+    cursor: str | None = None
+    limit: int = 50
+
+
+def _meeting_errors(exc: Exception, field: str = "__all__") -> ApiError:
+    name = getattr(exc, "field", field)
+    return ApiError(422, "invalid", str(exc), {name: [str(exc)]})
+
+
+@router.get("/calls", response=CallPage)
+def list_calls(request: ApiRequest, filters: Query[DateRangeFilters]) -> dict[str, Any]:
+    calls = Call.objects.for_workspace(request.workspace)
+    if filters.contact_id is not None:
+        calls = calls.filter(contact_id=filters.contact_id)
+    if filters.after:
+        calls = calls.filter(occurred_at__gte=filters.after)
+    if filters.before:
+        calls = calls.filter(occurred_at__lt=filters.before)
+    return paginate(calls, cursor=filters.cursor, limit=filters.limit)
+
+
+@router.post("/calls", response={201: CallOut})
+def create_call(request: ApiRequest, payload: CallIn) -> Status:
+    contact = Contact.objects.for_workspace(request.workspace).filter(pk=payload.contact_id).first()
+    if contact is None:
+        raise ApiError(
+            422, "invalid", "No contact with this id.", {"contact_id": ["unknown contact"]}
+        )
+    data = payload.dict(exclude={"contact_id"})
+    call = meetings.log_call(workspace=request.workspace, contact=contact, **data)
+    return Status(201, call)
+
+
+@router.get("/calls/{call_id}", response=CallOut)
+def get_call(request: ApiRequest, call_id: int) -> Call:
+    return get_object_or_404(Call.objects.for_workspace(request.workspace), pk=call_id)
+
+
+@router.delete("/calls/{call_id}", response={204: None})
+def delete_call(request: ApiRequest, call_id: int) -> Status:
+    get_object_or_404(Call.objects.for_workspace(request.workspace), pk=call_id).delete()
+    return Status(204, None)
+
+
+def _meetings(request: ApiRequest) -> Any:
+    return Meeting.objects.for_workspace(request.workspace).prefetch_related("contacts")
+
+
+@router.get("/meetings", response=MeetingPage)
+def list_meetings(request: ApiRequest, filters: Query[DateRangeFilters]) -> dict[str, Any]:
+    found = _meetings(request)
+    if filters.contact_id is not None:
+        found = found.filter(contacts=filters.contact_id)
+    if filters.after:
+        found = found.filter(ends_at__gt=filters.after)
+    if filters.before:
+        found = found.filter(starts_at__lt=filters.before)
+    return paginate(found, cursor=filters.cursor, limit=filters.limit)
+
+
+@router.post("/meetings", response={201: MeetingOut})
+def create_meeting(request: ApiRequest, payload: MeetingIn) -> Status:
+    values = _references(request, {"owner_id": payload.organizer_id})
+    try:
+        meeting = meetings.schedule_meeting(
+            workspace=request.workspace,
+            title=payload.title,
+            starts_at=payload.starts_at,
+            ends_at=payload.ends_at,
+            location=payload.location,
+            description=payload.description,
+            organizer=values["owner"],
+            contacts=_deal_contacts(request, payload.contact_ids),
+        )
+    except meetings.MeetingInvalid as exc:
+        raise _meeting_errors(exc) from exc
+    return Status(201, get_object_or_404(_meetings(request), pk=meeting.pk))
+
+
+@router.get("/meetings/{meeting_id}", response=MeetingOut)
+def get_meeting(request: ApiRequest, meeting_id: int) -> Meeting:
+    return get_object_or_404(_meetings(request), pk=meeting_id)
+
+
+@router.post("/meetings/{meeting_id}/outcome", response=MeetingOut)
+def record_meeting_outcome(
+    request: ApiRequest, meeting_id: int, payload: MeetingOutcomeIn
+) -> Meeting:
+    meeting = get_object_or_404(_meetings(request), pk=meeting_id)
+    meetings.record_meeting_outcome(meeting=meeting, outcome=payload.outcome, notes=payload.notes)
+    return get_object_or_404(_meetings(request), pk=meeting_id)
+
+
+@router.delete("/meetings/{meeting_id}", response={204: None})
+def delete_meeting(request: ApiRequest, meeting_id: int) -> Status:
+    get_object_or_404(_meetings(request), pk=meeting_id).delete()
     return Status(204, None)

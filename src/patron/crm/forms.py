@@ -12,6 +12,8 @@ from patron.core.models import User, Workspace
 from patron.crm import custom_fields
 from patron.crm.custom_fields import FORM_PREFIX, CustomFieldInvalid
 from patron.crm.models import (
+    CallDirection,
+    CallOutcome,
     Company,
     Contact,
     CustomField,
@@ -19,6 +21,7 @@ from patron.crm.models import (
     Deal,
     FieldType,
     LifecycleStage,
+    MeetingOutcome,
     Pipeline,
     Stage,
     TaskPriority,
@@ -376,3 +379,72 @@ class CustomFieldForm(forms.Form):
 
     def clean_options(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["options"].splitlines() if line.strip()]
+
+
+class CallForm(forms.Form):
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=CallOutcome.choices)
+    direction = forms.ChoiceField(
+        label=_("Direction"), choices=CallDirection.choices, initial=CallDirection.OUTBOUND
+    )
+    occurred_at = forms.DateTimeField(
+        label=_("When"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=_("In your time zone."),
+    )
+    duration_minutes = forms.IntegerField(
+        label=_("Duration (minutes)"), min_value=0, max_value=24 * 60, initial=0
+    )
+    notes = forms.CharField(
+        label=_("Notes"),
+        required=False,
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+
+
+class MeetingForm(forms.Form):
+    title = forms.CharField(label=_("Title"), max_length=200)
+    starts_at = forms.DateTimeField(
+        label=_("Starts"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=_("In your time zone."),
+    )
+    ends_at = forms.DateTimeField(
+        label=_("Ends"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    location = forms.CharField(label=_("Place or link"), max_length=300, required=False)
+    organizer = forms.ModelChoiceField(label=_("Organizer"), queryset=User.objects.none())
+    contacts = forms.ModelMultipleChoiceField(
+        label=_("With"), queryset=Contact.objects.none(), required=False
+    )
+    description = forms.CharField(
+        label=_("Agenda"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        organizer = _owner_field(workspace)
+        organizer.label = _("Organizer")
+        organizer.required = True
+        self.fields["organizer"] = organizer
+        self.fields["contacts"].queryset = (  # type: ignore[attr-defined]
+            Contact.objects.for_workspace(workspace).order_by("last_name", "first_name")
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        starts, ends = data.get("starts_at"), data.get("ends_at")
+        if starts and ends and ends <= starts:
+            self.add_error("ends_at", _("A meeting ends after it starts."))
+        return data
+
+
+class MeetingOutcomeForm(forms.Form):
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=MeetingOutcome.choices)
+    notes = forms.CharField(
+        label=_("Notes"),
+        required=False,
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )

@@ -606,3 +606,106 @@ class AssignmentRule(TenantModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CallDirection(models.TextChoices):
+    OUTBOUND = "outbound", _("Outbound")
+    INBOUND = "inbound", _("Inbound")
+
+
+class CallOutcome(models.TextChoices):
+    CONNECTED = "connected", _("Connected")
+    VOICEMAIL = "voicemail", _("Left voicemail")
+    NO_ANSWER = "no_answer", _("No answer")
+    BUSY = "busy", _("Busy")
+    WRONG_NUMBER = "wrong_number", _("Wrong number")
+
+
+class Call(TenantModel):
+    """A phone call with a contact, logged after it happened."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="calls")
+    company = models.ForeignKey(
+        Company, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls"
+    )
+    deal = models.ForeignKey(
+        Deal, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls"
+    )
+    direction = models.CharField(
+        _("direction"), max_length=10, choices=CallDirection.choices, default=CallDirection.OUTBOUND
+    )
+    outcome = models.CharField(_("outcome"), max_length=20, choices=CallOutcome.choices)
+    occurred_at = models.DateTimeField(_("when"), default=timezone.now)
+    duration_minutes = models.PositiveIntegerField(_("duration (minutes)"), default=0)
+    notes = models.TextField(_("notes"), blank=True)
+    logged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("call")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "contact", "-occurred_at"], name="call_contact")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} · {self.get_outcome_display()}"
+
+
+class MeetingOutcome(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled")
+    COMPLETED = "completed", _("Completed")
+    RESCHEDULED = "rescheduled", _("Rescheduled")
+    NO_SHOW = "no_show", _("No show")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Meeting(TenantModel):
+    """A meeting with one or more contacts, planned ahead; its outcome recorded after."""
+
+    title = models.CharField(_("title"), max_length=200)
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"))
+    location = models.CharField(_("place or link"), max_length=300, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    organizer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("organizer"),
+    )
+    contacts = models.ManyToManyField(
+        Contact, related_name="meetings", blank=True, verbose_name=_("with")
+    )
+    company = models.ForeignKey(
+        Company, on_delete=models.SET_NULL, null=True, blank=True, related_name="meetings"
+    )
+    deal = models.ForeignKey(
+        Deal, on_delete=models.SET_NULL, null=True, blank=True, related_name="meetings"
+    )
+    outcome = models.CharField(
+        _("outcome"),
+        max_length=20,
+        choices=MeetingOutcome.choices,
+        default=MeetingOutcome.SCHEDULED,
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("meeting")
+        ordering = ["starts_at", "id"]
+        indexes = [
+            models.Index(fields=["workspace", "organizer", "starts_at"], name="meeting_calendar")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="meeting_ends_after_start",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title

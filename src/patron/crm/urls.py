@@ -1,7 +1,14 @@
 from django.urls import path
 
 from patron.core.tenancy import register_url_parameter
-from patron.crm import list_views, views, views_assignment, views_imports, views_merge
+from patron.crm import (
+    list_views,
+    views,
+    views_assignment,
+    views_imports,
+    views_meetings,
+    views_merge,
+)
 
 app_name = "crm"
 
@@ -16,8 +23,19 @@ register_url_parameter("custom_field_id", "crm.CustomField")
 register_url_parameter("import_id", "crm.ImportJob")
 register_url_parameter("view_id", "crm.SavedView")
 register_url_parameter("rule_id", "crm.AssignmentRule")
+register_url_parameter("meeting_id", "crm.Meeting")
+register_url_parameter("call_id", "crm.Call")
 
 urlpatterns = [
+    path("calendar/", views_meetings.calendar, name="calendar"),
+    path("calls/new/", views_meetings.call_create, name="call_create"),
+    path("meetings/new/", views_meetings.meeting_create, name="meeting_create"),
+    path("meetings/<int:meeting_id>/", views_meetings.meeting_detail, name="meeting_detail"),
+    path(
+        "meetings/<int:meeting_id>/outcome/",
+        views_meetings.meeting_outcome,
+        name="meeting_outcome",
+    ),
     path("settings/assignment/", views_assignment.rule_list, name="assignment_rules"),
     path("settings/assignment/new/", views_assignment.rule_create, name="assignment_rule_create"),
     path(

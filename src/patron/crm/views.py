@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
@@ -108,6 +109,7 @@ def contact_detail(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
         "contact": contact,
         "custom_rows": _custom_rows(request, contact),
         "other_emails": contact.other_emails.all(),
+        "meetings": contact.meetings.filter(ends_at__gte=timezone.now()).order_by("starts_at")[:5],
         "other_companies": contact.other_companies.order_by("name"),
         "deals": deals,
         "tags": contact.tags.all(),
