@@ -76,6 +76,7 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "crm.AssignmentRule": lambda ws: _assignment_rule(ws),
     "crm.Meeting": lambda ws: _meeting(ws),
     "crm.Call": lambda ws: _call(ws),
+    "crm.Ticket": lambda ws: _ticket(ws),
     "crm.CustomField": lambda ws: create_custom_field(
         workspace=ws, object_type="contact", label=f"{MARKER} field", field_type="text"
     ),
@@ -360,4 +361,15 @@ def _call(ws: Workspace) -> models.Model:
         contact=ContactFactory(workspace=ws, first_name=MARKER),
         outcome="connected",
         notes=MARKER,
+    )
+
+
+def _ticket(ws: Workspace) -> models.Model:
+    from patron.crm.tickets import open_ticket
+
+    return open_ticket(
+        workspace=ws,
+        subject=f"{MARKER} ticket",
+        description=MARKER,
+        contact=ContactFactory(workspace=ws, first_name=MARKER),
     )

@@ -205,6 +205,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_tasks(workspace, rng, owner=owner, now=now)
     _seed_views_rules_and_duplicates(workspace, owner=owner, team=[owner, sales])
     _seed_calls_and_meetings(workspace, rng, owners=[owner, sales], now=now)
+    _seed_tickets(workspace, rng, agents=[owner, sales], now=now)
     del marketing
     return workspace
 
@@ -272,6 +273,61 @@ TASKS = [
     "Follow up after the webinar",
     "Check in after the first month",
 ]
+
+
+def _seed_tickets(workspace: Workspace, rng: random.Random, *, agents: list[User], now) -> None:  # type: ignore[no-untyped-def]
+    """Tickets in every status and priority, some answered, some past their target."""
+    from django.db.models import F
+
+    from patron.crm import tickets
+    from patron.crm.models import Ticket
+
+    subjects = [
+        "Invoice shows the wrong VAT number",
+        "Cannot reset my password",
+        "Delivery arrived damaged",
+        "How do I add a second user?",
+        "Export to CSV times out",
+        "Discount code not accepted",
+        "Please change our billing address",
+        "Order stuck in processing",
+    ]
+    customers = list(
+        Contact.objects.for_workspace(workspace)
+        .filter(lifecycle_stage=LifecycleStage.CUSTOMER)
+        .order_by("pk")[:16]
+    )
+    for index, contact in enumerate(customers):
+        priority = ["low", "normal", "normal", "high", "urgent"][index % 5]
+        ticket = tickets.open_ticket(
+            workspace=workspace,
+            subject=subjects[index % len(subjects)],
+            contact=contact,
+            priority=priority,
+            channel=rng.choice(["email", "phone", "web", "manual"]),
+            assignee=rng.choice([*agents, None]),
+        )
+        # Spread their age over the last ten days (due times follow the same shift).
+        age = timedelta(hours=rng.randint(1, 240))
+        shifted = [
+            "created_at",
+            "updated_at",
+            "first_response_due_at",
+            "first_response_warn_at",
+            "resolution_due_at",
+            "resolution_warn_at",
+        ]
+        Ticket.objects.for_workspace(workspace).filter(pk=ticket.pk).update(
+            **{name: F(name) - age for name in shifted}
+        )
+        ticket.refresh_from_db()
+        status = ["new", "open", "pending", "solved", "closed"][index % 5]
+        if status != "new":
+            tickets.reply_to_ticket(
+                ticket=ticket, author=agents[0], body="Thanks, we are looking into it."
+            )
+        if status in {"pending", "solved", "closed"}:
+            tickets.update_ticket(ticket=ticket, status=status, actor=agents[0])
 
 
 def _seed_calls_and_meetings(

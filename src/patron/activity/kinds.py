@@ -73,6 +73,7 @@ for _name, _label in [
     ("deal.stage_changed", _("Deal stage changed")),
     ("ticket.opened", _("Ticket opened")),
     ("ticket.status_changed", _("Ticket status changed")),
+    ("ticket.replied", _("Ticket answered")),
     ("task.created", _("Task created")),
     ("task.completed", _("Task completed")),
     ("custom.event", _("Custom event")),

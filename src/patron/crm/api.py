@@ -16,6 +16,7 @@ from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
 from patron.core.models import User
 from patron.crm import custom_fields, meetings, services
+from patron.crm import tickets as tickets_service
 from patron.crm.models import (
     Call,
     CallDirection,
@@ -32,6 +33,10 @@ from patron.crm.models import (
     Pipeline,
     Stage,
     StageOutcome,
+    Ticket,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
 )
 
 router = Router(tags=["crm"])
@@ -887,4 +892,142 @@ def record_meeting_outcome(
 @router.delete("/meetings/{meeting_id}", response={204: None})
 def delete_meeting(request: ApiRequest, meeting_id: int) -> Status:
     get_object_or_404(_meetings(request), pk=meeting_id).delete()
+    return Status(204, None)
+
+
+# --- Tickets ----------------------------------------------------------------------------
+
+
+class TicketOut(Schema):
+    id: int
+    subject: str
+    description: str
+    contact_id: int | None
+    company_id: int | None
+    status: str
+    priority: str
+    channel: str
+    assignee_id: int | None
+    created_at: datetime
+    first_response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    first_responded_at: datetime | None
+    solved_at: datetime | None
+    first_response_seconds: int | None
+    resolution_seconds: int | None
+    sla_state: str
+
+    @staticmethod
+    def resolve_sla_state(ticket: Ticket) -> str:
+        return tickets_service.sla_state(ticket)
+
+
+class TicketIn(Schema):
+    subject: str = Field(..., min_length=1, max_length=200)
+    description: str = Field("", max_length=20_000)
+    contact_id: int | None = None
+    priority: TicketPriority = TicketPriority.NORMAL
+    channel: TicketChannel = TicketChannel.API
+    assignee_id: int | None = None
+
+
+class TicketPatch(Schema):
+    subject: str | None = Field(None, min_length=1, max_length=200)
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
+    assignee_id: int | None = None
+
+
+class TicketReplyIn(Schema):
+    body: str = Field(..., min_length=1, max_length=20_000)
+    internal: bool = False
+
+
+class TicketPage(Schema):
+    items: list[TicketOut]
+    next_cursor: str | None
+
+
+class TicketFilters(Schema):
+    status: TicketStatus | None = None
+    priority: TicketPriority | None = None
+    assignee_id: int | None = None
+    contact_id: int | None = None
+    sla: str | None = Field(None, pattern="^(breached|at_risk|on_track)$")
+    cursor: str | None = None
+    limit: int = 50
+
+
+def _tickets(request: ApiRequest) -> Any:
+    return Ticket.objects.for_workspace(request.workspace).select_related("workspace")
+
+
+@router.get("/tickets", response=TicketPage)
+def list_tickets(request: ApiRequest, filters: Query[TicketFilters]) -> dict[str, Any]:
+    found = _tickets(request)
+    for name in ("status", "priority", "assignee_id", "contact_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            found = found.filter(**{name: value})
+    if filters.sla:
+        found = tickets_service.filter_by_sla(found, filters.sla)
+    return paginate(found, cursor=filters.cursor, limit=filters.limit)
+
+
+@router.post("/tickets", response={201: TicketOut})
+def create_ticket(request: ApiRequest, payload: TicketIn) -> Status:
+    contact = None
+    if payload.contact_id is not None:
+        contact = (
+            Contact.objects.for_workspace(request.workspace).filter(pk=payload.contact_id).first()
+        )
+        if contact is None:
+            raise ApiError(
+                422, "invalid", "No contact with this id.", {"contact_id": ["unknown contact"]}
+            )
+    assignee = _references(request, {"owner_id": payload.assignee_id})["owner"]
+    ticket = tickets_service.open_ticket(
+        workspace=request.workspace,
+        subject=payload.subject,
+        description=payload.description,
+        contact=contact,
+        priority=payload.priority,
+        channel=payload.channel,
+        assignee=assignee,
+    )
+    return Status(201, get_object_or_404(_tickets(request), pk=ticket.pk))
+
+
+@router.get("/tickets/{ticket_id}", response=TicketOut)
+def get_ticket(request: ApiRequest, ticket_id: int) -> Ticket:
+    return get_object_or_404(_tickets(request), pk=ticket_id)
+
+
+@router.patch("/tickets/{ticket_id}", response=TicketOut)
+def update_ticket(request: ApiRequest, ticket_id: int, payload: TicketPatch) -> Ticket:
+    ticket = get_object_or_404(_tickets(request), pk=ticket_id)
+    data = payload.dict(exclude_unset=True)
+    assignee: Any = ""
+    if "assignee_id" in data:
+        assignee = _references(request, {"owner_id": data.pop("assignee_id")})["owner"]
+    tickets_service.update_ticket(ticket=ticket, assignee=assignee, **data)
+    return get_object_or_404(_tickets(request), pk=ticket_id)
+
+
+@router.post("/tickets/{ticket_id}/replies", response={201: TicketOut})
+def reply_to_ticket(request: ApiRequest, ticket_id: int, payload: TicketReplyIn) -> Status:
+    """Add a reply (or internal note) in the name of the API key's creator."""
+    ticket = get_object_or_404(_tickets(request), pk=ticket_id)
+    author = request.auth.created_by
+    if author is None:
+        raise ApiError(422, "invalid", "This API key has no person to reply as.", {})
+    tickets_service.reply_to_ticket(
+        ticket=ticket, author=author, body=payload.body, internal=payload.internal
+    )
+    return Status(201, get_object_or_404(_tickets(request), pk=ticket_id))
+
+
+@router.delete("/tickets/{ticket_id}", response={204: None})
+def delete_ticket(request: ApiRequest, ticket_id: int) -> Status:
+    get_object_or_404(_tickets(request), pk=ticket_id).delete()
     return Status(204, None)

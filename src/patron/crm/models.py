@@ -709,3 +709,143 @@ class Meeting(TenantModel):
 
     def __str__(self) -> str:
         return self.title
+
+
+class TicketStatus(models.TextChoices):
+    NEW = "new", _("New")
+    OPEN = "open", _("Open")
+    PENDING = "pending", _("Pending")
+    SOLVED = "solved", _("Solved")
+    CLOSED = "closed", _("Closed")
+
+
+class TicketPriority(models.TextChoices):
+    LOW = "low", _("Low")
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+    URGENT = "urgent", _("Urgent")
+
+
+class TicketChannel(models.TextChoices):
+    MANUAL = "manual", _("Entered by hand")
+    EMAIL = "email", _("Email")
+    PHONE = "phone", _("Phone")
+    WEB = "web", _("Web form")
+    CHAT = "chat", _("Chat")
+    API = "api", _("API")
+
+
+class SlaPolicy(TenantModel):
+    """Response and resolution targets for one ticket priority."""
+
+    priority = models.CharField(_("priority"), max_length=10, choices=TicketPriority.choices)
+    first_response_minutes = models.PositiveIntegerField(_("first response within (minutes)"))
+    resolution_minutes = models.PositiveIntegerField(_("resolved within (minutes)"))
+    business_hours = models.BooleanField(_("count business hours only"), default=True)
+
+    class Meta:
+        verbose_name = _("SLA policy")
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "priority"], name="sla_one_per_priority")
+        ]
+
+    def __str__(self) -> str:
+        return self.get_priority_display()
+
+
+class BusinessHours(TenantModel):
+    """When the support team works, per weekday, in the workspace's time zone."""
+
+    # {"0": ["09:00", "17:00"], ...}: Monday is "0"; a missing day is closed.
+    schedule = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = _("business hours")
+        constraints = [models.UniqueConstraint(fields=["workspace"], name="business_hours_once")]
+
+
+class Ticket(TenantModel):
+    """A support request, with its SLA clock."""
+
+    subject = models.CharField(_("subject"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    contact = models.ForeignKey(
+        Contact,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tickets",
+        verbose_name=_("contact"),
+    )
+    company = models.ForeignKey(
+        Company,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tickets",
+        verbose_name=_("company"),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=TicketStatus.choices, default=TicketStatus.NEW
+    )
+    priority = models.CharField(
+        _("priority"), max_length=10, choices=TicketPriority.choices, default=TicketPriority.NORMAL
+    )
+    channel = models.CharField(
+        _("channel"), max_length=10, choices=TicketChannel.choices, default=TicketChannel.MANUAL
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("assigned to"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    # From these moments on a target is "at risk" (the last quarter of its time).
+    first_response_warn_at = models.DateTimeField(null=True, blank=True)
+    resolution_warn_at = models.DateTimeField(null=True, blank=True)
+    first_responded_at = models.DateTimeField(null=True, blank=True)
+    solved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # Measured in business or calendar seconds, as the policy in force said.
+    first_response_seconds = models.PositiveIntegerField(null=True, blank=True)
+    resolution_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("ticket")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "status", "-created_at"], name="ticket_status"),
+            models.Index(fields=["workspace", "assignee", "status"], name="ticket_assignee"),
+            models.Index(fields=["workspace", "contact"], name="ticket_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.subject}"
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in {TicketStatus.SOLVED, TicketStatus.CLOSED}
+
+
+class TicketReply(TenantModel):
+    """A message on a ticket: a public reply to the customer, or an internal note."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="replies")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    body = models.TextField(_("message"))
+    is_internal = models.BooleanField(_("internal note"), default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]

@@ -8,6 +8,7 @@ from patron.crm import (
     views_imports,
     views_meetings,
     views_merge,
+    views_tickets,
 )
 
 app_name = "crm"
@@ -25,8 +26,15 @@ register_url_parameter("view_id", "crm.SavedView")
 register_url_parameter("rule_id", "crm.AssignmentRule")
 register_url_parameter("meeting_id", "crm.Meeting")
 register_url_parameter("call_id", "crm.Call")
+register_url_parameter("ticket_id", "crm.Ticket")
 
 urlpatterns = [
+    path("tickets/", views_tickets.ticket_list, name="ticket_list"),
+    path("tickets/new/", views_tickets.ticket_create, name="ticket_create"),
+    path("tickets/<int:ticket_id>/", views_tickets.ticket_detail, name="ticket_detail"),
+    path("tickets/<int:ticket_id>/reply/", views_tickets.ticket_reply, name="ticket_reply"),
+    path("tickets/<int:ticket_id>/update/", views_tickets.ticket_update, name="ticket_update"),
+    path("settings/service-levels/", views_tickets.sla_settings, name="sla_settings"),
     path("calendar/", views_meetings.calendar, name="calendar"),
     path("calls/new/", views_meetings.call_create, name="call_create"),
     path("meetings/new/", views_meetings.meeting_create, name="meeting_create"),

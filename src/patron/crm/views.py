@@ -30,6 +30,7 @@ from patron.core.roles import (
     DEALS_VIEW,
     NOTES_VIEW,
     SETTINGS_MANAGE,
+    TICKETS_VIEW,
 )
 from patron.crm import custom_fields, selectors, services
 from patron.crm.custom_fields import CustomFieldInvalid
@@ -110,6 +111,9 @@ def contact_detail(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
         "custom_rows": _custom_rows(request, contact),
         "other_emails": contact.other_emails.all(),
         "meetings": contact.meetings.filter(ends_at__gte=timezone.now()).order_by("starts_at")[:5],
+        "tickets": contact.tickets.order_by("-created_at")[:10]
+        if request.membership.can(TICKETS_VIEW)
+        else None,
         "other_companies": contact.other_companies.order_by("name"),
         "deals": deals,
         "tags": contact.tags.all(),

@@ -1,0 +1,333 @@
+"""Ticket pages (list with SLA views, detail with the conversation) and SLA settings."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from patron.core.decorators import workspace_view
+from patron.core.http import WorkspaceRequest
+from patron.core.models import User, Workspace
+from patron.core.paging import SeekPage
+from patron.core.roles import SETTINGS_MANAGE, TICKETS_VIEW
+from patron.crm import sla, tickets
+from patron.crm.models import (
+    BusinessHours,
+    Contact,
+    Ticket,
+    TicketChannel,
+    TicketPriority,
+    TicketStatus,
+)
+
+OPEN_STATUSES = [TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING]
+SLA_STATES = {
+    "breached": gettext_lazy("Breached"),
+    "at_risk": gettext_lazy("At risk"),
+    "on_track": gettext_lazy("On track"),
+}
+WEEKDAYS = [
+    gettext_lazy("Monday"),
+    gettext_lazy("Tuesday"),
+    gettext_lazy("Wednesday"),
+    gettext_lazy("Thursday"),
+    gettext_lazy("Friday"),
+    gettext_lazy("Saturday"),
+    gettext_lazy("Sunday"),
+]
+
+
+def _members(workspace: Workspace) -> Any:
+    return User.objects.filter(
+        memberships__workspace=workspace, memberships__is_active=True
+    ).order_by("name", "email")
+
+
+class TicketForm(forms.Form):
+    subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200)
+    description = forms.CharField(
+        label=gettext_lazy("Description"),
+        required=False,
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    priority = forms.ChoiceField(
+        label=gettext_lazy("Priority"), choices=TicketPriority.choices, initial="normal"
+    )
+    channel = forms.ChoiceField(
+        label=gettext_lazy("Channel"), choices=TicketChannel.choices, initial="manual"
+    )
+    assignee = forms.ModelChoiceField(
+        label=gettext_lazy("Assigned to"), queryset=User.objects.none(), required=False
+    )
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = _members(workspace)  # type: ignore[attr-defined]
+
+
+class TicketUpdateForm(forms.Form):
+    status = forms.ChoiceField(label=gettext_lazy("Status"), choices=TicketStatus.choices)
+    priority = forms.ChoiceField(label=gettext_lazy("Priority"), choices=TicketPriority.choices)
+    assignee = forms.ModelChoiceField(
+        label=gettext_lazy("Assigned to"), queryset=User.objects.none(), required=False
+    )
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = _members(workspace)  # type: ignore[attr-defined]
+
+
+class ReplyForm(forms.Form):
+    body = forms.CharField(
+        label=gettext_lazy("Message"), max_length=20_000, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    internal = forms.BooleanField(
+        label=gettext_lazy("Internal note (not a reply to the customer)"), required=False
+    )
+
+
+@workspace_view(TICKETS_VIEW)
+def ticket_list(request: WorkspaceRequest) -> HttpResponse:
+    found = Ticket.objects.for_workspace(request.workspace).select_related(
+        "contact", "assignee", "workspace"
+    )
+    status = request.GET.get("status", "open")
+    if status == "open":
+        found = found.filter(status__in=OPEN_STATUSES)
+    elif status in TicketStatus.values:
+        found = found.filter(status=status)
+    else:
+        status = "all"
+    priority = request.GET.get("priority", "")
+    if priority in TicketPriority.values:
+        found = found.filter(priority=priority)
+    else:
+        priority = ""
+    assignee = request.GET.get("assignee", "")
+    if assignee == "me":
+        found = found.filter(assignee=request.user)
+    elif assignee == "none":
+        found = found.filter(assignee__isnull=True)
+    else:
+        assignee = ""
+    sla_filter = request.GET.get("sla", "")
+    if sla_filter in SLA_STATES:
+        found = tickets.filter_by_sla(found, sla_filter)
+    else:
+        sla_filter = ""
+    query = request.GET.get("q", "").strip()
+    if query:
+        found = found.filter(subject__icontains=query)
+    page = SeekPage(found.order_by("-created_at", "-id"), request.GET.get("page"), 50)
+    rows = [(ticket, tickets.sla_state(ticket)) for ticket in page]
+    filters = {"status": status, "priority": priority, "assignee": assignee, "sla": sla_filter}
+    return render(
+        request,
+        "crm/ticket_list.html",
+        {
+            "page_obj": page,
+            "rows": rows,
+            "status": status,
+            "statuses": TicketStatus.choices,
+            "priority": priority,
+            "priorities": TicketPriority.choices,
+            "assignee": assignee,
+            "sla": sla_filter,
+            "sla_states": SLA_STATES.items(),
+            "query": query,
+            "query_string": urlencode({k: v for k, v in {**filters, "q": query}.items() if v}),
+            "views": [
+                (_("Open tickets"), "status=open"),
+                (_("My open tickets"), "status=open&assignee=me"),
+                (_("Unassigned"), "status=open&assignee=none"),
+                (_("Breached"), "status=open&sla=breached"),
+                (_("At risk"), "status=open&sla=at_risk"),
+            ],
+        },
+    )
+
+
+@workspace_view(TICKETS_VIEW)
+def ticket_create(request: WorkspaceRequest) -> HttpResponse:
+    contact = None
+    if request.GET.get("contact", "").isdigit():
+        contact = get_object_or_404(
+            Contact.objects.for_workspace(request.workspace), pk=int(request.GET["contact"])
+        )
+    form = TicketForm(
+        request.POST or None, workspace=request.workspace, initial={"assignee": request.user}
+    )
+    if request.method == "POST" and form.is_valid():
+        ticket = tickets.open_ticket(
+            workspace=request.workspace, contact=contact, actor=request.user, **form.cleaned_data
+        )
+        messages.success(request, _("Ticket #%(number)d opened.") % {"number": ticket.pk})
+        return redirect("crm:ticket_detail", ticket_id=ticket.pk)
+    return render(request, "crm/ticket_form.html", {"form": form, "contact": contact})
+
+
+def _ticket(request: WorkspaceRequest, ticket_id: int) -> Ticket:
+    return get_object_or_404(
+        Ticket.objects.for_workspace(request.workspace).select_related(
+            "contact", "company", "assignee", "workspace"
+        ),
+        pk=ticket_id,
+    )
+
+
+@workspace_view(TICKETS_VIEW)
+def ticket_detail(request: WorkspaceRequest, ticket_id: int) -> HttpResponse:
+    ticket = _ticket(request, ticket_id)
+    return render(
+        request,
+        "crm/ticket_detail.html",
+        {
+            "ticket": ticket,
+            "replies": ticket.replies.select_related("author"),
+            "targets": tickets.sla_targets(ticket),
+            "update_form": TicketUpdateForm(
+                workspace=request.workspace,
+                initial={
+                    "status": ticket.status,
+                    "priority": ticket.priority,
+                    "assignee": ticket.assignee_id,
+                },
+            ),
+            "reply_form": ReplyForm(),
+        },
+    )
+
+
+@workspace_view(TICKETS_VIEW)
+@require_POST
+def ticket_reply(request: WorkspaceRequest, ticket_id: int) -> HttpResponse:
+    ticket = _ticket(request, ticket_id)
+    form = ReplyForm(request.POST)
+    if form.is_valid():
+        tickets.reply_to_ticket(
+            ticket=ticket,
+            author=request.user,
+            body=form.cleaned_data["body"],
+            internal=form.cleaned_data["internal"],
+        )
+        messages.success(
+            request, _("Note added.") if form.cleaned_data["internal"] else _("Reply sent.")
+        )
+    else:
+        messages.error(request, _("Write a message."))
+    return redirect("crm:ticket_detail", ticket_id=ticket.pk)
+
+
+@workspace_view(TICKETS_VIEW)
+@require_POST
+def ticket_update(request: WorkspaceRequest, ticket_id: int) -> HttpResponse:
+    ticket = _ticket(request, ticket_id)
+    form = TicketUpdateForm(request.POST, workspace=request.workspace)
+    if form.is_valid():
+        tickets.update_ticket(
+            ticket=ticket,
+            actor=request.user,
+            status=form.cleaned_data["status"],
+            priority=form.cleaned_data["priority"],
+            assignee=form.cleaned_data["assignee"],
+        )
+        messages.success(request, _("Ticket saved."))
+    else:
+        messages.error(request, _("Choose a status and a priority."))
+    return redirect("crm:ticket_detail", ticket_id=ticket.pk)
+
+
+# --- Settings: SLA policies and business hours ------------------------------------------
+
+
+class SlaSettingsForm(forms.Form):
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.policies = tickets.policies(workspace)
+        for priority, label in TicketPriority.choices:
+            policy = self.policies[priority]
+            self.fields[f"{priority}_first"] = forms.IntegerField(
+                label=_("%(priority)s: first response within (minutes)") % {"priority": label},
+                min_value=1,
+                max_value=525_600,
+                initial=policy.first_response_minutes,
+            )
+            self.fields[f"{priority}_resolution"] = forms.IntegerField(
+                label=_("%(priority)s: resolved within (minutes)") % {"priority": label},
+                min_value=1,
+                max_value=525_600,
+                initial=policy.resolution_minutes,
+            )
+            self.fields[f"{priority}_business"] = forms.BooleanField(
+                label=_("%(priority)s: count business hours only") % {"priority": label},
+                required=False,
+                initial=policy.business_hours,
+            )
+        current = tickets.schedule(workspace)
+        for day, label in enumerate(WEEKDAYS):
+            hours = current.get(day)
+            self.fields[f"day_{day}_opens"] = forms.TimeField(
+                label=_("%(day)s opens") % {"day": label},
+                required=False,
+                initial=hours[0] if hours else None,
+                widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            )
+            self.fields[f"day_{day}_closes"] = forms.TimeField(
+                label=_("%(day)s closes") % {"day": label},
+                required=False,
+                initial=hours[1] if hours else None,
+                widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+                help_text=_("Leave both empty for a closed day."),
+            )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        open_days = 0
+        for day in range(7):
+            opens, closes = data.get(f"day_{day}_opens"), data.get(f"day_{day}_closes")
+            if (opens is None) != (closes is None):
+                self.add_error(f"day_{day}_closes", _("Give both times, or neither."))
+            elif opens is not None and closes is not None:
+                if closes <= opens:
+                    self.add_error(f"day_{day}_closes", _("Closing comes after opening."))
+                open_days += 1
+        if not open_days:
+            raise forms.ValidationError(_("Open at least one day a week."))
+        return data
+
+
+@workspace_view(SETTINGS_MANAGE)
+def sla_settings(request: WorkspaceRequest) -> HttpResponse:
+    form = SlaSettingsForm(request.POST or None, workspace=request.workspace)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        for priority, policy in form.policies.items():
+            policy.first_response_minutes = data[f"{priority}_first"]
+            policy.resolution_minutes = data[f"{priority}_resolution"]
+            policy.business_hours = data[f"{priority}_business"]
+            policy.save()
+        schedule: dict[str, list[str]] = {}
+        for day in range(7):
+            opens: time | None = data.get(f"day_{day}_opens")
+            closes: time | None = data.get(f"day_{day}_closes")
+            if opens and closes:
+                schedule[str(day)] = [opens.strftime("%H:%M"), closes.strftime("%H:%M")]
+        BusinessHours.objects.for_workspace(request.workspace).update_or_create(
+            workspace=request.workspace, defaults={"schedule": schedule}
+        )
+        sla.parse_schedule(schedule)
+        messages.success(
+            request, _("Service levels saved. They apply to tickets opened from now on.")
+        )
+        return redirect("crm:sla_settings")
+    return render(request, "crm/settings_sla.html", {"tab": "sla", "form": form})

@@ -1,0 +1,239 @@
+"""Tickets and their SLA clocks: business-hours arithmetic, first response, resolution."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from patron.activity.models import Event
+from patron.core.roles import Role
+from patron.crm import sla, tickets
+from patron.crm.models import BusinessHours, Ticket
+from tests.conftest import member
+from tests.factories import PASSWORD, ContactFactory, WorkspaceFactory
+
+BERLIN = ZoneInfo("Europe/Berlin")
+WEEKDAYS_9_TO_5 = sla.DEFAULT_SCHEDULE
+
+
+def test_business_minutes_skip_nights_and_weekends():
+    friday_4pm = datetime(2026, 3, 27, 16, 0, tzinfo=BERLIN)
+    # One hour left on Friday, then Monday from 9:00.
+    assert sla.add_business_minutes(friday_4pm, 90, WEEKDAYS_9_TO_5, BERLIN) == datetime(
+        2026, 3, 30, 9, 30, tzinfo=BERLIN
+    )
+    saturday = datetime(2026, 3, 28, 12, 0, tzinfo=BERLIN)
+    assert sla.add_business_minutes(saturday, 0, WEEKDAYS_9_TO_5, BERLIN) == datetime(
+        2026, 3, 30, 9, 0, tzinfo=BERLIN
+    )
+    monday = datetime(2026, 3, 30, 9, 30, tzinfo=BERLIN)
+    assert sla.business_seconds_between(friday_4pm, monday, WEEKDAYS_9_TO_5, BERLIN) == 90 * 60
+    with pytest.raises(sla.ScheduleNeverOpen):
+        sla.add_business_minutes(saturday, 10, {}, BERLIN)
+
+
+def test_business_hours_across_the_daylight_saving_change():
+    # Clocks go forward on Sunday 2026-03-29; business hours stay 9 to 5 local.
+    friday = datetime(2026, 3, 27, 17, 0, tzinfo=BERLIN)
+    due = sla.add_business_minutes(friday, 60, WEEKDAYS_9_TO_5, BERLIN)
+    assert due == datetime(2026, 3, 30, 10, 0, tzinfo=BERLIN)
+    assert due.astimezone(UTC).hour == 8  # summer time: UTC+2
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1)),
+    minutes=st.integers(min_value=0, max_value=5 * 8 * 60 * 3),
+)
+def test_adding_then_measuring_gives_the_same_minutes(start, minutes):
+    start = start.replace(tzinfo=BERLIN)
+    due = sla.add_business_minutes(start, minutes, WEEKDAYS_9_TO_5, BERLIN)
+    assert due >= start
+    assert sla.business_seconds_between(start, due, WEEKDAYS_9_TO_5, BERLIN) == minutes * 60
+    later = sla.add_business_minutes(start, minutes + 1, WEEKDAYS_9_TO_5, BERLIN)
+    assert later > due
+
+
+pytestmark_db = pytest.mark.django_db
+
+
+@pytest.fixture
+def berlin(workspace):
+    workspace.time_zone = "Europe/Berlin"
+    workspace.save()
+    return workspace
+
+
+@pytest.mark.django_db
+def test_a_ticket_gets_due_times_from_its_priority_policy(berlin, owner, monkeypatch):
+    monday_10 = datetime(2026, 3, 2, 10, 0, tzinfo=BERLIN)
+    monkeypatch.setattr(tickets.timezone, "now", lambda: monday_10)
+    contact = ContactFactory(workspace=berlin)
+    ticket = tickets.open_ticket(
+        workspace=berlin, subject="Printer jammed", contact=contact, priority="high", actor=owner
+    )
+    # High: first response in 4 business hours, resolution in 2 business days.
+    ticket.refresh_from_db()
+    assert ticket.created_at == monday_10 or abs(ticket.created_at - monday_10) < timedelta(
+        minutes=1
+    )
+    assert ticket.first_response_due_at == datetime(2026, 3, 2, 14, 0, tzinfo=BERLIN)
+    assert ticket.resolution_due_at == datetime(2026, 3, 4, 10, 0, tzinfo=BERLIN)
+    urgent = tickets.open_ticket(workspace=berlin, subject="Site down", priority="urgent")
+    # Urgent counts around the clock.
+    assert urgent.first_response_due_at == urgent.created_at + timedelta(hours=1)
+    assert (
+        Event.objects.for_workspace(berlin)
+        .filter(kind="ticket.opened", contact_id=contact.pk)
+        .exists()
+    )
+
+
+@pytest.mark.django_db
+def test_first_reply_and_solving_stop_the_clocks(berlin, owner):
+    ticket = tickets.open_ticket(workspace=berlin, subject="Invoice wrong", priority="urgent")
+    Ticket.objects.for_workspace(berlin).filter(pk=ticket.pk).update(
+        created_at=ticket.created_at - timedelta(minutes=30)
+    )
+    ticket.refresh_from_db()
+    tickets.reply_to_ticket(ticket=ticket, author=owner, body="Looking", internal=True)
+    ticket.refresh_from_db()
+    assert ticket.first_responded_at is None  # an internal note is not a response
+    tickets.reply_to_ticket(ticket=ticket, author=owner, body="We are on it")
+    ticket.refresh_from_db()
+    assert ticket.status == "open"
+    assert 29 * 60 <= ticket.first_response_seconds <= 31 * 60
+    tickets.update_ticket(ticket=ticket, status="solved", actor=owner)
+    assert ticket.solved_at is not None and ticket.resolution_seconds >= 30 * 60
+    [first, resolution] = tickets.sla_targets(ticket)
+    assert first.state == "met" and resolution.state == "met"
+    # Reopening starts a new resolution clock.
+    tickets.update_ticket(ticket=ticket, status="open", actor=owner)
+    assert ticket.solved_at is None and ticket.resolution_seconds is None
+    kinds = list(Event.objects.for_workspace(berlin).values_list("kind", flat=True))
+    assert kinds.count("ticket.status_changed") == 2 and "ticket.replied" in kinds
+
+
+@pytest.mark.django_db
+def test_sla_states_and_their_sql_filter(berlin):
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=BERLIN)
+    fresh = tickets.open_ticket(workspace=berlin, subject="Fresh", priority="urgent")
+    Ticket.objects.for_workspace(berlin).filter(pk=fresh.pk).update(
+        created_at=now - timedelta(minutes=10),
+        first_response_due_at=now + timedelta(minutes=50),
+        first_response_warn_at=now + timedelta(minutes=35),
+    )
+    risky = tickets.open_ticket(workspace=berlin, subject="Risky", priority="urgent")
+    Ticket.objects.for_workspace(berlin).filter(pk=risky.pk).update(
+        first_response_due_at=now + timedelta(minutes=5),
+        first_response_warn_at=now - timedelta(minutes=10),
+    )
+    late = tickets.open_ticket(workspace=berlin, subject="Late", priority="urgent")
+    Ticket.objects.for_workspace(berlin).filter(pk=late.pk).update(
+        first_response_due_at=now - timedelta(minutes=5)
+    )
+    for ticket in (fresh, risky, late):
+        Ticket.objects.for_workspace(berlin).filter(pk=ticket.pk).update(
+            resolution_due_at=now + timedelta(days=1), resolution_warn_at=now + timedelta(hours=20)
+        )
+    all_tickets = Ticket.objects.for_workspace(berlin)
+    states = {t.subject: tickets.sla_state(t, now) for t in all_tickets}
+    assert states == {"Fresh": "on_track", "Risky": "at_risk", "Late": "breached"}
+    for state, subject in (("on_track", "Fresh"), ("at_risk", "Risky"), ("breached", "Late")):
+        found = tickets.filter_by_sla(all_tickets, state, now)
+        assert list(found.values_list("subject", flat=True)) == [subject]
+
+
+@pytest.mark.django_db
+def test_cross_workspace_references_are_refused(workspace):
+    with pytest.raises(tickets.CrossWorkspaceReference):
+        tickets.open_ticket(
+            workspace=workspace, subject="X", contact=ContactFactory(workspace=WorkspaceFactory())
+        )
+    with pytest.raises(tickets.TicketInvalid):
+        tickets.open_ticket(workspace=workspace, subject="  ")
+
+
+@pytest.mark.django_db
+def test_pages(logged_in, workspace, owner, django_assert_max_num_queries):
+    contact = ContactFactory(workspace=workspace, first_name="Lotte")
+    response = logged_in.post(
+        f"/tickets/new/?contact={contact.pk}",
+        {"subject": "Cannot log in", "priority": "high", "channel": "phone", "assignee": owner.pk},
+    )
+    ticket = Ticket.objects.for_workspace(workspace).get()
+    assert response.url == f"/tickets/{ticket.pk}/"
+    page = logged_in.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert "First response" in page and "due in" in page
+    logged_in.post(f"/tickets/{ticket.pk}/reply/", {"body": "Reset link sent"})
+    logged_in.post(
+        f"/tickets/{ticket.pk}/update/",
+        {"status": "solved", "priority": "high", "assignee": owner.pk},
+    )
+    page = logged_in.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert "took" in page and "Solved" in page and "Reset link sent" in page
+    for i in range(10):
+        tickets.open_ticket(workspace=workspace, subject=f"T{i}", contact=contact)
+    with django_assert_max_num_queries(12):
+        listing = logged_in.get("/tickets/").content.decode()
+    assert "T9" in listing and "Cannot log in" not in listing  # solved is not open
+    assert "Cannot log in" in logged_in.get("/tickets/", {"status": "all"}).content.decode()
+    assert "#" in logged_in.get(f"/contacts/{contact.pk}/").content.decode()
+
+
+@pytest.mark.django_db
+def test_service_level_settings(logged_in, workspace):
+    form = {}
+    for priority in ("low", "normal", "high", "urgent"):
+        form[f"{priority}_first"] = "30"
+        form[f"{priority}_resolution"] = "600"
+    form["urgent_business"] = "on"
+    form["day_0_opens"], form["day_0_closes"] = "08:00", "12:00"
+    bad = logged_in.post("/settings/service-levels/", {**form, "day_1_opens": "10:00"})
+    assert "Give both times, or neither" in bad.content.decode()
+    assert logged_in.post("/settings/service-levels/", form).status_code == 302
+    hours = BusinessHours.objects.for_workspace(workspace).get()
+    assert hours.schedule == {"0": ["08:00", "12:00"]}
+    assert tickets.schedule(workspace) == {0: (time(8, 0), time(12, 0))}
+    policy = tickets.policies(workspace)["urgent"]
+    assert (policy.first_response_minutes, policy.business_hours) == (30, True)
+
+
+@pytest.mark.django_db
+def test_marketing_and_agency_have_no_tickets(client, workspace):
+    for role in (Role.MARKETING, Role.AGENCY):
+        user = member(workspace, role)
+        client.login(email=user.email, password=PASSWORD)
+        assert client.get("/tickets/").status_code == 403
+        client.logout()
+
+
+@pytest.mark.django_db
+def test_api(api, workspace, owner):
+    contact = ContactFactory(workspace=workspace)
+    created = api.post(
+        "/api/v1/tickets", {"subject": "Refund", "contact_id": contact.pk, "priority": "urgent"}
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["channel"] == "api" and body["sla_state"] == "on_track"
+    assert body["first_response_due_at"] is not None
+    bad = api.post("/api/v1/tickets", {"subject": "", "priority": "someday"})
+    assert bad.status_code == 422 and {"subject", "priority"} <= set(bad.json()["error"]["fields"])
+    replied = api.post(f"/api/v1/tickets/{body['id']}/replies", {"body": "Refund on its way"})
+    assert replied.status_code == 201 and replied.json()["first_responded_at"] is not None
+    solved = api.patch(f"/api/v1/tickets/{body['id']}", {"status": "solved"})
+    assert solved.json()["status"] == "solved" and solved.json()["resolution_seconds"] is not None
+    assert [t["id"] for t in api.get("/api/v1/tickets", status="solved").json()["items"]] == [
+        body["id"]
+    ]
+    assert api.get("/api/v1/tickets", sla="breached").json()["items"] == []
+    assert api.get("/api/v1/tickets", sla="nonsense").status_code == 422
+    foreign = ContactFactory(workspace=WorkspaceFactory())
+    assert (
+        api.post("/api/v1/tickets", {"subject": "X", "contact_id": foreign.pk}).status_code == 422
+    )
