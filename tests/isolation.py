@@ -77,6 +77,7 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "crm.Meeting": lambda ws: _meeting(ws),
     "crm.Call": lambda ws: _call(ws),
     "crm.Ticket": lambda ws: _ticket(ws),
+    "crm.Quote": lambda ws: _quote(ws),
     "crm.CustomField": lambda ws: create_custom_field(
         workspace=ws, object_type="contact", label=f"{MARKER} field", field_type="text"
     ),
@@ -372,4 +373,17 @@ def _ticket(ws: Workspace) -> models.Model:
         subject=f"{MARKER} ticket",
         description=MARKER,
         contact=ContactFactory(workspace=ws, first_name=MARKER),
+    )
+
+
+def _quote(ws: Workspace) -> models.Model:
+    from patron.crm.quotes import create_quote
+
+    return create_quote(
+        deal=DealFactory(workspace=ws, name=f"{MARKER} quoted deal"),
+        title=f"{MARKER} quote",
+        valid_until=timezone.localdate() + timezone.timedelta(days=30),
+        lines=[{"description": MARKER, "quantity": 1, "unit_price": 10}],
+        contact=ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@quote.example"),
+        terms=MARKER,
     )

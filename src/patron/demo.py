@@ -206,6 +206,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_views_rules_and_duplicates(workspace, owner=owner, team=[owner, sales])
     _seed_calls_and_meetings(workspace, rng, owners=[owner, sales], now=now)
     _seed_tickets(workspace, rng, agents=[owner, sales], now=now)
+    _seed_quotes(workspace, owner=owner, now=now)
     del marketing
     return workspace
 
@@ -273,6 +274,47 @@ TASKS = [
     "Follow up after the webinar",
     "Check in after the first month",
 ]
+
+
+def _seed_quotes(workspace: Workspace, *, owner: User, now) -> None:  # type: ignore[no-untyped-def]
+    """A quote in each state on the deals that have a contact with an email."""
+    from patron.crm import quotes
+    from patron.crm.models import Deal
+
+    deals = [
+        deal
+        for deal in Deal.objects.for_workspace(workspace).order_by("pk")[:20]
+        if deal.contacts.exclude(email="").exists()
+    ][:4]
+    lines = [
+        {
+            "description": "Annual licence, 10 seats",
+            "quantity": 10,
+            "unit_price": "240",
+            "tax_percent": 19,
+        },
+        {
+            "description": "Onboarding workshop",
+            "quantity": 1,
+            "unit_price": "900",
+            "discount_percent": 20,
+        },
+    ]
+    for index, deal in enumerate(deals):
+        quote = quotes.create_quote(
+            deal=deal,
+            title=f"Offer for {deal.name}",
+            valid_until=(now + timedelta(days=30)).date(),
+            lines=lines,
+            actor=owner,
+        )
+        if index == 0:
+            continue  # stays a draft
+        quotes.send_quote(quote=quote, actor=owner)
+        if index == 2:
+            quotes.answer_quote(quote=quote, accept=True, name=str(quote.contact))
+        elif index == 3:
+            quotes.answer_quote(quote=quote, accept=False, name="", reason="Budget moved to Q3")
 
 
 def _seed_tickets(workspace: Workspace, rng: random.Random, *, agents: list[User], now) -> None:  # type: ignore[no-untyped-def]

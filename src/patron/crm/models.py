@@ -849,3 +849,86 @@ class TicketReply(TenantModel):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+class QuoteStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SENT = "sent", _("Sent")
+    ACCEPTED = "accepted", _("Accepted")
+    DECLINED = "declined", _("Declined")
+
+
+class QuoteCounter(TenantModel):
+    """The last quote number given out in a year; locked while the next is allocated."""
+
+    year = models.PositiveIntegerField()
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "year"], name="quote_counter_per_year")
+        ]
+
+
+class Quote(TenantModel):
+    """An offer on a deal, sent to a contact who accepts or declines it online."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="quotes")
+    number = models.CharField(_("number"), max_length=30)
+    title = models.CharField(_("title"), max_length=200)
+    contact = models.ForeignKey(
+        Contact,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="quotes",
+        verbose_name=_("addressed to"),
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    valid_until = models.DateField(_("valid until"))
+    terms = models.TextField(_("terms and notes"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=QuoteStatus.choices, default=QuoteStatus.DRAFT
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    viewed_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by_name = models.CharField(max_length=200, blank=True)
+    answered_from_ip = models.GenericIPAddressField(null=True, blank=True)
+    answered_user_agent = models.CharField(max_length=300, blank=True)
+    decline_reason = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("quote")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "number"], name="quote_unique_number")
+        ]
+        indexes = [models.Index(fields=["workspace", "deal"], name="quote_deal")]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.status == QuoteStatus.SENT and self.valid_until < timezone.localdate()
+
+
+class QuoteLine(TenantModel):
+    quote = models.ForeignKey(Quote, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField(default=0)
+    description = models.CharField(_("description"), max_length=300)
+    quantity = models.DecimalField(_("quantity"), max_digits=12, decimal_places=2)
+    unit_price = models.DecimalField(_("unit price"), max_digits=14, decimal_places=2)
+    discount_percent = models.DecimalField(
+        _("discount (%)"), max_digits=5, decimal_places=2, default=Decimal("0")
+    )
+    tax_percent = models.DecimalField(
+        _("tax (%)"), max_digits=5, decimal_places=2, default=Decimal("0")
+    )
+
+    class Meta:
+        ordering = ["quote", "position", "id"]

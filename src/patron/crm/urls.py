@@ -8,6 +8,7 @@ from patron.crm import (
     views_imports,
     views_meetings,
     views_merge,
+    views_quotes,
     views_tickets,
 )
 
@@ -27,8 +28,14 @@ register_url_parameter("rule_id", "crm.AssignmentRule")
 register_url_parameter("meeting_id", "crm.Meeting")
 register_url_parameter("call_id", "crm.Call")
 register_url_parameter("ticket_id", "crm.Ticket")
+register_url_parameter("quote_id", "crm.Quote")
 
 urlpatterns = [
+    path("deals/<int:deal_id>/quotes/new/", views_quotes.quote_create, name="quote_create"),
+    path("quotes/<int:quote_id>/", views_quotes.quote_detail, name="quote_detail"),
+    path("quotes/<int:quote_id>/edit/", views_quotes.quote_edit, name="quote_edit"),
+    path("quotes/<int:quote_id>/send/", views_quotes.quote_send, name="quote_send"),
+    path("q/<str:token>/", views_quotes.quote_public, name="quote_public"),
     path("tickets/", views_tickets.ticket_list, name="ticket_list"),
     path("tickets/new/", views_tickets.ticket_create, name="ticket_create"),
     path("tickets/<int:ticket_id>/", views_tickets.ticket_detail, name="ticket_detail"),
