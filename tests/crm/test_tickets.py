@@ -237,3 +237,46 @@ def test_api(api, workspace, owner):
     assert (
         api.post("/api/v1/tickets", {"subject": "X", "contact_id": foreign.pk}).status_code == 422
     )
+
+
+@pytest.mark.django_db
+def test_tickets_take_custom_fields_rules_and_tasks(logged_in, api, workspace, owner):
+    from patron.crm import assignment, services
+    from patron.crm.custom_fields import CustomFieldInvalid
+    from patron.crm.models import Task
+
+    services.create_custom_field(
+        workspace=workspace,
+        object_type="ticket",
+        label="Product",
+        field_type="single_select",
+        options=["Bikes", "Parts"],
+    )
+    agent = member(workspace, Role.SUPPORT)
+    assignment.save_rule(
+        workspace=workspace,
+        object_type="ticket",
+        name="Urgent to the on-call agent",
+        conditions=[{"field": "priority", "value": "urgent"}],
+        strategy="user",
+        user=agent,
+    )
+    with pytest.raises(CustomFieldInvalid):
+        tickets.open_ticket(workspace=workspace, subject="X", custom={"product": "Cars"})
+    urgent = tickets.open_ticket(
+        workspace=workspace, subject="Brakes", priority="urgent", custom={"product": "bikes"}
+    )
+    assert urgent.assignee == agent and urgent.custom == {"product": "Bikes"}
+    calm = tickets.open_ticket(workspace=workspace, subject="Catalogue", priority="low")
+    assert calm.assignee is None
+    via_api = api.post("/api/v1/tickets", {"subject": "Bell", "custom": {"product": "Parts"}})
+    assert via_api.json()["custom"] == {"product": "Parts"}
+    page = logged_in.get("/tickets/new/").content.decode()
+    assert 'name="cf_product"' in page
+    logged_in.post(
+        f"/tasks/new/?ticket={urgent.pk}", {"title": "Order brake pads", "priority": "normal"}
+    )
+    task = Task.objects.for_workspace(workspace).get()
+    assert task.ticket == urgent
+    assert "Order brake pads" in logged_in.get(f"/tickets/{urgent.pk}/").content.decode()
+    assert "Bikes" in logged_in.get(f"/tickets/{urgent.pk}/").content.decode()

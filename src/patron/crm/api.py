@@ -916,6 +916,7 @@ class TicketOut(Schema):
     first_response_seconds: int | None
     resolution_seconds: int | None
     sla_state: str
+    custom: dict[str, Any]
 
     @staticmethod
     def resolve_sla_state(ticket: Ticket) -> str:
@@ -929,6 +930,7 @@ class TicketIn(Schema):
     priority: TicketPriority = TicketPriority.NORMAL
     channel: TicketChannel = TicketChannel.API
     assignee_id: int | None = None
+    custom: dict[str, Any] = Field(default_factory=dict)
 
 
 class TicketPatch(Schema):
@@ -936,6 +938,7 @@ class TicketPatch(Schema):
     status: TicketStatus | None = None
     priority: TicketPriority | None = None
     assignee_id: int | None = None
+    custom: dict[str, Any] | None = None
 
 
 class TicketReplyIn(Schema):
@@ -994,6 +997,7 @@ def create_ticket(request: ApiRequest, payload: TicketIn) -> Status:
         priority=payload.priority,
         channel=payload.channel,
         assignee=assignee,
+        custom=payload.custom,
     )
     return Status(201, get_object_or_404(_tickets(request), pk=ticket.pk))
 

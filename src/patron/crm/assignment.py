@@ -26,6 +26,8 @@ CONDITION_FIELDS = {
     "source": gettext_lazy("Source"),
     "country": gettext_lazy("Country"),
     "tag": gettext_lazy("Tag"),
+    "priority": gettext_lazy("Priority (tickets)"),
+    "channel": gettext_lazy("Channel (tickets)"),
 }
 MAX_CONDITIONS = 5
 
@@ -140,8 +142,12 @@ def _clean(
     team: list[User],
 ) -> dict[str, Any]:
     errors: dict[str, str] = {}
-    if object_type not in {CustomFieldObject.CONTACT, CustomFieldObject.DEAL}:
-        errors["object_type"] = _("Rules apply to contacts or deals.")
+    if object_type not in {
+        CustomFieldObject.CONTACT,
+        CustomFieldObject.DEAL,
+        CustomFieldObject.TICKET,
+    }:
+        errors["object_type"] = _("Rules apply to contacts, deals or tickets.")
     if not name.strip():
         errors["name"] = _("Give the rule a name.")
     members = set(

@@ -43,6 +43,7 @@ class CustomFieldObject(models.TextChoices):
     CONTACT = "contact", _("Contacts")
     COMPANY = "company", _("Companies")
     DEAL = "deal", _("Deals")
+    TICKET = "ticket", _("Tickets")
 
 
 class FieldType(models.TextChoices):
@@ -104,6 +105,7 @@ class CustomField(TenantModel):
             CustomFieldObject.CONTACT: "crm_contact",
             CustomFieldObject.COMPANY: "crm_company",
             CustomFieldObject.DEAL: "crm_deal",
+            CustomFieldObject.TICKET: "crm_ticket",
         }[CustomFieldObject(self.object_type)]
 
 
@@ -413,6 +415,9 @@ class Task(TenantModel):
     deal = models.ForeignKey(
         Deal, on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
     )
+    ticket = models.ForeignKey(
+        "crm.Ticket", on_delete=models.CASCADE, null=True, blank=True, related_name="tasks"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -574,7 +579,11 @@ class AssignmentRule(TenantModel):
     object_type = models.CharField(
         _("record type"),
         max_length=20,
-        choices=[(CustomFieldObject.CONTACT, _("Contacts")), (CustomFieldObject.DEAL, _("Deals"))],
+        choices=[
+            (CustomFieldObject.CONTACT, _("Contacts")),
+            (CustomFieldObject.DEAL, _("Deals")),
+            (CustomFieldObject.TICKET, _("Tickets")),
+        ],
         default=CustomFieldObject.CONTACT,
     )
     name = models.CharField(_("name"), max_length=100)
@@ -794,6 +803,7 @@ class Ticket(TenantModel):
     channel = models.CharField(
         _("channel"), max_length=10, choices=TicketChannel.choices, default=TicketChannel.MANUAL
     )
+    custom = models.JSONField(default=dict, blank=True)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

@@ -36,6 +36,7 @@ from patron.crm.models import (
     StageOutcome,
     Tag,
     Task,
+    Ticket,
 )
 
 CONTACT_FIELDS = {
@@ -738,6 +739,7 @@ TASK_FIELDS = {
     "contact",
     "company",
     "deal",
+    "ticket",
 }
 
 
@@ -749,7 +751,7 @@ def create_task(*, workspace: Workspace, created_by: User | None = None, **value
     _check_references(
         workspace, {"owner": values.get("assignee"), "company": values.get("company")}
     )
-    for related in ("contact", "deal"):
+    for related in ("contact", "deal", "ticket"):
         row = values.get(related)
         if row is not None and row.workspace_id != workspace.pk:
             raise CrossWorkspaceReference(_("The record is not part of this workspace."))
@@ -942,6 +944,7 @@ def _records_for(field: CustomField) -> Any:
         CustomFieldObject.CONTACT: Contact,
         CustomFieldObject.COMPANY: Company,
         CustomFieldObject.DEAL: Deal,
+        CustomFieldObject.TICKET: Ticket,
     }[CustomFieldObject(field.object_type)]
     return model.objects.for_workspace(field.workspace_id)  # type: ignore[attr-defined]
 

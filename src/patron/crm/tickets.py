@@ -21,18 +21,25 @@ from django.utils.translation import gettext as _
 
 from patron.activity.services import record
 from patron.core.models import User, Workspace
-from patron.crm import sla
+from patron.crm import custom_fields, sla
+from patron.crm.assignment import assign_owner
 from patron.crm.models import (
     BusinessHours,
     Company,
     Contact,
+    CustomFieldObject,
     SlaPolicy,
     Ticket,
     TicketPriority,
     TicketReply,
     TicketStatus,
 )
-from patron.crm.services import CrossWorkspaceReference, _check_references, sanitise_note
+from patron.crm.services import (
+    CrossWorkspaceReference,
+    _check_references,
+    field_definitions,
+    sanitise_note,
+)
 
 # (first response, resolution) in minutes, business hours unless noted.
 DEFAULT_POLICIES = {
@@ -123,11 +130,22 @@ def open_ticket(
     priority: str = TicketPriority.NORMAL,
     channel: str = "manual",
     assignee: User | None = None,
+    custom: dict[str, Any] | None = None,
     actor: User | None = None,
 ) -> Ticket:
+    """Open a ticket; without an assignee, the workspace's assignment rules pick one."""
     if not subject.strip():
         raise TicketInvalid("subject", _("Give the ticket a subject."))
     _check(workspace, contact, company, assignee)
+    custom_values = custom_fields.clean_values(
+        field_definitions(workspace, CustomFieldObject.TICKET), custom or {}
+    )
+    if assignee is None:
+        assignee = assign_owner(
+            workspace=workspace,
+            object_type=CustomFieldObject.TICKET,
+            values={"priority": priority, "channel": channel, "custom": custom_values},
+        )
     now = timezone.now()
     ticket = Ticket(
         workspace=workspace,
@@ -140,6 +158,7 @@ def open_ticket(
         priority=priority,
         channel=channel,
         assignee=assignee,
+        custom=custom_values,
         created_by=actor,
     )
     _set_due_times(ticket)

@@ -53,6 +53,7 @@ from patron.crm.models import (
     Pipeline,
     StageOutcome,
     Task,
+    Ticket,
 )
 
 PAGE_SIZE = 50
@@ -623,7 +624,14 @@ def task_list(request: WorkspaceRequest) -> HttpResponse:
 def task_create(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     contact = None
-    if request.GET.get("contact", "").isdigit():
+    ticket = None
+    if request.GET.get("ticket", "").isdigit() and request.membership.can(TICKETS_VIEW):
+        ticket = get_object_or_404(
+            Ticket.objects.for_workspace(workspace).select_related("contact"),
+            pk=int(request.GET["ticket"]),
+        )
+        contact = ticket.contact
+    elif request.GET.get("contact", "").isdigit():
         contact = _contact(request, int(request.GET["contact"]))
     form = TaskForm(request.POST or None, workspace=workspace, initial={"assignee": request.user})
     if request.method == "POST" and form.is_valid():
@@ -632,9 +640,12 @@ def task_create(request: WorkspaceRequest) -> HttpResponse:
             created_by=request.user,
             contact=contact,
             company=contact.company if contact else None,
+            ticket=ticket,
             **form.cleaned_data,
         )
         messages.success(request, _("Task created."))
+        if ticket is not None:
+            return redirect("crm:ticket_detail", ticket_id=ticket.pk)
         if contact is not None:
             return redirect("crm:contact_detail", contact_id=contact.pk)
         return redirect("crm:task_list")

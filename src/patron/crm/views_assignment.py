@@ -29,6 +29,7 @@ class RuleForm(forms.Form):
         choices=[
             (CustomFieldObject.CONTACT, gettext_lazy("Contacts")),
             (CustomFieldObject.DEAL, gettext_lazy("Deals")),
+            (CustomFieldObject.TICKET, gettext_lazy("Tickets")),
         ],
     )
     strategy = forms.ChoiceField(label=gettext_lazy("Assign"), choices=AssignmentStrategy.choices)

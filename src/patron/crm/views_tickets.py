@@ -19,15 +19,19 @@ from patron.core.http import WorkspaceRequest
 from patron.core.models import User, Workspace
 from patron.core.paging import SeekPage
 from patron.core.roles import SETTINGS_MANAGE, TICKETS_VIEW
-from patron.crm import sla, tickets
+from patron.crm import custom_fields, sla, tickets
+from patron.crm.custom_fields import CustomFieldInvalid
+from patron.crm.forms import CustomFieldsForm
 from patron.crm.models import (
     BusinessHours,
     Contact,
+    CustomFieldObject,
     Ticket,
     TicketChannel,
     TicketPriority,
     TicketStatus,
 )
+from patron.crm.services import field_definitions
 
 OPEN_STATUSES = [TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING]
 SLA_STATES = {
@@ -52,7 +56,9 @@ def _members(workspace: Workspace) -> Any:
     ).order_by("name", "email")
 
 
-class TicketForm(forms.Form):
+class TicketForm(CustomFieldsForm):
+    object_type = CustomFieldObject.TICKET
+
     subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200)
     description = forms.CharField(
         label=gettext_lazy("Description"),
@@ -71,7 +77,7 @@ class TicketForm(forms.Form):
     )
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, workspace=workspace, **kwargs)
         self.fields["assignee"].queryset = _members(workspace)  # type: ignore[attr-defined]
 
 
@@ -168,11 +174,18 @@ def ticket_create(request: WorkspaceRequest) -> HttpResponse:
         request.POST or None, workspace=request.workspace, initial={"assignee": request.user}
     )
     if request.method == "POST" and form.is_valid():
-        ticket = tickets.open_ticket(
-            workspace=request.workspace, contact=contact, actor=request.user, **form.cleaned_data
-        )
-        messages.success(request, _("Ticket #%(number)d opened.") % {"number": ticket.pk})
-        return redirect("crm:ticket_detail", ticket_id=ticket.pk)
+        try:
+            ticket = tickets.open_ticket(
+                workspace=request.workspace,
+                contact=contact,
+                actor=request.user,
+                **form.service_values(),
+            )
+        except CustomFieldInvalid as exc:
+            form.add_custom_errors(exc)
+        else:
+            messages.success(request, _("Ticket #%(number)d opened.") % {"number": ticket.pk})
+            return redirect("crm:ticket_detail", ticket_id=ticket.pk)
     return render(request, "crm/ticket_form.html", {"form": form, "contact": contact})
 
 
@@ -193,6 +206,10 @@ def ticket_detail(request: WorkspaceRequest, ticket_id: int) -> HttpResponse:
         "crm/ticket_detail.html",
         {
             "ticket": ticket,
+            "custom_rows": custom_fields.rows_for(
+                field_definitions(request.workspace, CustomFieldObject.TICKET), ticket.custom
+            ),
+            "tasks": ticket.tasks.select_related("assignee").order_by("completed_at", "due_at"),
             "replies": ticket.replies.select_related("author"),
             "targets": tickets.sla_targets(ticket),
             "update_form": TicketUpdateForm(
