@@ -16,6 +16,7 @@ from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
 from patron.core.models import User
 from patron.crm import custom_fields, meetings, services
+from patron.crm import quotes as quotes_service
 from patron.crm import tickets as tickets_service
 from patron.crm.models import (
     Call,
@@ -31,8 +32,13 @@ from patron.crm.models import (
     Meeting,
     MeetingOutcome,
     Pipeline,
+    Quote,
+    QuoteLine,
+    QuoteStatus,
     Stage,
     StageOutcome,
+    Task,
+    TaskPriority,
     Ticket,
     TicketChannel,
     TicketPriority,
@@ -1034,4 +1040,239 @@ def reply_to_ticket(request: ApiRequest, ticket_id: int, payload: TicketReplyIn)
 @router.delete("/tickets/{ticket_id}", response={204: None})
 def delete_ticket(request: ApiRequest, ticket_id: int) -> Status:
     get_object_or_404(_tickets(request), pk=ticket_id).delete()
+    return Status(204, None)
+
+
+# --- Tasks and quotes ---------------------------------------------------------------------
+
+
+class TaskOut(Schema):
+    id: int
+    title: str
+    description: str
+    due_at: datetime | None
+    remind_at: datetime | None
+    priority: str
+    assignee_id: int | None
+    contact_id: int | None
+    company_id: int | None
+    deal_id: int | None
+    ticket_id: int | None
+    completed_at: datetime | None
+    created_at: datetime
+
+
+class TaskIn(Schema):
+    title: str = Field(..., min_length=1, max_length=200)
+    description: str = Field("", max_length=20_000)
+    due_at: datetime | None = None
+    remind_at: datetime | None = None
+    priority: TaskPriority = TaskPriority.NORMAL
+    assignee_id: int | None = None
+    contact_id: int | None = None
+    deal_id: int | None = None
+    ticket_id: int | None = None
+
+
+class TaskDone(Schema):
+    done: bool
+
+
+class TaskPage(Schema):
+    items: list[TaskOut]
+    next_cursor: str | None
+
+
+class TaskFilters(Schema):
+    assignee_id: int | None = None
+    contact_id: int | None = None
+    deal_id: int | None = None
+    ticket_id: int | None = None
+    done: bool | None = None
+    due_before: datetime | None = None
+    cursor: str | None = None
+    limit: int = 50
+
+
+def _tasks(request: ApiRequest) -> Any:
+    return Task.objects.for_workspace(request.workspace)
+
+
+def _one(request: ApiRequest, model: Any, pk: int | None, field: str) -> Any:
+    if pk is None:
+        return None
+    row = model.objects.for_workspace(request.workspace).filter(pk=pk).first()
+    if row is None:
+        raise ApiError(422, "invalid", f"No such record for {field}.", {field: ["unknown id"]})
+    return row
+
+
+@router.get("/tasks", response=TaskPage)
+def list_tasks(request: ApiRequest, filters: Query[TaskFilters]) -> dict[str, Any]:
+    found = _tasks(request)
+    for name in ("assignee_id", "contact_id", "deal_id", "ticket_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            found = found.filter(**{name: value})
+    if filters.done is not None:
+        found = found.filter(completed_at__isnull=not filters.done)
+    if filters.due_before is not None:
+        found = found.filter(due_at__lt=filters.due_before)
+    return paginate(found, cursor=filters.cursor, limit=filters.limit)
+
+
+@router.post("/tasks", response={201: TaskOut})
+def create_task(request: ApiRequest, payload: TaskIn) -> Status:
+    contact = _one(request, Contact, payload.contact_id, "contact_id")
+    task = services.create_task(
+        workspace=request.workspace,
+        created_by=request.auth.created_by,
+        title=payload.title,
+        description=payload.description,
+        due_at=payload.due_at,
+        remind_at=payload.remind_at,
+        priority=payload.priority,
+        assignee=_references(request, {"owner_id": payload.assignee_id})["owner"],
+        contact=contact,
+        company=contact.company if contact else None,
+        deal=_one(request, Deal, payload.deal_id, "deal_id"),
+        ticket=_one(request, Ticket, payload.ticket_id, "ticket_id"),
+    )
+    return Status(201, task)
+
+
+@router.get("/tasks/{task_id}", response=TaskOut)
+def get_task(request: ApiRequest, task_id: int) -> Task:
+    return get_object_or_404(_tasks(request), pk=task_id)
+
+
+@router.post("/tasks/{task_id}/done", response=TaskOut)
+def mark_task(request: ApiRequest, task_id: int, payload: TaskDone) -> Task:
+    """Mark the task done (``{"done": true}``) or not done again."""
+    task = get_object_or_404(_tasks(request), pk=task_id)
+    if payload.done:
+        return services.complete_task(task=task, actor=request.auth.created_by)
+    return services.reopen_task(task=task, actor=request.auth.created_by)
+
+
+@router.delete("/tasks/{task_id}", response={204: None})
+def delete_task(request: ApiRequest, task_id: int) -> Status:
+    get_object_or_404(_tasks(request), pk=task_id).delete()
+    return Status(204, None)
+
+
+class QuoteLineSchema(Schema):
+    description: str = Field(..., min_length=1, max_length=300)
+    quantity: Decimal = Field(..., gt=0, max_digits=12, decimal_places=2)
+    unit_price: Decimal = Field(..., ge=0, max_digits=14, decimal_places=2)
+    discount_percent: Decimal = Field(Decimal("0"), ge=0, le=100, max_digits=5, decimal_places=2)
+    tax_percent: Decimal = Field(Decimal("0"), ge=0, le=100, max_digits=5, decimal_places=2)
+
+
+class QuoteOut(Schema):
+    id: int
+    number: str
+    deal_id: int
+    contact_id: int | None
+    title: str
+    currency: str
+    valid_until: date
+    status: str
+    terms: str
+    lines: list[QuoteLineSchema]
+    total: Decimal
+    sent_at: datetime | None
+    answered_at: datetime | None
+    answered_by_name: str
+
+    @staticmethod
+    def resolve_lines(quote: Quote) -> list[QuoteLine]:
+        return list(quote.lines.all())
+
+    @staticmethod
+    def resolve_total(quote: Quote) -> Decimal:
+        return quotes_service.totals(list(quote.lines.all())).total
+
+
+class QuoteIn(Schema):
+    deal_id: int
+    contact_id: int | None = None
+    title: str = Field(..., min_length=1, max_length=200)
+    valid_until: date
+    terms: str = Field("", max_length=10_000)
+    lines: list[QuoteLineSchema] = Field(..., min_length=1, max_length=100)
+
+
+class QuotePage(Schema):
+    items: list[QuoteOut]
+    next_cursor: str | None
+
+
+class QuoteFilters(Schema):
+    deal_id: int | None = None
+    status: QuoteStatus | None = None
+    cursor: str | None = None
+    limit: int = 50
+
+
+def _quotes(request: ApiRequest) -> Any:
+    return Quote.objects.for_workspace(request.workspace).prefetch_related("lines")
+
+
+def _quote_error(exc: Exception) -> ApiError:
+    field = getattr(exc, "field", "__all__")
+    return ApiError(422, "invalid", str(exc), {field: [str(exc)]})
+
+
+@router.get("/quotes", response=QuotePage)
+def list_quotes(request: ApiRequest, filters: Query[QuoteFilters]) -> dict[str, Any]:
+    found = _quotes(request)
+    if filters.deal_id is not None:
+        found = found.filter(deal_id=filters.deal_id)
+    if filters.status:
+        found = found.filter(status=filters.status)
+    return paginate(found, cursor=filters.cursor, limit=filters.limit)
+
+
+@router.post("/quotes", response={201: QuoteOut})
+def create_quote(request: ApiRequest, payload: QuoteIn) -> Status:
+    deal = _one(request, Deal, payload.deal_id, "deal_id")
+    try:
+        quote = quotes_service.create_quote(
+            deal=deal,
+            title=payload.title,
+            valid_until=payload.valid_until,
+            contact=_one(request, Contact, payload.contact_id, "contact_id"),
+            terms=payload.terms,
+            lines=[line.dict() for line in payload.lines],
+            actor=request.auth.created_by,
+        )
+    except quotes_service.QuoteInvalid as exc:
+        raise _quote_error(exc) from exc
+    return Status(201, get_object_or_404(_quotes(request), pk=quote.pk))
+
+
+@router.get("/quotes/{quote_id}", response=QuoteOut)
+def get_quote(request: ApiRequest, quote_id: int) -> Quote:
+    return get_object_or_404(_quotes(request), pk=quote_id)
+
+
+@router.post("/quotes/{quote_id}/send", response=QuoteOut)
+def send_quote(request: ApiRequest, quote_id: int) -> Quote:
+    """Email the quote to its contact with the link to accept or decline it."""
+    quote = get_object_or_404(_quotes(request), pk=quote_id)
+    try:
+        quotes_service.send_quote(quote=quote, actor=request.auth.created_by)
+    except quotes_service.QuoteInvalid as exc:
+        raise _quote_error(exc) from exc
+    return get_object_or_404(_quotes(request), pk=quote_id)
+
+
+@router.delete("/quotes/{quote_id}", response={204: None})
+def delete_quote(request: ApiRequest, quote_id: int) -> Status:
+    """Only a draft can be deleted: a sent quote is part of the deal's record."""
+    quote = get_object_or_404(_quotes(request), pk=quote_id)
+    if quote.status != QuoteStatus.DRAFT:
+        raise ApiError(409, "conflict", "Only a draft quote can be deleted.", {})
+    quote.delete()
     return Status(204, None)
