@@ -152,3 +152,29 @@ def test_merge_pages(logged_in, workspace, pair):
     response = logged_in.get("/contacts/merge/", {"a": primary.pk, "b": foreign.pk}, follow=True)
     assert "Choose two different contacts" in response.content.decode()
     assert logged_in.get("/companies/duplicates/").status_code == 200
+
+
+def test_a_new_company_with_a_known_domain_is_offered_the_existing_one(logged_in, workspace):
+    existing = CompanyFactory(workspace=workspace, name="Kopi Co", domain="kopi.example")
+    offered = logged_in.post(
+        "/companies/new/", {"name": "Kopi", "domain": "https://www.kopi.example/"}
+    )
+    page = offered.content.decode()
+    assert "A company with this domain exists already" in page
+    assert f"/companies/{existing.pk}/" in page and 'name="create_anyway"' in page
+    assert Company.objects.for_workspace(workspace).count() == 1
+    logged_in.post(
+        "/companies/new/", {"name": "Kopi", "domain": "kopi.example", "create_anyway": "on"}
+    )
+    assert Company.objects.for_workspace(workspace).count() == 2
+
+
+def test_a_company_timeline_includes_people_linked_as_other_company(logged_in, workspace):
+    company = CompanyFactory(workspace=workspace, name="Teh")
+    linked = ContactFactory(workspace=workspace, first_name="Linked")
+    linked.other_companies.add(company)
+    record(
+        workspace=workspace, kind="page.viewed", contact_id=linked.pk, properties={"url": "/teh"}
+    )
+    page = logged_in.get(f"/companies/{company.pk}/").content.decode()
+    assert "Linked" in page and "/teh" in page

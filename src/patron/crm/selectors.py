@@ -77,9 +77,11 @@ def search_companies(workspace: Workspace, *, query: str = "") -> QuerySet[Compa
 
 
 def company_contacts(company: Company) -> QuerySet[Contact]:
+    """People of the company: those with it as primary company, and the others linked to it."""
     return (
         Contact.objects.for_workspace(company.workspace_id)
-        .filter(company=company)
+        .filter(Q(company=company) | Q(other_companies=company))
+        .distinct()
         .order_by("last_name", "first_name")
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -234,6 +235,27 @@ def company_create(request: WorkspaceRequest) -> HttpResponse:
     workspace = request.workspace
     form = CompanyForm(request.POST or None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
+        domain = form.cleaned_data.get("domain")
+        same = (
+            Company.objects.for_workspace(workspace).filter(domain=domain).first()
+            if domain
+            else None
+        )
+        if same is not None and not request.POST.get("create_anyway"):
+            # Offer the existing company instead of silently making a duplicate.
+            form.add_error(
+                "domain",
+                format_html(
+                    '{} <a href="{}">{}</a>',
+                    _("A company with this domain exists already:"),
+                    reverse("crm:company_detail", args=[same.pk]),
+                    same.name,
+                ),
+            )
+            form.fields["create_anyway"] = forms.BooleanField(
+                label=_("Create another company with this domain anyway"), required=False
+            )
+            return render(request, "crm/company_form.html", {"form": form, "company": None})
         try:
             company = services.create_company(
                 workspace=workspace, actor=request.user, **form.service_values()
