@@ -187,3 +187,39 @@ def test_agency_members_see_no_deals(client, workspace):
     assert client.get("/deals/").status_code == 403
     assert client.get(f"/deals/{deal.pk}/").status_code == 403
     assert "/deals/" not in client.get("/contacts/").content.decode()
+
+
+def test_deal_list_views_owner_closing_and_custom_filters(logged_in, workspace, owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from patron.crm import services
+
+    services.create_custom_field(
+        workspace=workspace,
+        object_type="deal",
+        label="Channel",
+        field_type="single_select",
+        options=["Partner", "Direct"],
+    )
+    soon = services.create_deal(
+        workspace=workspace,
+        name="Closing soon",
+        owner=owner,
+        expected_close_date=timezone.localdate(),
+        custom={"channel": "Partner"},
+    )
+    later = services.create_deal(
+        workspace=workspace,
+        name="Next year",
+        expected_close_date=timezone.localdate() + timedelta(days=400),
+        custom={"channel": "Direct"},
+    )
+    page = logged_in.get("/deals/list/", {"outcome": "open", "closing": "this_month"})
+    assert soon.name in page.content.decode() and later.name not in page.content.decode()
+    mine = logged_in.get("/deals/list/", {"owner": "me"}).content.decode()
+    assert soon.name in mine and later.name not in mine
+    direct = logged_in.get("/deals/list/", {"cf_channel": "Direct"}).content.decode()
+    assert later.name in direct and soon.name not in direct
+    assert "Closing this month" in direct

@@ -107,7 +107,7 @@ def list_parameters(request: WorkspaceRequest) -> tuple[dict[str, str], SavedVie
     return params, view
 
 
-def _custom_conditions(
+def custom_conditions(
     request: WorkspaceRequest, params: dict[str, str], fields: list[CustomField]
 ) -> tuple[list[custom_fields.Condition], dict[str, str]]:
     """Conditions from ``cf_<key>=value`` (equality; "has" for multi select)."""
@@ -131,7 +131,7 @@ def _custom_conditions(
     return conditions, chosen
 
 
-def _owner_filter(request: WorkspaceRequest, value: str) -> tuple[str, User | str | None]:
+def owner_filter(request: WorkspaceRequest, value: str) -> tuple[str, User | str | None]:
     if value == "me":
         return value, request.user
     if value == "none":
@@ -177,9 +177,9 @@ def contact_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
     sort = params.get("sort", "-created")
     if sort not in SORT_LABELS:
         sort = "-created"
-    owner_param, owner = _owner_filter(request, params.get("owner", ""))
+    owner_param, owner = owner_filter(request, params.get("owner", ""))
     fields = services.field_definitions(request.workspace, CustomFieldObject.CONTACT)
-    conditions, chosen = _custom_conditions(request, params, fields)
+    conditions, chosen = custom_conditions(request, params, fields)
     contacts = selectors.search_contacts(
         request.workspace,
         query=query,
@@ -329,7 +329,7 @@ def contact_bulk(request: WorkspaceRequest) -> HttpResponseBase:
             messages.error(request, _("Name the tag to add."))
             return redirect(back)
     elif action == services.BulkAction.ASSIGN:
-        _param, value = _owner_filter(request, request.POST.get("owner", ""))
+        _param, value = owner_filter(request, request.POST.get("owner", ""))
         if value == "":
             messages.error(request, _("Choose a member to assign."))
             return redirect(back)

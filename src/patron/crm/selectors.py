@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -123,11 +124,25 @@ def board(workspace: Workspace, pipeline: Pipeline) -> list[BoardColumn]:
 
 
 def search_deals(
-    workspace: Workspace, *, pipeline: Pipeline | None = None, outcome: str = "", query: str = ""
+    workspace: Workspace,
+    *,
+    pipeline: Pipeline | None = None,
+    outcome: str = "",
+    query: str = "",
+    owner: User | str | None = "",
+    closing_between: tuple[Any, Any] | None = None,
+    custom: Sequence[Condition] = (),
 ) -> QuerySet[Deal]:
+    """Deals matching the filters; ``owner`` "" means any, None means without owner."""
     deals = Deal.objects.for_workspace(workspace).select_related(
         "stage", "pipeline", "company", "owner"
     )
+    if owner != "":
+        deals = deals.filter(owner=owner)
+    if closing_between is not None:
+        deals = deals.filter(expected_close_date__range=closing_between)
+    for condition in custom:
+        deals = deals.filter(filter_q(condition))
     if pipeline is not None:
         deals = deals.filter(pipeline=pipeline)
     if outcome:
