@@ -31,7 +31,7 @@ def test_import_a_csv_with_one_bad_row_and_download_the_report(page, tmp_path):
     log_in(page, seller.email, PASSWORD)
     page.locator("nav.navbar").get_by_role("link", name="Contacts").click()
     page.get_by_role("link", name="Import").click()
-    page.get_by_label("CSV file").set_input_files(str(file))
+    page.get_by_label("CSV or Excel file").set_input_files(str(file))
     page.get_by_role("button", name="Upload").click()
 
     expect(page.get_by_role("heading", name="Map the columns of leads.csv")).to_be_visible()

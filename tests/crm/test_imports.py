@@ -83,7 +83,7 @@ def test_semicolons_and_windows_encoding_are_recognised(workspace, owner):
     [
         ("", "a.csv", "empty"),
         ("Email,Name\n", "a.csv", "no data rows"),
-        ("Email\nx@example.com\n", "a.xlsx", "Save the spreadsheet as CSV"),
+        ("Email\nx@example.com\n", "a.ods", "Save the spreadsheet as CSV or Excel"),
         ("\x00\x01binary", "a.csv", "not a CSV"),
     ],
 )
@@ -384,3 +384,43 @@ def test_export_needs_the_export_permission(client, workspace):
     user = member(workspace, Role.SUPPORT)
     client.login(email=user.email, password=PASSWORD)
     assert client.get("/contacts/export/").status_code == 403
+
+
+def test_excel_files_are_read_from_their_first_sheet(
+    workspace, owner, django_capture_on_commit_callbacks
+):
+    from datetime import date
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Email", "First name", "Birthday", "Seats"])
+    sheet.append(["ana@example.com", "Ana", date(1990, 5, 17), 12])
+    sheet.append(["ben@example.com", "Ben", None, 3.0])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    job = importer.store_upload(
+        workspace=workspace,
+        object_type="contact",
+        upload=SimpleUploadedFile("people.xlsx", buffer.getvalue()),
+        actor=owner,
+    )
+    assert job.headers == ["Email", "First name", "Birthday", "Seats"]
+    assert list(importer.read_rows(job)) == [
+        ["ana@example.com", "Ana", "1990-05-17", "12"],
+        ["ben@example.com", "Ben", "", "3"],
+    ]
+    with django_capture_on_commit_callbacks(execute=False):
+        job = run(job, mapping={"0": "email", "1": "first_name", "2": "birthday", "3": ""})
+    assert job.created_count == 2
+    assert Contact.objects.for_workspace(workspace).get(first_name="Ana").birthday == date(
+        1990, 5, 17
+    )
+    with pytest.raises(importer.ImportInvalid, match="not an Excel"):
+        importer.store_upload(
+            workspace=workspace,
+            object_type="contact",
+            upload=SimpleUploadedFile("fake.xlsx", b"Email\\nx@example.com\\n"),
+            actor=owner,
+        )

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
+import zipfile
 import zoneinfo
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -230,12 +232,12 @@ def store_upload(
     if upload.size and upload.size > MAX_BYTES:
         raise ImportInvalid(_("The file is larger than %(limit)d MB.") % {"limit": MAX_BYTES >> 20})
     name = upload.name or "import.csv"
-    if name.lower().endswith((".xlsx", ".xls", ".numbers", ".ods")):
-        raise ImportInvalid(
-            _("Save the spreadsheet as CSV (comma-separated values) and upload that file.")
-        )
-    chunks = upload.chunks(CHUNK_BYTES)
-    first = next(iter(chunks), b"")
+    if name.lower().endswith((".xls", ".numbers", ".ods")):
+        raise ImportInvalid(_("Save the spreadsheet as CSV or Excel (.xlsx) and upload that file."))
+    chunks: Iterator[bytes] = iter(upload.chunks(CHUNK_BYTES))
+    if name.lower().endswith(".xlsx"):
+        chunks = _xlsx_as_csv(upload)
+    first = next(chunks, b"")
     if not first.strip():
         raise ImportInvalid(_("The file is empty."))
     if b"\x00" in first[:4096]:
@@ -278,6 +280,43 @@ def store_upload(
     job.mapping = suggest_mapping(job)
     job.save()
     return job
+
+
+def _xlsx_as_csv(upload: UploadedFile) -> Iterator[bytes]:
+    """The first sheet of an Excel workbook as UTF-8 CSV, in pieces, read as a stream."""
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = openpyxl.load_workbook(upload, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise ImportInvalid(
+            _("This is not an Excel (.xlsx) file: %(error)s") % {"error": exc}
+        ) from None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    try:
+        for row in workbook.worksheets[0].iter_rows(values_only=True):
+            writer.writerow(["" if cell is None else _cell_text(cell) for cell in row])
+            if buffer.tell() >= CHUNK_BYTES:
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
+    finally:
+        workbook.close()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+def _cell_text(cell: Any) -> str:
+    """A spreadsheet cell as the text a CSV export would hold (dates as ISO dates)."""
+    if isinstance(cell, datetime):
+        return cell.date().isoformat() if cell.time() == time.min else cell.isoformat()
+    if isinstance(cell, date):
+        return cell.isoformat()
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell)
 
 
 def _chain(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:

@@ -31,10 +31,10 @@ IMPORTABLE = [
 class UploadForm(forms.Form):
     object_type = forms.ChoiceField(label=gettext_lazy("Import into"), choices=IMPORTABLE)
     file = forms.FileField(
-        label=gettext_lazy("CSV file"),
+        label=gettext_lazy("CSV or Excel file"),
         help_text=gettext_lazy(
-            "The first row names the columns. Comma, semicolon or tab separated; UTF-8 or "
-            "Windows encoding."
+            "The first row names the columns. CSV: comma, semicolon or tab separated, UTF-8 "
+            "or Windows encoding. Excel (.xlsx): the first sheet."
         ),
     )
 
