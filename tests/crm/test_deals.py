@@ -223,3 +223,17 @@ def test_deal_list_views_owner_closing_and_custom_filters(logged_in, workspace, 
     direct = logged_in.get("/deals/list/", {"cf_channel": "Direct"}).content.decode()
     assert later.name in direct and soon.name not in direct
     assert "Closing this month" in direct
+
+
+def test_deal_export_follows_the_list_filters(logged_in, workspace):
+    import csv
+    import io
+
+    DealFactory(workspace=workspace, name="=SUM(A1)")
+    deal = DealFactory(workspace=workspace, name="Plain")
+    won_stage = deal.pipeline.stages.get(outcome=StageOutcome.WON)
+    services.move_deal(deal=deal, stage=won_stage)
+    response = logged_in.get("/deals/export/", {"outcome": "open"})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row[1] for row in rows[1:]] == ["'=SUM(A1)"]
+    assert rows[0][:4] == ["id", "name", "pipeline", "stage"]

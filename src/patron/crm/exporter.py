@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from patron.crm.models import Company, Contact, CustomField, CustomFieldObject
+from patron.crm.models import Company, Contact, CustomField, CustomFieldObject, Deal
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and
 # Google Sheets ("=HYPERLINK(...)", "@SUM(...)"); prefixing a quote keeps it text.
@@ -150,4 +150,46 @@ def company_rows(companies: QuerySet[Company], workspace_id: int) -> Iterator[li
             [tag.name for tag in company.tags.all()],
             company.created_at.isoformat(),
             *[company.custom.get(field.key) for field in fields],
+        ]
+
+
+def deal_rows(deals: QuerySet[Deal], workspace_id: int) -> Iterator[list[Any]]:
+    fields = _custom(workspace_id, CustomFieldObject.DEAL)
+    yield [
+        "id",
+        "name",
+        "pipeline",
+        "stage",
+        "outcome",
+        "amount",
+        "currency",
+        "probability",
+        "expected_close_date",
+        "owner",
+        "company",
+        "source",
+        "lost_reason",
+        "created_at",
+        "closed_at",
+        *[f"custom.{field.key}" for field in fields],
+    ]
+    records = deals.select_related("pipeline", "stage", "owner", "company")
+    for deal in records.iterator(chunk_size=2000):
+        yield [
+            deal.pk,
+            deal.name,
+            deal.pipeline.name,
+            deal.stage.name,
+            deal.stage.outcome,
+            str(deal.amount),
+            deal.currency,
+            deal.stage.probability,
+            deal.expected_close_date.isoformat() if deal.expected_close_date else "",
+            deal.owner.email if deal.owner else "",
+            deal.company.name if deal.company else "",
+            deal.source,
+            deal.lost_reason,
+            deal.created_at.isoformat(),
+            deal.closed_at.isoformat() if deal.closed_at else "",
+            *[deal.custom.get(field.key) for field in fields],
         ]

@@ -74,6 +74,7 @@ urlpatterns = [
     path("imports/<int:import_id>/discard/", views_imports.import_cancel, name="import_cancel"),
     path("contacts/export/", views_imports.contact_export, name="contact_export"),
     path("contacts/count/", list_views.contact_count, name="contact_count"),
+    path("deals/export/", views_imports.deal_export, name="deal_export"),
     path("contacts/duplicates/", views_merge.contact_duplicates, name="contact_duplicates"),
     path("contacts/merge/", views_merge.contact_merge, name="contact_merge"),
     path("companies/duplicates/", views_merge.company_duplicates, name="company_duplicates"),

@@ -340,8 +340,8 @@ def deal_board(request: WorkspaceRequest, pipeline_id: int) -> HttpResponse:
     return render(request, template, _board_context(request, pipeline))
 
 
-@workspace_view(DEALS_VIEW)
-def deal_list(request: WorkspaceRequest) -> HttpResponse:
+def deal_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
+    """The deals the list's filters select, and the context to show them."""
     from patron.crm.list_views import FILTERABLE_IN_LIST, custom_conditions, owner_filter
     from patron.crm.meetings import month_bounds
 
@@ -373,7 +373,6 @@ def deal_list(request: WorkspaceRequest) -> HttpResponse:
         closing_between=closing_between,
         custom=conditions,
     )
-    page = Paginator(deals, PAGE_SIZE).get_page(request.GET.get("page"))
     filters = {
         "pipeline": pipeline.pk if pipeline else "",
         "outcome": outcome,
@@ -382,33 +381,35 @@ def deal_list(request: WorkspaceRequest) -> HttpResponse:
         "closing": closing,
         **{custom_fields.FORM_PREFIX + key: value for key, value in chosen.items()},
     }
-    return render(
-        request,
-        "crm/deal_list.html",
-        {
-            "page_obj": page,
-            "pipelines": pipelines,
-            "pipeline": pipeline,
-            "outcome": outcome,
-            "outcomes": StageOutcome.choices,
-            "owner": owner_param,
-            "closing": closing,
-            "custom_filters": [
-                (field, chosen.get(field.key, ""))
-                for field in fields
-                if field.field_type in FILTERABLE_IN_LIST
-            ],
-            "query": query,
-            "query_string": urlencode({k: v for k, v in filters.items() if v}),
-            "views": [
-                (_("All deals"), ""),
-                (_("Open deals"), "outcome=open"),
-                (_("My open deals"), "outcome=open&owner=me"),
-                (_("Closing this month"), "outcome=open&closing=this_month"),
-                (_("Won"), "outcome=won"),
-            ],
-        },
-    )
+    return deals, {
+        "pipelines": pipelines,
+        "pipeline": pipeline,
+        "outcome": outcome,
+        "outcomes": StageOutcome.choices,
+        "owner": owner_param,
+        "closing": closing,
+        "custom_filters": [
+            (field, chosen.get(field.key, ""))
+            for field in fields
+            if field.field_type in FILTERABLE_IN_LIST
+        ],
+        "query": query,
+        "query_string": urlencode({k: v for k, v in filters.items() if v}),
+        "views": [
+            (_("All deals"), ""),
+            (_("Open deals"), "outcome=open"),
+            (_("My open deals"), "outcome=open&owner=me"),
+            (_("Closing this month"), "outcome=open&closing=this_month"),
+            (_("Won"), "outcome=won"),
+        ],
+    }
+
+
+@workspace_view(DEALS_VIEW)
+def deal_list(request: WorkspaceRequest) -> HttpResponse:
+    deals, context = deal_query(request)
+    context["page_obj"] = Paginator(deals, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "crm/deal_list.html", context)
 
 
 @workspace_view(DEALS_VIEW)

@@ -6,7 +6,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpResponse, StreamingHttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -202,3 +203,15 @@ def company_export(request: WorkspaceRequest) -> StreamingHttpResponse:
         exporter.company_rows(companies, request.workspace.pk),
         companies.count(),
     )
+
+
+@workspace_view(DATA_EXPORT)
+def deal_export(request: WorkspaceRequest) -> HttpResponseBase:
+    """The deals of the list as filtered on screen."""
+    from patron.core.roles import DEALS_VIEW
+    from patron.crm.views import deal_query
+
+    if not request.membership.can(DEALS_VIEW):
+        raise PermissionDenied
+    deals, _context = deal_query(request)
+    return _export(request, "deals", exporter.deal_rows(deals, request.workspace.pk), deals.count())
