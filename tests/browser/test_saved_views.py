@@ -58,5 +58,5 @@ def test_save_a_view_and_reopen_it(page):
     page.get_by_label("With the ticked contacts").select_option(label="Assign to")
     page.get_by_label("Member").select_option(label="Mai")
     page.get_by_role("button", name="Apply").click()
-    expect(page.get_by_text("2 contacts changed.")).to_be_visible()
+    expect(page.get_by_text("2 records changed.")).to_be_visible()
     expect(page.locator("#contact-rows")).to_contain_text("No contact matches")

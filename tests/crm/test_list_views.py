@@ -152,3 +152,48 @@ def test_bulk_actions_need_the_edit_permission(client, workspace, people):
     page = client.get("/contacts/").content.decode()
     assert 'id="bulk-form"' in page  # agencies edit contacts
     assert "Export to CSV" not in page
+
+
+def test_company_list_filters_views_and_bulk(logged_in, workspace, owner):
+    from patron.crm.models import Company
+
+    services.create_custom_field(
+        workspace=workspace,
+        object_type="company",
+        label="Plan",
+        field_type="single_select",
+        options=["Free", "Pro"],
+    )
+    pro = services.create_company(workspace=workspace, name="Pro Co", custom={"plan": "Pro"})
+    free = services.create_company(
+        workspace=workspace, name="Free Co", custom={"plan": "Free"}, owner=owner
+    )
+    page = logged_in.get("/companies/", {"cf_plan": "Pro"}).content.decode()
+    assert "Pro Co" in page and "Free Co" not in page
+    mine = logged_in.get("/companies/", {"owner": "me"}).content.decode()
+    assert "Free Co" in mine and "Pro Co" not in mine
+    logged_in.post("/companies/views/", {"name": "Paying", "query_string": "cf_plan=Pro"})
+    view = SavedView.objects.for_workspace(workspace).get(object_type="company")
+    assert "Pro Co" in logged_in.get("/companies/", {"view": view.pk}).content.decode()
+    assert "Paying" not in logged_in.get("/contacts/").content.decode()  # a company view only
+    logged_in.post(
+        "/companies/bulk/",
+        {"ids": [pro.pk, free.pk], "action": "apply", "change": "tag", "tag": "partner"},
+    )
+    assert set(
+        Company.objects.for_workspace(workspace)
+        .filter(tags__name="partner")
+        .values_list("pk", flat=True)
+    ) == {pro.pk, free.pk}
+    logged_in.post(
+        "/companies/bulk/",
+        {"ids": [pro.pk], "action": "apply", "change": "assign", "owner": owner.pk},
+    )
+    pro.refresh_from_db()
+    assert pro.owner == owner
+    tagged = logged_in.get("/companies/", {"tag": "partner", "sort": "-created"}).content.decode()
+    assert tagged.index("Free Co") < tagged.index("Pro Co")
+    logged_in.post("/companies/bulk/", {"ids": [free.pk], "action": "delete"})
+    assert list(Company.objects.for_workspace(workspace).values_list("name", flat=True)) == [
+        "Pro Co"
+    ]

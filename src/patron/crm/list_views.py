@@ -7,6 +7,7 @@ parameters, exports and the total count read the same ones.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -28,6 +29,7 @@ from patron.core.roles import CONTACTS_EDIT, CONTACTS_VIEW, DATA_EXPORT, SETTING
 from patron.crm import custom_fields, selectors, services
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.models import (
+    Company,
     Contact,
     CustomField,
     CustomFieldObject,
@@ -77,24 +79,26 @@ BUILT_IN_VIEWS: list[tuple[Any, dict[str, str]]] = [
 ]
 
 
-def _visible_views(request: WorkspaceRequest) -> Any:
+def _visible_views(request: WorkspaceRequest, object_type: str = "contact") -> Any:
     from django.db.models import Q
 
     return (
         SavedView.objects.for_workspace(request.workspace)
-        .filter(object_type="contact")
+        .filter(object_type=object_type)
         .filter(Q(owner=request.user) | Q(shared=True))
         .select_related("owner")
     )
 
 
-def list_parameters(request: WorkspaceRequest) -> tuple[dict[str, str], SavedView | None]:
+def list_parameters(
+    request: WorkspaceRequest, object_type: str = "contact"
+) -> tuple[dict[str, str], SavedView | None]:
     """The list's parameters: a saved view's, overridden by those in the URL."""
     params: dict[str, str] = {}
     view = None
     view_id = request.GET.get("view", "")
     if view_id.isdigit():
-        view = _visible_views(request).filter(pk=int(view_id)).first()
+        view = _visible_views(request, object_type).filter(pk=int(view_id)).first()
         if view is not None:
             params.update(view.query)
     for key in request.GET:
@@ -264,9 +268,8 @@ def contact_count(request: WorkspaceRequest) -> HttpResponse:
 # --- Saved views ---------------------------------------------------------------------
 
 
-@workspace_view(CONTACTS_VIEW)
-@require_POST
-def contact_view_save(request: WorkspaceRequest) -> HttpResponse:
+def _save_view(request: WorkspaceRequest, object_type: str) -> HttpResponse:
+    list_url = reverse(f"crm:{object_type}_list")
     query = QueryDict(request.POST.get("query_string", ""))
     try:
         view = services.save_view(
@@ -275,18 +278,17 @@ def contact_view_save(request: WorkspaceRequest) -> HttpResponse:
             name=request.POST.get("name", ""),
             query={key: query.get(key, "") for key in query},
             shared=request.POST.get("shared") == "on",
+            object_type=object_type,
         )
     except services.InvalidView as exc:
         messages.error(request, str(exc))
-        return redirect(f"{reverse('crm:contact_list')}?{query.urlencode()}")
+        return redirect(f"{list_url}?{query.urlencode()}")
     messages.success(request, _("View “%(name)s” saved.") % {"name": view.name})
-    return redirect(f"{reverse('crm:contact_list')}?view={view.pk}")
+    return redirect(f"{list_url}?view={view.pk}")
 
 
-@workspace_view(CONTACTS_VIEW)
-@require_POST
-def contact_view_delete(request: WorkspaceRequest, view_id: int) -> HttpResponse:
-    view = get_object_or_404(_visible_views(request), pk=view_id)
+def _delete_view(request: WorkspaceRequest, object_type: str, view_id: int) -> HttpResponse:
+    view = get_object_or_404(_visible_views(request, object_type), pk=view_id)
     try:
         services.delete_view(
             view=view, actor=request.user, may_manage=request.membership.can(SETTINGS_MANAGE)
@@ -295,66 +297,197 @@ def contact_view_delete(request: WorkspaceRequest, view_id: int) -> HttpResponse
         messages.error(request, str(exc))
     else:
         messages.success(request, _("View “%(name)s” deleted.") % {"name": view.name})
-    return redirect("crm:contact_list")
+    return redirect(f"crm:{object_type}_list")
+
+
+@workspace_view(CONTACTS_VIEW)
+@require_POST
+def contact_view_save(request: WorkspaceRequest) -> HttpResponse:
+    return _save_view(request, "contact")
+
+
+@workspace_view(CONTACTS_VIEW)
+@require_POST
+def contact_view_delete(request: WorkspaceRequest, view_id: int) -> HttpResponse:
+    return _delete_view(request, "contact", view_id)
+
+
+@workspace_view(CONTACTS_VIEW)
+@require_POST
+def company_view_save(request: WorkspaceRequest) -> HttpResponse:
+    return _save_view(request, "company")
+
+
+@workspace_view(CONTACTS_VIEW)
+@require_POST
+def company_view_delete(request: WorkspaceRequest, view_id: int) -> HttpResponse:
+    return _delete_view(request, "company", view_id)
 
 
 # --- Bulk actions ----------------------------------------------------------------------
+
+
+@dataclass
+class BulkRequest:
+    """What a bulk form asked for: the ticked ids, the action and its value."""
+
+    ids: list[int]
+    action: str
+    value: Any
+    back: str
+    problem: str = ""
+
+
+def _bulk_request(request: WorkspaceRequest, list_name: str, stages: bool) -> BulkRequest:
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:1000]
+    action = request.POST.get("action", "")
+    if action == "apply":
+        action = request.POST.get("change", "")
+    back = f"{reverse(list_name)}?{request.POST.get('query_string', '')}"
+    bulk = BulkRequest(ids, action, None, back)
+    if not ids:
+        bulk.problem = _("Tick the records to change first.")
+    elif action == "export":
+        if not request.membership.can(DATA_EXPORT):
+            bulk.problem = _("Your role may not export data.")
+    elif action == services.BulkAction.TAG:
+        bulk.value = request.POST.get("tag", "").strip()
+        if not bulk.value:
+            bulk.problem = _("Name the tag to add.")
+    elif action == services.BulkAction.ASSIGN:
+        _param, bulk.value = owner_filter(request, request.POST.get("owner", ""))
+        if bulk.value == "":
+            bulk.problem = _("Choose a member to assign.")
+    elif action == services.BulkAction.STAGE and stages:
+        bulk.value = request.POST.get("stage", "")
+    elif action != services.BulkAction.DELETE:
+        bulk.problem = _("Choose what to do with the ticked records.")
+    return bulk
+
+
+def _bulk_done(request: WorkspaceRequest, action: str, changed: int) -> None:
+    if action == services.BulkAction.DELETE:
+        text = ngettext("%(count)d record deleted.", "%(count)d records deleted.", changed)
+    else:
+        text = ngettext("%(count)d record changed.", "%(count)d records changed.", changed)
+    messages.success(request, text % {"count": changed})
 
 
 @workspace_view(CONTACTS_EDIT)
 @require_POST
 def contact_bulk(request: WorkspaceRequest) -> HttpResponseBase:
     """Tag, assign, change the stage of, delete or export the ticked contacts."""
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()][:1000]
-    action = request.POST.get("action", "")
-    if action == "apply":
-        action = request.POST.get("change", "")
-    back = f"{reverse('crm:contact_list')}?{request.POST.get('query_string', '')}"
-    if not ids:
-        messages.error(request, _("Tick the contacts to change first."))
-        return redirect(back)
-    if action == "export":
-        if not request.membership.can(DATA_EXPORT):
-            messages.error(request, _("Your role may not export data."))
-            return redirect(back)
+    bulk = _bulk_request(request, "crm:contact_list", stages=True)
+    if bulk.problem:
+        messages.error(request, bulk.problem)
+        return redirect(bulk.back)
+    if bulk.action == "export":
         from patron.crm.views_imports import export_contacts
 
-        return export_contacts(
-            request, Contact.objects.for_workspace(request.workspace).filter(pk__in=ids)
-        )
-    value: Any = None
-    if action == services.BulkAction.TAG:
-        value = request.POST.get("tag", "").strip()
-        if not value:
-            messages.error(request, _("Name the tag to add."))
-            return redirect(back)
-    elif action == services.BulkAction.ASSIGN:
-        _param, value = owner_filter(request, request.POST.get("owner", ""))
-        if value == "":
-            messages.error(request, _("Choose a member to assign."))
-            return redirect(back)
-    elif action == services.BulkAction.STAGE:
-        value = request.POST.get("stage", "")
-    elif action != services.BulkAction.DELETE:
-        messages.error(request, _("Choose what to do with the ticked contacts."))
-        return redirect(back)
+        chosen = Contact.objects.for_workspace(request.workspace).filter(pk__in=bulk.ids)
+        return export_contacts(request, chosen)
     try:
         changed = services.bulk_update_contacts(
             workspace=request.workspace,
-            contact_ids=ids,
-            action=action,
-            value=value,
+            contact_ids=bulk.ids,
+            action=bulk.action,
+            value=bulk.value,
             actor=request.user,
         )
     except (services.InvalidField, services.InvalidTag) as exc:
         messages.error(request, str(exc))
-        return redirect(back)
-    messages.success(
-        request,
-        ngettext("%(count)d contact changed.", "%(count)d contacts changed.", changed)
-        % {"count": changed}
-        if action != services.BulkAction.DELETE
-        else ngettext("%(count)d contact deleted.", "%(count)d contacts deleted.", changed)
-        % {"count": changed},
+    else:
+        _bulk_done(request, bulk.action, changed)
+    return redirect(bulk.back)
+
+
+# --- The company list ----------------------------------------------------------------------
+
+COMPANY_SORTS = {
+    "name": gettext_lazy("Name"),
+    "-created": gettext_lazy("Newest first"),
+    "-size": gettext_lazy("Largest first"),
+}
+COMPANY_BUILT_IN_VIEWS: list[tuple[Any, dict[str, str]]] = [
+    (gettext_lazy("All companies"), {}),
+    (gettext_lazy("My companies"), {"owner": "me"}),
+    (gettext_lazy("Without owner"), {"owner": "none"}),
+    (gettext_lazy("Newest"), {"sort": "-created"}),
+]
+
+
+def company_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
+    """The companies the list's parameters select, and the context to show them."""
+    params, view = list_parameters(request, "company")
+    query = params.get("q", "")
+    tag = params.get("tag", "")
+    sort = params.get("sort", "name")
+    if sort not in COMPANY_SORTS:
+        sort = "name"
+    owner_param, owner = owner_filter(request, params.get("owner", ""))
+    fields = services.field_definitions(request.workspace, CustomFieldObject.COMPANY)
+    conditions, chosen = custom_conditions(request, params, fields)
+    companies = selectors.search_companies(
+        request.workspace, query=query, tag=tag, owner=owner, custom=conditions, sort=sort
     )
-    return redirect(back)
+    filters = {
+        "q": query,
+        "tag": tag,
+        "owner": owner_param,
+        "sort": sort if sort != "name" else "",
+        **{custom_fields.FORM_PREFIX + key: value for key, value in chosen.items()},
+    }
+    query_string = urlencode({k: v for k, v in filters.items() if v})
+    return companies, {
+        "query": query,
+        "tag": tag,
+        "tags": selectors.tags(request.workspace),
+        "owner": owner_param,
+        "members": User.objects.filter(
+            memberships__workspace=request.workspace, memberships__is_active=True
+        ).order_by("name", "email"),
+        "sort": sort,
+        "sorts": COMPANY_SORTS.items(),
+        "custom_filters": [
+            (field, chosen.get(field.key, ""))
+            for field in fields
+            if field.field_type in FILTERABLE_IN_LIST
+        ],
+        "filtered": bool(query or tag or chosen or owner_param),
+        "query_string": query_string,
+        "current_view": view,
+        "saved_views": _visible_views(request, "company"),
+        "built_in_views": [(label, urlencode(p)) for label, p in COMPANY_BUILT_IN_VIEWS],
+    }
+
+
+@workspace_view(CONTACTS_VIEW)
+def company_list(request: WorkspaceRequest) -> HttpResponse:
+    companies, context = company_query(request)
+    context["page_obj"] = SeekPage(companies, request.GET.get("page"), PAGE_SIZE)
+    template = "crm/_company_rows.html" if request.htmx else "crm/company_list.html"
+    return render(request, template, context)
+
+
+@workspace_view(CONTACTS_EDIT)
+@require_POST
+def company_bulk(request: WorkspaceRequest) -> HttpResponseBase:
+    """Tag, assign, delete or export the ticked companies."""
+    bulk = _bulk_request(request, "crm:company_list", stages=False)
+    if bulk.problem:
+        messages.error(request, bulk.problem)
+        return redirect(bulk.back)
+    if bulk.action == "export":
+        from patron.crm.views_imports import export_companies
+
+        chosen = Company.objects.for_workspace(request.workspace).filter(pk__in=bulk.ids)
+        return export_companies(request, chosen)
+    try:
+        changed = services.bulk_update_companies(
+            workspace=request.workspace, company_ids=bulk.ids, action=bulk.action, value=bulk.value
+        )
+    except services.InvalidTag as exc:
+        messages.error(request, str(exc))
+    else:
+        _bulk_done(request, bulk.action, changed)
+    return redirect(bulk.back)

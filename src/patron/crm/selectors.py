@@ -69,12 +69,42 @@ def tags(workspace: Workspace) -> QuerySet[Tag]:
     return Tag.objects.for_workspace(workspace).order_by("name")
 
 
-def search_companies(workspace: Workspace, *, query: str = "") -> QuerySet[Company]:
+COMPANY_SORTS = {
+    "name": ("name", "id"),
+    "-created": ("-created_at", "-id"),
+    "-size": (F("size").desc(nulls_last=True), "name", "id"),
+}
+
+
+def search_companies(
+    workspace: Workspace,
+    *,
+    query: str = "",
+    tag: str = "",
+    owner: User | str | None = "",
+    custom: Sequence[Condition] = (),
+    sort: str = "name",
+) -> QuerySet[Company]:
+    """Companies matching the filters; ``owner`` "" means any, None means without owner."""
     companies = Company.objects.for_workspace(workspace).select_related("owner")
     query = query.strip()
     if query:
         companies = companies.filter(Q(name__istartswith=query) | Q(domain__istartswith=query))
-    return companies.annotate(contact_count=Count("contacts")).order_by("name", "id")
+    if tag:
+        companies = companies.filter(
+            Exists(
+                Company.tags.through.objects.filter(
+                    company_id=OuterRef("pk"), tag__workspace=workspace, tag__name__iexact=tag
+                )
+            )
+        )
+    if owner != "":
+        companies = companies.filter(owner=owner)
+    for condition in custom:
+        companies = companies.filter(filter_q(condition))
+    return companies.annotate(contact_count=Count("contacts")).order_by(
+        *COMPANY_SORTS.get(sort, COMPANY_SORTS["name"])
+    )
 
 
 def company_contacts(company: Company) -> QuerySet[Contact]:

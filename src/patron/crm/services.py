@@ -1140,3 +1140,33 @@ def bulk_update_contacts(
         properties={"changes": changes, "bulk": True},
     )
     return len(ids)
+
+
+@transaction.atomic
+def bulk_update_companies(
+    *, workspace: Workspace, company_ids: list[int], action: str, value: Any = None
+) -> int:
+    """Tag, assign or delete many companies at once; returns how many."""
+    from patron.core import bulk
+
+    companies = Company.objects.for_workspace(workspace).filter(pk__in=company_ids)
+    ids = list(companies.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    if action == BulkAction.TAG:
+        (tag,) = find_or_create_tags(workspace=workspace, names=[str(value or "")])
+        bulk.insert_rows(
+            Company.tags.through,
+            ["company_id", "tag_id"],
+            [[pk, tag.pk] for pk in ids],
+            ignore_conflicts=True,
+        )
+    elif action == BulkAction.ASSIGN:
+        if value is not None:
+            _check_references(workspace, {"owner": value})
+        companies.update(owner=value, updated_at=timezone.now())
+    elif action == BulkAction.DELETE:
+        companies.delete()
+    else:
+        raise ValueError(f"Unknown bulk action {action!r}")
+    return len(ids)

@@ -194,20 +194,6 @@ def contact_delete(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
 # --- Companies --------------------------------------------------------------------
 
 
-@workspace_view(CONTACTS_VIEW)
-def company_list(request: WorkspaceRequest) -> HttpResponse:
-    query = request.GET.get("q", "")
-    companies = selectors.search_companies(request.workspace, query=query)
-    page = Paginator(companies, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {
-        "page_obj": page,
-        "query": query,
-        "query_string": urlencode({"q": query}) if query else "",
-    }
-    template = "crm/_company_rows.html" if request.htmx else "crm/company_list.html"
-    return render(request, template, context)
-
-
 def _company(request: WorkspaceRequest, company_id: int) -> Company:
     return get_object_or_404(
         Company.objects.for_workspace(request.workspace).select_related("owner"),

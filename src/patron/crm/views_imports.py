@@ -20,7 +20,7 @@ from patron.core.models import AuditAction
 from patron.core.roles import CONTACTS_EDIT, DATA_EXPORT
 from patron.core.services import record_audit
 from patron.core.signals import request_info
-from patron.crm import exporter, importer, selectors
+from patron.crm import exporter, importer
 from patron.crm.models import CustomFieldObject, ImportJob, ImportStatus
 
 IMPORTABLE = [
@@ -196,7 +196,14 @@ def export_contacts(request: WorkspaceRequest, contacts: Any) -> StreamingHttpRe
 
 @workspace_view(DATA_EXPORT)
 def company_export(request: WorkspaceRequest) -> StreamingHttpResponse:
-    companies = selectors.search_companies(request.workspace, query=request.GET.get("q", ""))
+    """The companies of the list as filtered and sorted on screen."""
+    from patron.crm.list_views import company_query
+
+    companies, _context = company_query(request)
+    return export_companies(request, companies)
+
+
+def export_companies(request: WorkspaceRequest, companies: Any) -> StreamingHttpResponse:
     return _export(
         request,
         "companies",
