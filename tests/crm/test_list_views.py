@@ -197,3 +197,37 @@ def test_company_list_filters_views_and_bulk(logged_in, workspace, owner):
     assert list(Company.objects.for_workspace(workspace).values_list("name", flat=True)) == [
         "Pro Co"
     ]
+
+
+def test_conditions_on_any_custom_field(logged_in, workspace):
+    services.create_custom_field(
+        workspace=workspace, object_type="contact", label="Seats", field_type="number"
+    )
+    services.create_custom_field(
+        workspace=workspace, object_type="contact", label="Renewal", field_type="date"
+    )
+    services.create_contact(workspace=workspace, first_name="Big", custom={"seats": 40})
+    services.create_contact(
+        workspace=workspace, first_name="Small", custom={"seats": 3, "renewal": "2027-01-01"}
+    )
+    page = logged_in.get(
+        "/contacts/", {"cond_field": "seats", "cond_op": "gt", "cond_value": "10"}
+    ).content.decode()
+    assert ">Big<" in page and ">Small<" not in page
+    assert "Seats is greater than 10" in page  # the chip
+    assert 'name="cf_seats__gt" value="10"' in page  # kept for the next change
+    both = logged_in.get(
+        "/contacts/", {"cf_seats__gt": "1", "cond_field": "renewal", "cond_op": "empty"}
+    ).content.decode()
+    assert ">Big<" in both and ">Small<" not in both
+    refused = logged_in.get("/contacts/", {"cf_seats__contains": "4"}).content.decode()
+    assert "does not fit the field type" in refused and ">Small<" in refused
+    logged_in.post(
+        "/contacts/views/", {"name": "Large accounts", "query_string": "cf_seats__gt=10"}
+    )
+    view = SavedView.objects.for_workspace(workspace).get(name="Large accounts")
+    assert view.query == {"cf_seats__gt": "10"}
+    saved = logged_in.get("/contacts/", {"view": view.pk}).content.decode()
+    assert ">Big<" in saved and ">Small<" not in saved
+    count = logged_in.get("/contacts/count/", {"cf_seats__lt": "5"}).content.decode()
+    assert count == "1 contact"

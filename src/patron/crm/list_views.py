@@ -108,31 +108,77 @@ def list_parameters(
             params["cols"] = ",".join(request.GET.getlist("col"))
         else:
             params[key] = request.GET.get(key, "")
+    _add_condition(params)
     return params, view
+
+
+NO_VALUE = {custom_fields.Operator.IS_EMPTY, custom_fields.Operator.IS_NOT_EMPTY}
 
 
 def custom_conditions(
     request: WorkspaceRequest, params: dict[str, str], fields: list[CustomField]
 ) -> tuple[list[custom_fields.Condition], dict[str, str]]:
-    """Conditions from ``cf_<key>=value`` (equality; "has" for multi select)."""
+    """Conditions from the list's parameters.
+
+    ``cf_<key>=value`` is equality ("has" for multi select), as the select
+    filters send it; ``cf_<key>__<operator>=value`` is any operator that fits
+    the field (``cf_seats__gt=10``, ``cf_renewal__empty=1``). Returns the
+    conditions and, for the select filters, the plain ``cf_<key>`` values.
+    """
+    by_key = {field.key: field for field in fields}
     conditions = []
     chosen = {}
-    for field in fields:
-        value = params.get(custom_fields.FORM_PREFIX + field.key, "")
-        if not value:
+    for name, value in params.items():
+        if not name.startswith(custom_fields.FORM_PREFIX):
             continue
-        if field.field_type == FieldType.MULTI_SELECT:
-            condition = custom_fields.Condition(field, custom_fields.Operator.HAS_ANY, [value])
-        else:
-            condition = custom_fields.Condition(field, custom_fields.Operator.EQUALS, value)
+        key, _sep, operator = name.removeprefix(custom_fields.FORM_PREFIX).partition("__")
+        field = by_key.get(key)
+        if field is None or (not value and operator not in NO_VALUE):
+            continue
+        argument: Any = value
+        if not operator:
+            operator = (
+                custom_fields.Operator.HAS_ANY
+                if field.field_type == FieldType.MULTI_SELECT
+                else custom_fields.Operator.EQUALS
+            )
+        if operator == custom_fields.Operator.HAS_ANY:
+            argument = [value]
+        condition = custom_fields.Condition(field, operator, argument)
         try:
             custom_fields.filter_q(condition)
         except CustomFieldInvalid as exc:
-            messages.warning(request, "; ".join(exc.errors.values()))
+            messages.warning(request, f"{field.label}: " + "; ".join(exc.errors.values()))
             continue
         conditions.append(condition)
-        chosen[field.key] = value
+        chosen[name.removeprefix(custom_fields.FORM_PREFIX)] = value
     return conditions, chosen
+
+
+def condition_chips(
+    fields: list[CustomField], chosen: dict[str, str], filters: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """(text, query string without it) for each operator condition, to show and remove."""
+    by_key = {field.key: field for field in fields}
+    chips = []
+    for name, value in chosen.items():
+        key, _sep, operator = name.partition("__")
+        if not operator:
+            continue
+        label = custom_fields.OPERATOR_LABELS.get(operator, operator)
+        text = f"{by_key[key].label} {label}" + ("" if operator in NO_VALUE else f" {value}")
+        rest = {k: v for k, v in filters.items() if v and k != custom_fields.FORM_PREFIX + name}
+        chips.append((text, urlencode(rest)))
+    return chips
+
+
+def _add_condition(params: dict[str, str]) -> None:
+    """Turn the "add a condition" controls into a ``cf_<key>__<operator>`` parameter."""
+    key = params.pop("cond_field", "")
+    operator = params.pop("cond_op", "")
+    value = params.pop("cond_value", "")
+    if key and operator in custom_fields.OPERATOR_LABELS and (value or operator in NO_VALUE):
+        params[f"{custom_fields.FORM_PREFIX}{key}__{operator}"] = value or "1"
 
 
 def owner_filter(request: WorkspaceRequest, value: str) -> tuple[str, User | str | None]:
@@ -224,6 +270,14 @@ def contact_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
             if field.field_type in FILTERABLE_IN_LIST
         ],
         "custom_fields": {custom_fields.FORM_PREFIX + f.key: f for f in fields},
+        "condition_fields": fields,
+        "operators": custom_fields.OPERATOR_LABELS.items(),
+        "chips": condition_chips(fields, chosen, filters),
+        "active_conditions": [
+            (custom_fields.FORM_PREFIX + name, value)
+            for name, value in chosen.items()
+            if "__" in name
+        ],
         "columns": columns,
         "column_choices": [
             *[(key, label) for key, (label, _value) in STANDARD_COLUMNS.items()],
@@ -452,6 +506,14 @@ def company_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
             (field, chosen.get(field.key, ""))
             for field in fields
             if field.field_type in FILTERABLE_IN_LIST
+        ],
+        "condition_fields": fields,
+        "operators": custom_fields.OPERATOR_LABELS.items(),
+        "chips": condition_chips(fields, chosen, filters),
+        "active_conditions": [
+            (custom_fields.FORM_PREFIX + name, value)
+            for name, value in chosen.items()
+            if "__" in name
         ],
         "filtered": bool(query or tag or chosen or owner_param),
         "query_string": query_string,
