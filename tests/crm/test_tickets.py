@@ -280,3 +280,21 @@ def test_tickets_take_custom_fields_rules_and_tasks(logged_in, api, workspace, o
     assert task.ticket == urgent
     assert "Order brake pads" in logged_in.get(f"/tickets/{urgent.pk}/").content.decode()
     assert "Bikes" in logged_in.get(f"/tickets/{urgent.pk}/").content.decode()
+
+
+@pytest.mark.django_db
+def test_ticket_export_follows_the_list_filters(logged_in, client, workspace):
+    import csv
+    import io
+
+    tickets.open_ticket(workspace=workspace, subject="=cmd|calc", priority="urgent")
+    solved = tickets.open_ticket(workspace=workspace, subject="Done already")
+    tickets.update_ticket(ticket=solved, status="solved")
+    response = logged_in.get("/tickets/export/", {"status": "open"})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["id", "subject", "status"]
+    assert [row[1] for row in rows[1:]] == ["'=cmd|calc"]
+    support = member(workspace, Role.SUPPORT)
+    client.logout()
+    client.login(email=support.email, password=PASSWORD)
+    assert client.get("/tickets/export/").status_code == 403  # support may not export

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from patron.crm.models import Company, Contact, CustomField, CustomFieldObject, Deal
+from patron.crm.models import Company, Contact, CustomField, CustomFieldObject, Deal, Ticket
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and
 # Google Sheets ("=HYPERLINK(...)", "@SUM(...)"); prefixing a quote keeps it text.
@@ -192,4 +192,50 @@ def deal_rows(deals: QuerySet[Deal], workspace_id: int) -> Iterator[list[Any]]:
             deal.created_at.isoformat(),
             deal.closed_at.isoformat() if deal.closed_at else "",
             *[deal.custom.get(field.key) for field in fields],
+        ]
+
+
+def _moment(value: Any) -> str:
+    return value.isoformat() if value else ""
+
+
+def ticket_rows(tickets: QuerySet[Ticket], workspace_id: int) -> Iterator[list[Any]]:
+    fields = _custom(workspace_id, CustomFieldObject.TICKET)
+    yield [
+        "id",
+        "subject",
+        "status",
+        "priority",
+        "channel",
+        "contact_email",
+        "company",
+        "assignee",
+        "created_at",
+        "first_response_due_at",
+        "first_responded_at",
+        "first_response_seconds",
+        "resolution_due_at",
+        "solved_at",
+        "resolution_seconds",
+        *[f"custom.{field.key}" for field in fields],
+    ]
+    records = tickets.select_related("contact", "company", "assignee")
+    for ticket in records.iterator(chunk_size=2000):
+        yield [
+            ticket.pk,
+            ticket.subject,
+            ticket.status,
+            ticket.priority,
+            ticket.channel,
+            ticket.contact.email if ticket.contact else "",
+            ticket.company.name if ticket.company else "",
+            ticket.assignee.email if ticket.assignee else "",
+            _moment(ticket.created_at),
+            _moment(ticket.first_response_due_at),
+            _moment(ticket.first_responded_at),
+            ticket.first_response_seconds,
+            _moment(ticket.resolution_due_at),
+            _moment(ticket.solved_at),
+            ticket.resolution_seconds,
+            *[ticket.custom.get(field.key) for field in fields],
         ]

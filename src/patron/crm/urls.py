@@ -38,6 +38,7 @@ urlpatterns = [
     path("q/<str:token>/", views_quotes.quote_public, name="quote_public"),
     path("tickets/", views_tickets.ticket_list, name="ticket_list"),
     path("tickets/new/", views_tickets.ticket_create, name="ticket_create"),
+    path("tickets/export/", views_tickets.ticket_export, name="ticket_export"),
     path("tickets/<int:ticket_id>/", views_tickets.ticket_detail, name="ticket_detail"),
     path("tickets/<int:ticket_id>/reply/", views_tickets.ticket_reply, name="ticket_reply"),
     path("tickets/<int:ticket_id>/update/", views_tickets.ticket_update, name="ticket_update"),

@@ -159,7 +159,9 @@ def import_cancel(request: WorkspaceRequest, import_id: int) -> HttpResponse:
     return redirect("crm:import_list")
 
 
-def _export(request: WorkspaceRequest, kind: str, rows: Any, count: int) -> StreamingHttpResponse:
+def export_csv(
+    request: WorkspaceRequest, kind: str, rows: Any, count: int
+) -> StreamingHttpResponse:
     record_audit(
         action=AuditAction.DATA_EXPORTED,
         workspace=request.workspace,
@@ -186,7 +188,7 @@ def contact_export(request: WorkspaceRequest) -> StreamingHttpResponse:
 
 
 def export_contacts(request: WorkspaceRequest, contacts: Any) -> StreamingHttpResponse:
-    return _export(
+    return export_csv(
         request,
         "contacts",
         exporter.contact_rows(contacts, request.workspace.pk),
@@ -204,7 +206,7 @@ def company_export(request: WorkspaceRequest) -> StreamingHttpResponse:
 
 
 def export_companies(request: WorkspaceRequest, companies: Any) -> StreamingHttpResponse:
-    return _export(
+    return export_csv(
         request,
         "companies",
         exporter.company_rows(companies, request.workspace.pk),
@@ -221,4 +223,6 @@ def deal_export(request: WorkspaceRequest) -> HttpResponseBase:
     if not request.membership.can(DEALS_VIEW):
         raise PermissionDenied
     deals, _context = deal_query(request)
-    return _export(request, "deals", exporter.deal_rows(deals, request.workspace.pk), deals.count())
+    return export_csv(
+        request, "deals", exporter.deal_rows(deals, request.workspace.pk), deals.count()
+    )

@@ -7,7 +7,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
@@ -18,7 +19,7 @@ from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.models import User, Workspace
 from patron.core.paging import SeekPage
-from patron.core.roles import SETTINGS_MANAGE, TICKETS_VIEW
+from patron.core.roles import DATA_EXPORT, SETTINGS_MANAGE, TICKETS_VIEW
 from patron.crm import custom_fields, sla, tickets
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.forms import CustomFieldsForm
@@ -102,8 +103,8 @@ class ReplyForm(forms.Form):
     )
 
 
-@workspace_view(TICKETS_VIEW)
-def ticket_list(request: WorkspaceRequest) -> HttpResponse:
+def ticket_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
+    """The tickets the list's filters select, and the filter values."""
     found = Ticket.objects.for_workspace(request.workspace).select_related(
         "contact", "assignee", "workspace"
     )
@@ -134,24 +135,32 @@ def ticket_list(request: WorkspaceRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     if query:
         found = found.filter(subject__icontains=query)
-    page = SeekPage(found.order_by("-created_at", "-id"), request.GET.get("page"), 50)
-    rows = [(ticket, tickets.sla_state(ticket)) for ticket in page]
     filters = {"status": status, "priority": priority, "assignee": assignee, "sla": sla_filter}
+    return found.order_by("-created_at", "-id"), {
+        "status": status,
+        "priority": priority,
+        "assignee": assignee,
+        "sla": sla_filter,
+        "query": query,
+        "query_string": urlencode({k: v for k, v in {**filters, "q": query}.items() if v}),
+    }
+
+
+@workspace_view(TICKETS_VIEW)
+def ticket_list(request: WorkspaceRequest) -> HttpResponse:
+    found, values = ticket_query(request)
+    page = SeekPage(found, request.GET.get("page"), 50)
+    rows = [(ticket, tickets.sla_state(ticket)) for ticket in page]
     return render(
         request,
         "crm/ticket_list.html",
         {
+            **values,
             "page_obj": page,
             "rows": rows,
-            "status": status,
             "statuses": TicketStatus.choices,
-            "priority": priority,
             "priorities": TicketPriority.choices,
-            "assignee": assignee,
-            "sla": sla_filter,
             "sla_states": SLA_STATES.items(),
-            "query": query,
-            "query_string": urlencode({k: v for k, v in {**filters, "q": query}.items() if v}),
             "views": [
                 (_("Open tickets"), "status=open"),
                 (_("My open tickets"), "status=open&assignee=me"),
@@ -348,3 +357,17 @@ def sla_settings(request: WorkspaceRequest) -> HttpResponse:
         )
         return redirect("crm:sla_settings")
     return render(request, "crm/settings_sla.html", {"tab": "sla", "form": form})
+
+
+@workspace_view(TICKETS_VIEW)
+def ticket_export(request: WorkspaceRequest) -> HttpResponseBase:
+    """The tickets of the list as filtered on screen, as CSV (needs the export permission)."""
+    from patron.crm import exporter
+    from patron.crm.views_imports import export_csv
+
+    if not request.membership.can(DATA_EXPORT):
+        raise PermissionDenied
+    found, _values = ticket_query(request)
+    return export_csv(
+        request, "tickets", exporter.ticket_rows(found, request.workspace.pk), found.count()
+    )
