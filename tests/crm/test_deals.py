@@ -237,3 +237,26 @@ def test_deal_export_follows_the_list_filters(logged_in, workspace):
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [row[1] for row in rows[1:]] == ["'=SUM(A1)"]
     assert rows[0][:4] == ["id", "name", "pipeline", "stage"]
+
+
+def test_deal_list_saved_views_and_bulk(logged_in, workspace, owner):
+    from patron.crm.models import SavedView
+
+    first = services.create_deal(workspace=workspace, name="First", source="fair")
+    second = services.create_deal(workspace=workspace, name="Second")
+    logged_in.post("/deals/views/", {"name": "Mine", "query_string": "owner=me&outcome=open"})
+    view = SavedView.objects.for_workspace(workspace).get(object_type="deal")
+    assert view.query == {"owner": "me", "outcome": "open"}
+    assert "First" not in logged_in.get("/deals/list/", {"view": view.pk}).content.decode()
+    logged_in.post(
+        "/deals/bulk/",
+        {"ids": [first.pk, second.pk], "action": "apply", "change": "assign", "owner": owner.pk},
+    )
+    mine = logged_in.get("/deals/list/", {"view": view.pk}).content.decode()
+    assert "First" in mine and "Second" in mine
+    logged_in.post("/deals/bulk/", {"ids": [second.pk], "action": "delete"})
+    assert list(Deal.objects.for_workspace(workspace).values_list("name", flat=True)) == ["First"]
+    refused = logged_in.post(
+        "/deals/bulk/", {"ids": [first.pk], "action": "apply", "change": "tag"}, follow=True
+    )
+    assert "Name the tag to add" in refused.content.decode()

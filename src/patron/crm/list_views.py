@@ -15,6 +15,7 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
@@ -25,7 +26,14 @@ from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.models import User
 from patron.core.paging import SeekPage
-from patron.core.roles import CONTACTS_EDIT, CONTACTS_VIEW, DATA_EXPORT, SETTINGS_MANAGE
+from patron.core.roles import (
+    CONTACTS_EDIT,
+    CONTACTS_VIEW,
+    DATA_EXPORT,
+    DEALS_EDIT,
+    DEALS_VIEW,
+    SETTINGS_MANAGE,
+)
 from patron.crm import custom_fields, selectors, services
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.models import (
@@ -33,9 +41,11 @@ from patron.crm.models import (
     Contact,
     CustomField,
     CustomFieldObject,
+    Deal,
     FieldType,
     LifecycleStage,
     SavedView,
+    StageOutcome,
 )
 
 PAGE_SIZE = 50
@@ -552,4 +562,121 @@ def company_bulk(request: WorkspaceRequest) -> HttpResponseBase:
         messages.error(request, str(exc))
     else:
         _bulk_done(request, bulk.action, changed)
+    return redirect(bulk.back)
+
+
+# --- The deal list ------------------------------------------------------------------------
+
+
+def deal_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
+    """The deals the list's filters select, and the context to show them."""
+    from patron.crm.meetings import month_bounds
+
+    params, view = list_parameters(request, "deal")
+    pipelines = selectors.pipelines(request.workspace)
+    pipeline = None
+    if params.get("pipeline", "").isdigit():
+        pipeline = pipelines.filter(pk=int(params["pipeline"])).first()
+    outcome = params.get("outcome", "")
+    if outcome not in StageOutcome.values:
+        outcome = ""
+    query = params.get("q", "")
+    owner_param, owner = owner_filter(request, params.get("owner", ""))
+    closing = params.get("closing", "")
+    closing_between = None
+    if closing == "this_month":
+        _first, _last, month_start, month_end = month_bounds(timezone.localdate())
+        closing_between = (month_start, month_end)
+    else:
+        closing = ""
+    fields = services.field_definitions(request.workspace, CustomFieldObject.DEAL)
+    conditions, chosen = custom_conditions(request, params, fields)
+    deals = selectors.search_deals(
+        request.workspace,
+        pipeline=pipeline,
+        outcome=outcome,
+        query=query,
+        owner=owner,
+        closing_between=closing_between,
+        custom=conditions,
+    )
+    filters = {
+        "pipeline": pipeline.pk if pipeline else "",
+        "outcome": outcome,
+        "q": query,
+        "owner": owner_param,
+        "closing": closing,
+        **{custom_fields.FORM_PREFIX + key: value for key, value in chosen.items()},
+    }
+    return deals, {
+        "pipelines": pipelines,
+        "pipeline": pipeline,
+        "outcome": outcome,
+        "outcomes": StageOutcome.choices,
+        "owner": owner_param,
+        "closing": closing,
+        "custom_filters": [
+            (field, chosen.get(field.key, ""))
+            for field in fields
+            if field.field_type in FILTERABLE_IN_LIST
+        ],
+        "query": query,
+        "query_string": urlencode({k: v for k, v in filters.items() if v}),
+        "members": User.objects.filter(
+            memberships__workspace=request.workspace, memberships__is_active=True
+        ).order_by("name", "email"),
+        "current_view": view,
+        "saved_views": _visible_views(request, "deal"),
+        # The same order as query_string writes them, so the active view is marked.
+        "built_in_views": [
+            (_("All deals"), ""),
+            (_("Open deals"), "outcome=open"),
+            (_("My open deals"), "outcome=open&owner=me"),
+            (_("Closing this month"), "outcome=open&closing=this_month"),
+            (_("Won"), "outcome=won"),
+        ],
+    }
+
+
+@workspace_view(DEALS_VIEW)
+def deal_list(request: WorkspaceRequest) -> HttpResponse:
+    deals, context = deal_query(request)
+    context["page_obj"] = SeekPage(deals, request.GET.get("page"), PAGE_SIZE)
+    return render(request, "crm/deal_list.html", context)
+
+
+@workspace_view(DEALS_VIEW)
+@require_POST
+def deal_view_save(request: WorkspaceRequest) -> HttpResponse:
+    return _save_view(request, "deal")
+
+
+@workspace_view(DEALS_VIEW)
+@require_POST
+def deal_view_delete(request: WorkspaceRequest, view_id: int) -> HttpResponse:
+    return _delete_view(request, "deal", view_id)
+
+
+@workspace_view(DEALS_EDIT)
+@require_POST
+def deal_bulk(request: WorkspaceRequest) -> HttpResponseBase:
+    """Assign, delete or export the ticked deals."""
+    bulk = _bulk_request(request, "crm:deal_list", stages=False)
+    if bulk.problem:
+        messages.error(request, bulk.problem)
+        return redirect(bulk.back)
+    if bulk.action == "export":
+        from patron.crm import exporter
+        from patron.crm.views_imports import export_csv
+
+        chosen = Deal.objects.for_workspace(request.workspace).filter(pk__in=bulk.ids)
+        rows = exporter.deal_rows(chosen, request.workspace.pk)
+        return export_csv(request, "deals", rows, len(bulk.ids))
+    if bulk.action not in {services.BulkAction.ASSIGN, services.BulkAction.DELETE}:
+        messages.error(request, _("Choose what to do with the ticked records."))
+        return redirect(bulk.back)
+    changed = services.bulk_update_deals(
+        workspace=request.workspace, deal_ids=bulk.ids, action=bulk.action, value=bulk.value
+    )
+    _bulk_done(request, bulk.action, changed)
     return redirect(bulk.back)

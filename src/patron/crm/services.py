@@ -1030,7 +1030,7 @@ def reorder_custom_fields(*, workspace: Workspace, object_type: str, keys: list[
 
 # --- Saved views and bulk actions ----------------------------------------------------
 
-LIST_PARAMETERS = {"q", "stage", "tag", "owner", "sort", "cols"}
+LIST_PARAMETERS = {"q", "stage", "tag", "owner", "sort", "cols", "pipeline", "outcome", "closing"}
 
 
 class InvalidView(ValueError):
@@ -1167,6 +1167,24 @@ def bulk_update_companies(
         companies.update(owner=value, updated_at=timezone.now())
     elif action == BulkAction.DELETE:
         companies.delete()
+    else:
+        raise ValueError(f"Unknown bulk action {action!r}")
+    return len(ids)
+
+
+@transaction.atomic
+def bulk_update_deals(
+    *, workspace: Workspace, deal_ids: list[int], action: str, value: Any = None
+) -> int:
+    """Assign or delete many deals at once; returns how many."""
+    deals = Deal.objects.for_workspace(workspace).filter(pk__in=deal_ids)
+    ids = list(deals.values_list("pk", flat=True))
+    if action == BulkAction.ASSIGN:
+        if value is not None:
+            _check_references(workspace, {"owner": value})
+        deals.update(owner=value, updated_at=timezone.now())
+    elif action == BulkAction.DELETE:
+        deals.delete()
     else:
         raise ValueError(f"Unknown bulk action {action!r}")
     return len(ids)

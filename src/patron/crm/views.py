@@ -52,7 +52,6 @@ from patron.crm.models import (
     Deal,
     Note,
     Pipeline,
-    StageOutcome,
     Task,
     Ticket,
 )
@@ -324,78 +323,6 @@ def deal_board(request: WorkspaceRequest, pipeline_id: int) -> HttpResponse:
     pipeline = _pipeline(request, pipeline_id)
     template = "crm/_deal_board.html" if request.htmx else "crm/deal_board.html"
     return render(request, template, _board_context(request, pipeline))
-
-
-def deal_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
-    """The deals the list's filters select, and the context to show them."""
-    from patron.crm.list_views import FILTERABLE_IN_LIST, custom_conditions, owner_filter
-    from patron.crm.meetings import month_bounds
-
-    pipelines = selectors.pipelines(request.workspace)
-    pipeline = None
-    if request.GET.get("pipeline", "").isdigit():
-        pipeline = pipelines.filter(pk=int(request.GET["pipeline"])).first()
-    outcome = request.GET.get("outcome", "")
-    if outcome not in StageOutcome.values:
-        outcome = ""
-    query = request.GET.get("q", "")
-    owner_param, owner = owner_filter(request, request.GET.get("owner", ""))
-    closing = request.GET.get("closing", "")
-    closing_between = None
-    if closing == "this_month":
-        _first, _last, month_start, month_end = month_bounds(timezone.localdate())
-        closing_between = (month_start, month_end)
-    else:
-        closing = ""
-    fields = services.field_definitions(request.workspace, CustomFieldObject.DEAL)
-    params = {key: request.GET.get(key, "") for key in request.GET}
-    conditions, chosen = custom_conditions(request, params, fields)
-    deals = selectors.search_deals(
-        request.workspace,
-        pipeline=pipeline,
-        outcome=outcome,
-        query=query,
-        owner=owner,
-        closing_between=closing_between,
-        custom=conditions,
-    )
-    filters = {
-        "pipeline": pipeline.pk if pipeline else "",
-        "outcome": outcome,
-        "q": query,
-        "owner": owner_param,
-        "closing": closing,
-        **{custom_fields.FORM_PREFIX + key: value for key, value in chosen.items()},
-    }
-    return deals, {
-        "pipelines": pipelines,
-        "pipeline": pipeline,
-        "outcome": outcome,
-        "outcomes": StageOutcome.choices,
-        "owner": owner_param,
-        "closing": closing,
-        "custom_filters": [
-            (field, chosen.get(field.key, ""))
-            for field in fields
-            if field.field_type in FILTERABLE_IN_LIST
-        ],
-        "query": query,
-        "query_string": urlencode({k: v for k, v in filters.items() if v}),
-        "views": [
-            (_("All deals"), ""),
-            (_("Open deals"), "outcome=open"),
-            (_("My open deals"), "outcome=open&owner=me"),
-            (_("Closing this month"), "outcome=open&closing=this_month"),
-            (_("Won"), "outcome=won"),
-        ],
-    }
-
-
-@workspace_view(DEALS_VIEW)
-def deal_list(request: WorkspaceRequest) -> HttpResponse:
-    deals, context = deal_query(request)
-    context["page_obj"] = Paginator(deals, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "crm/deal_list.html", context)
 
 
 @workspace_view(DEALS_VIEW)

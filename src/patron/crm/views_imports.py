@@ -218,7 +218,7 @@ def export_companies(request: WorkspaceRequest, companies: Any) -> StreamingHttp
 def deal_export(request: WorkspaceRequest) -> HttpResponseBase:
     """The deals of the list as filtered on screen."""
     from patron.core.roles import DEALS_VIEW
-    from patron.crm.views import deal_query
+    from patron.crm.list_views import deal_query
 
     if not request.membership.can(DEALS_VIEW):
         raise PermissionDenied
