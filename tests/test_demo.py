@@ -56,3 +56,13 @@ def test_seeding_twice_returns_the_same_workspace(owner):
     first = seed_demo_workspace(owner=owner)
     assert seed_demo_workspace(owner=owner) == first
     assert Contact.objects.for_workspace(first).count() == 251
+
+
+def test_the_demo_has_a_quote_in_each_state(owner):
+    from patron.crm.models import Quote, QuoteStatus
+
+    workspace = seed_demo_workspace(owner=owner)
+    statuses = set(Quote.objects.for_workspace(workspace).values_list("status", flat=True))
+    assert statuses == set(QuoteStatus.values)
+    kinds = set(Event.objects.for_workspace(workspace).values_list("kind", flat=True))
+    assert {"quote.sent", "quote.accepted", "quote.declined", "quote.expired"} <= kinds

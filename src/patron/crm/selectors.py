@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from patron.core.models import User, Workspace
 from patron.crm.custom_fields import Condition, filter_q
-from patron.crm.models import Company, Contact, Deal, Pipeline, Stage, Tag, Task
+from patron.crm.models import Company, Contact, Deal, Pipeline, Quote, Stage, Tag, Task
+from patron.crm.quotes import Totals
+from patron.crm.quotes import totals as quote_totals
 
 CONTACT_SORTS = {
     "-created": ("-created_at", "-id"),
@@ -223,3 +225,15 @@ def task_counts(workspace: Workspace, *, assignee: User | None) -> dict[str, int
         upcoming=Count("pk", filter=Q(due_at__gte=end)),
         someday=Count("pk", filter=Q(due_at__isnull=True)),
     )
+
+
+@dataclass(frozen=True)
+class QuoteRow:
+    quote: Quote
+    totals: Totals
+
+
+def quotes_for_deal(deal: Deal) -> list[QuoteRow]:
+    """The deal's quotes, newest first, each with its totals (two queries)."""
+    found = deal.quotes.select_related("workspace", "contact").prefetch_related("lines")
+    return [QuoteRow(quote, quote_totals(list(quote.lines.all()))) for quote in found]
