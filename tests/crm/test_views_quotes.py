@@ -238,6 +238,7 @@ def test_the_public_page_is_a_numbered_document(workspace, deal):
     assert 'name="csrfmiddlewaretoken"' in page and "<script>" not in page
     assert response.headers["Cache-Control"].startswith("max-age=0")
     assert response.headers["X-Robots-Tag"] == "noindex"
+    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_the_first_view_is_recorded_once_and_not_for_the_team(logged_in, workspace, deal):

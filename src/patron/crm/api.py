@@ -15,7 +15,7 @@ from patron.api.errors import ApiError
 from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
 from patron.core.models import User
-from patron.crm import custom_fields, meetings, services
+from patron.crm import custom_fields, meetings, selectors, services
 from patron.crm import quotes as quotes_service
 from patron.crm import tickets as tickets_service
 from patron.crm.models import (
@@ -1285,7 +1285,7 @@ def list_quotes(request: ApiRequest, filters: Query[QuoteFilters]) -> dict[str, 
     if filters.contact_id is not None:
         found = found.filter(contact_id=filters.contact_id)
     if filters.status:
-        found = found.filter(status=filters.status)
+        found = selectors.quotes_in_status(found, request.workspace, filters.status)
     return paginate(found, cursor=filters.cursor, limit=filters.limit)
 
 

@@ -331,6 +331,7 @@ def quote_public(request: HttpRequest, token: str) -> HttpResponse:
             }
         )
         response = render(request, "crm/quote_public.html", context, status=400 if error else 200)
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # The link is the key to the page: never hand it to other sites in a Referer.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
