@@ -346,3 +346,20 @@ def test_the_public_page_speaks_the_workspaces_language(workspace, deal):
     workspace.save()
     response = customer().get(f"/q/{quotes.token_for(quote)}/", HTTP_ACCEPT_LANGUAGE="en")
     assert f'lang="{other}"' in response.content.decode()
+
+
+def test_the_editor_keeps_a_contact_from_outside_the_deal(logged_in, workspace, deal):
+    outsider = ContactFactory(workspace=workspace, first_name="Ana", email="ana@other.example")
+    stranger = ContactFactory(workspace=WorkspaceFactory(), first_name="Zed")
+    quote = make_quote(deal, contact=outsider)
+    form = logged_in.get(f"/quotes/{quote.pk}/edit/").content.decode()
+    assert f'<option value="{outsider.pk}" selected>' in form
+    assert f'<option value="{stranger.pk}"' not in form and "Zed" not in form
+    data = editor_data(deal, TWO_LINES, contact=str(outsider.pk))
+    assert logged_in.post(f"/quotes/{quote.pk}/edit/", data).status_code == 302
+    refused = logged_in.post(
+        f"/quotes/{quote.pk}/edit/", editor_data(deal, TWO_LINES, contact=str(stranger.pk))
+    )
+    assert "Select a valid choice" in refused.content.decode()
+    quote.refresh_from_db()
+    assert quote.contact == outsider

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.contrib import messages
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
@@ -38,12 +39,17 @@ class QuoteForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
     )
 
-    def __init__(self, *args: Any, deal: Deal, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deal: Deal, quote: Quote | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        people = deal.contacts.order_by("last_name", "first_name")
-        if not people.exists():
-            people = Contact.objects.for_workspace(deal.workspace_id).order_by("last_name")
-        self.fields["contact"].queryset = people  # type: ignore[attr-defined]
+        # The deal's people, and whoever the quote already goes to (the API may
+        # address it to any contact of the workspace); everyone when the deal has nobody.
+        contacts = Contact.objects.for_workspace(deal.workspace_id)
+        people = contacts.filter(Q(deals=deal) | Q(pk=quote.contact_id if quote else None))
+        if not deal.contacts.exists():
+            people = contacts
+        self.fields["contact"].queryset = people.distinct().order_by(  # type: ignore[attr-defined]
+            "last_name", "first_name", "pk"
+        )
 
 
 class LineForm(forms.Form):
@@ -152,7 +158,7 @@ def _editor(request: WorkspaceRequest, deal: Deal, quote: Quote | None) -> HttpR
             "contact": deal.contacts.order_by("pk").values_list("pk", flat=True).first(),
         }
         line_initial = []
-    form = QuoteForm(request.POST or None, deal=deal, initial=initial)
+    form = QuoteForm(request.POST or None, deal=deal, quote=quote, initial=initial)
     formset = LineFormSet(request.POST or None, initial=line_initial, prefix="lines")
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         data = form.cleaned_data
