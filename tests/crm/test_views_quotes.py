@@ -354,7 +354,7 @@ def test_the_editor_keeps_a_contact_from_outside_the_deal(logged_in, workspace, 
     quote = make_quote(deal, contact=outsider)
     form = logged_in.get(f"/quotes/{quote.pk}/edit/").content.decode()
     assert f'<option value="{outsider.pk}" selected>' in form
-    assert f'<option value="{stranger.pk}"' not in form and "Zed" not in form
+    assert f'<option value="{stranger.pk}"' not in form
     data = editor_data(deal, TWO_LINES, contact=str(outsider.pk))
     assert logged_in.post(f"/quotes/{quote.pk}/edit/", data).status_code == 302
     refused = logged_in.post(
