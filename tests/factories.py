@@ -9,7 +9,7 @@ from patron.activity.models import Event
 from patron.core.models import ApiKey, Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import hash_token
-from patron.crm.models import Company, Contact, Deal, Pipeline, Quote
+from patron.crm.models import Company, Contact, Deal, Pipeline, Quote, Ticket
 from patron.mail.models import OutboxMessage
 
 PASSWORD = "correct horse battery staple"
@@ -147,3 +147,20 @@ class DealFactory(factory.django.DjangoModelFactory):
     stage = factory.LazyAttribute(lambda o: o.pipeline.stages.order_by("position").first())
     amount = 1000
     currency = "USD"
+
+
+class TicketFactory(factory.django.DjangoModelFactory):
+    """A ticket opened through the service, so it has its SLA due times."""
+
+    class Meta:
+        model = Ticket
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    subject = factory.Sequence(lambda n: f"Ticket {n}")
+    priority = "normal"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from patron.crm.tickets import open_ticket
+
+        return open_ticket(**kwargs)

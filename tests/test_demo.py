@@ -58,6 +58,29 @@ def test_seeding_twice_returns_the_same_workspace(owner):
     assert Contact.objects.for_workspace(first).count() == 251
 
 
+def test_the_demo_has_tickets_in_every_state(owner):
+    from django.utils import timezone
+
+    from patron.crm.models import Ticket, TicketReply
+    from patron.crm.tickets import filter_by_sla
+
+    workspace = seed_demo_workspace(owner=owner)
+    found = Ticket.objects.for_workspace(workspace)
+    assert set(found.values_list("status", flat=True)) == {
+        "new",
+        "open",
+        "pending",
+        "solved",
+        "closed",
+    }
+    assert set(found.values_list("priority", flat=True)) == {"low", "normal", "high", "urgent"}
+    assert filter_by_sla(found, "breached", timezone.now()).exists()
+    replies = TicketReply.objects.for_workspace(workspace)
+    assert replies.filter(is_internal=False).exists() and replies.filter(is_internal=True).exists()
+    assert found.filter(contact__isnull=True, company__isnull=False).exists()
+    assert found.filter(resolution_seconds__isnull=False).exists()
+
+
 def test_the_demo_has_a_quote_in_each_state(owner):
     from patron.crm.models import Quote, QuoteStatus
 

@@ -345,12 +345,16 @@ def _seed_tickets(workspace: Workspace, rng: random.Random, *, agents: list[User
         .filter(lifecycle_stage=LifecycleStage.CUSTOMER)
         .order_by("pk")[:16]
     )
-    for index, contact in enumerate(customers):
-        priority = ["low", "normal", "normal", "high", "urgent"][index % 5]
+    company = Company.objects.for_workspace(workspace).order_by("pk").first()
+    # Priorities cycle by four and statuses by five, so the pairs vary; the last
+    # ticket is for a company as a whole, with no contact named.
+    for index, contact in enumerate([*customers, None]):
+        priority = ["low", "normal", "high", "urgent"][index % 4]
         ticket = tickets.open_ticket(
             workspace=workspace,
             subject=subjects[index % len(subjects)],
             contact=contact,
+            company=company if contact is None else None,
             priority=priority,
             channel=rng.choice(["email", "phone", "web", "manual"]),
             assignee=rng.choice([*agents, None]),
@@ -370,6 +374,13 @@ def _seed_tickets(workspace: Workspace, rng: random.Random, *, agents: list[User
         )
         ticket.refresh_from_db()
         status = ["new", "open", "pending", "solved", "closed"][index % 5]
+        if index % 3 == 0:
+            tickets.reply_to_ticket(
+                ticket=ticket,
+                author=agents[-1],
+                body="Customer since 2019, handle with care.",
+                internal=True,
+            )
         if status != "new":
             tickets.reply_to_ticket(
                 ticket=ticket, author=agents[0], body="Thanks, we are looking into it."

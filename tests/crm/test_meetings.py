@@ -177,9 +177,9 @@ def test_pages(logged_in, workspace, owner, django_assert_max_num_queries):
         month = logged_in.get(
             "/calendar/", {"view": "month", "date": "2026-03-15"}
         ).content.decode()
-    assert "March 2026" in month and "Kick-off" in month and "T9" in month
+    assert "March 2026" in month and "Kick-off" in month and "09:00 T9" in month
     week = logged_in.get("/calendar/", {"date": "2026-03-03"}).content.decode()
-    assert "10:00 Kick-off" in week and "T9" not in week
+    assert "10:00 Kick-off" in week and "09:00 T9" not in week and "09:00 T0" in week
     logged_in.post(f"/meetings/{meeting.pk}/outcome/", {"outcome": "no_show"})
     meeting.refresh_from_db()
     assert meeting.outcome == "no_show"

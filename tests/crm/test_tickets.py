@@ -111,11 +111,13 @@ def test_first_reply_and_solving_stop_the_clocks(berlin, owner):
     assert ticket.solved_at is not None and ticket.resolution_seconds >= 30 * 60
     [first, resolution] = tickets.sla_targets(ticket)
     assert first.state == "met" and resolution.state == "met"
-    # Reopening starts a new resolution clock.
+    # Reopening clears the resolution; the clock runs on from creation.
     tickets.update_ticket(ticket=ticket, status="open", actor=owner)
     assert ticket.solved_at is None and ticket.resolution_seconds is None
     kinds = list(Event.objects.for_workspace(berlin).values_list("kind", flat=True))
-    assert kinds.count("ticket.status_changed") == 2 and "ticket.replied" in kinds
+    # new -> open (by the reply), open -> solved, solved -> open
+    assert kinds.count("ticket.status_changed") == 3 and "ticket.replied" in kinds
+    assert kinds.count("ticket.solved") == 1
 
 
 @pytest.mark.django_db
@@ -298,3 +300,215 @@ def test_ticket_export_follows_the_list_filters(logged_in, client, workspace):
     client.logout()
     client.login(email=support.email, password=PASSWORD)
     assert client.get("/tickets/export/").status_code == 403  # support may not export
+
+
+# --- Reopening, solving, priority changes, references ---------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A settable "now" for the services (timezone.now is looked up at call time)."""
+    from django.utils import timezone as django_timezone
+
+    class Clock:
+        now = datetime(2026, 3, 2, 9, 0, tzinfo=BERLIN)  # a Monday
+
+        def advance(self, **delta):
+            self.now += timedelta(**delta)
+
+    current = Clock()
+    monkeypatch.setattr(django_timezone, "now", lambda: current.now)
+    return current
+
+
+@pytest.mark.django_db
+def test_resolution_is_the_whole_wait_and_reopening_keeps_the_target(berlin, owner, clock):
+    ticket = tickets.open_ticket(workspace=berlin, subject="Wrong size", priority="high")
+    # High: resolution within 2 business days (16 h of 9-to-5), from Monday 9:00.
+    assert ticket.resolution_due_at == datetime(2026, 3, 3, 17, 0, tzinfo=BERLIN)
+    clock.advance(hours=3)  # Monday 12:00
+    tickets.update_ticket(ticket=ticket, status="solved", actor=owner)
+    assert ticket.resolution_seconds == 3 * 3600
+    solved = Event.objects.for_workspace(berlin).get(kind="ticket.solved")
+    assert solved.properties["resolution_seconds"] == 3 * 3600
+    assert solved.properties["resolution_met"] is True
+
+    clock.advance(hours=1)  # reopened Monday 13:00
+    tickets.update_ticket(ticket=ticket, status="open", actor=owner)
+    assert (ticket.solved_at, ticket.closed_at, ticket.resolution_seconds) == (None, None, None)
+    assert ticket.resolution_due_at == datetime(2026, 3, 3, 17, 0, tzinfo=BERLIN)
+
+    clock.advance(days=1, hours=1)  # Tuesday 14:00: 8 h on Monday + 5 h on Tuesday
+    tickets.update_ticket(ticket=ticket, status="closed", actor=owner)
+    ticket.refresh_from_db()
+    assert ticket.resolution_seconds == 13 * 3600
+    assert ticket.closed_at == ticket.solved_at == clock.now
+    assert Event.objects.for_workspace(berlin).filter(kind="ticket.solved").count() == 2
+    # Reopened past its target, a ticket is breached.
+    clock.advance(days=1)  # Wednesday 14:00
+    tickets.update_ticket(ticket=ticket, status="open", actor=owner)
+    assert tickets.sla_state(ticket, clock.now) == "breached"
+
+
+@pytest.mark.django_db
+def test_closing_a_solved_ticket_keeps_its_resolution(berlin, owner, clock):
+    ticket = tickets.open_ticket(workspace=berlin, subject="Receipt", priority="normal")
+    clock.advance(minutes=30)
+    tickets.update_ticket(ticket=ticket, status="solved", actor=owner)
+    solved_at = ticket.solved_at
+    clock.advance(days=3)
+    tickets.update_ticket(ticket=ticket, status="closed", actor=owner)
+    assert ticket.solved_at == solved_at and ticket.resolution_seconds == 30 * 60
+    assert ticket.closed_at == clock.now
+    assert Event.objects.for_workspace(berlin).filter(kind="ticket.solved").count() == 1
+    changes = Event.objects.for_workspace(berlin).filter(kind="ticket.status_changed")
+    assert [(e.properties["from"], e.properties["to"]) for e in changes.order_by("id")] == [
+        ("new", "solved"),
+        ("solved", "closed"),
+    ]
+    assert changes.order_by("id").last().actor == owner
+
+
+@pytest.mark.django_db
+def test_a_new_priority_sets_new_due_times(berlin, owner, clock):
+    ticket = tickets.open_ticket(workspace=berlin, subject="Slow page", priority="low")
+    # Low: first response within 2 business days.
+    assert ticket.first_response_due_at == datetime(2026, 3, 3, 17, 0, tzinfo=BERLIN)
+    clock.advance(minutes=20)
+    tickets.update_ticket(ticket=ticket, priority="urgent", actor=owner)
+    # Urgent counts around the clock, from the ticket's creation.
+    assert ticket.first_response_due_at == datetime(2026, 3, 2, 10, 0, tzinfo=BERLIN)
+    assert ticket.resolution_due_at == datetime(2026, 3, 2, 17, 0, tzinfo=BERLIN)
+    assert ticket.first_response_warn_at == datetime(2026, 3, 2, 9, 45, tzinfo=BERLIN)
+    with pytest.raises(tickets.TicketInvalid) as error:
+        tickets.update_ticket(ticket=ticket, priority="whenever")
+    assert error.value.field == "priority"
+
+
+@pytest.mark.django_db
+def test_first_response_in_business_hours_skips_the_night(berlin, owner, clock):
+    clock.now = datetime(2026, 3, 2, 16, 30, tzinfo=BERLIN)  # Monday, half an hour to close
+    ticket = tickets.open_ticket(workspace=berlin, subject="Label printer", priority="normal")
+    clock.now = datetime(2026, 3, 3, 9, 15, tzinfo=BERLIN)  # Tuesday morning
+    tickets.reply_to_ticket(ticket=ticket, author=owner, body="<p>On it</p><script>x()</script>")
+    assert ticket.first_response_seconds == 45 * 60
+    assert ticket.first_responded_at == clock.now
+    reply = ticket.replies.get()
+    assert "<script>" not in reply.body and "On it" in reply.body
+    # A second reply does not move the first response.
+    clock.advance(hours=1)
+    tickets.reply_to_ticket(ticket=ticket, author=owner, body="Fixed")
+    ticket.refresh_from_db()
+    assert ticket.first_response_seconds == 45 * 60
+
+
+@pytest.mark.django_db
+def test_only_members_answer_and_only_own_records_are_linked(workspace, owner):
+    other = WorkspaceFactory()
+    stranger = member(other, Role.OWNER)
+    ticket = tickets.open_ticket(workspace=workspace, subject="Refund")
+    with pytest.raises(tickets.CrossWorkspaceReference):
+        tickets.reply_to_ticket(ticket=ticket, author=stranger, body="Hi")
+    assert not ticket.replies.exists()
+    from tests.factories import CompanyFactory
+
+    with pytest.raises(tickets.CrossWorkspaceReference):
+        tickets.update_ticket(ticket=ticket, contact=ContactFactory(workspace=other))
+    with pytest.raises(tickets.CrossWorkspaceReference):
+        tickets.update_ticket(ticket=ticket, company=CompanyFactory(workspace=other))
+    with pytest.raises(tickets.CrossWorkspaceReference):
+        tickets.update_ticket(ticket=ticket, assignee=stranger)
+    with pytest.raises(tickets.CrossWorkspaceReference):
+        tickets.open_ticket(workspace=workspace, subject="X", assignee=stranger)
+    with pytest.raises(tickets.TicketInvalid) as error:
+        tickets.open_ticket(workspace=workspace, subject="X", channel="pigeon")
+    assert error.value.field == "channel"
+    ticket.refresh_from_db()
+    assert ticket.contact is None and ticket.company is None and ticket.assignee is None
+
+
+@pytest.mark.django_db
+def test_editing_a_ticket(workspace, owner):
+    from tests.factories import CompanyFactory
+
+    acme = CompanyFactory(workspace=workspace, name="Acme Ltd")
+    ana = ContactFactory(workspace=workspace, company=acme)
+    ticket = tickets.open_ticket(workspace=workspace, subject="Typo", description="Old")
+    tickets.update_ticket(
+        ticket=ticket,
+        actor=owner,
+        subject="  Typo on the invoice ",
+        description="New <b>text</b>",
+        contact=ana,
+        company=None,
+        channel="email",
+        assignee=owner,
+    )
+    ticket.refresh_from_db()
+    assert ticket.subject == "Typo on the invoice"
+    assert ticket.company == acme  # the contact's company, as when opening
+    assert (ticket.contact, ticket.channel, ticket.assignee) == (ana, "email", owner)
+    assert "<b>text</b>" in ticket.description
+    tickets.update_ticket(ticket=ticket, assignee=None, contact=None)
+    ticket.refresh_from_db()
+    assert ticket.assignee is None and ticket.contact is None and ticket.company == acme
+    with pytest.raises(tickets.TicketInvalid):
+        tickets.update_ticket(ticket=ticket, subject=" ")
+
+
+@pytest.mark.django_db
+def test_default_policies_are_created_once_on_first_use(workspace):
+    from patron.crm.models import SlaPolicy
+
+    assert not SlaPolicy.objects.for_workspace(workspace).exists()
+    first = tickets.policies(workspace)
+    assert set(first) == {"low", "normal", "high", "urgent"}
+    assert first["urgent"].business_hours is False and first["normal"].business_hours is True
+    tickets.policies(workspace)
+    assert SlaPolicy.objects.for_workspace(workspace).count() == 4
+
+
+@pytest.mark.django_db
+def test_saving_service_levels_checks_and_audits(workspace, owner):
+    from patron.core.models import AuditEntry
+
+    targets = {
+        priority: tickets.Target(
+            first_response_minutes=60, resolution_minutes=600, business_hours=True
+        )
+        for priority in ("low", "normal", "high", "urgent")
+    }
+    monday_morning = {0: (time(9, 0), time(10, 0))}
+    with pytest.raises(tickets.TicketInvalid) as error:
+        tickets.save_service_levels(workspace=workspace, targets=targets, schedule={})
+    assert error.value.field == "schedule"
+    with pytest.raises(tickets.TicketInvalid) as error:
+        tickets.save_service_levels(
+            workspace=workspace, targets=targets, schedule={0: (time(10, 0), time(9, 0))}
+        )
+    assert error.value.field == "day_0_closes"
+    # One open hour a week: a year of it is 52 hours, less than a 100-hour target.
+    long = {**targets, "low": tickets.Target(60, 100 * 60, True)}
+    with pytest.raises(tickets.TicketInvalid) as error:
+        tickets.save_service_levels(workspace=workspace, targets=long, schedule=monday_morning)
+    assert error.value.field == "low_resolution" and "3120" in str(error.value)
+    around_the_clock = {**targets, "low": tickets.Target(60, 100 * 60, False)}
+    tickets.save_service_levels(
+        workspace=workspace, targets=around_the_clock, schedule=monday_morning, actor=owner
+    )
+    assert tickets.policies(workspace)["low"].resolution_minutes == 6000
+    assert tickets.schedule(workspace) == monday_morning
+    entry = AuditEntry.objects.get(action="workspace.settings_changed", target="service_levels")
+    assert entry.actor == owner and entry.data["targets"]["low"] == [60, 6000, False]
+
+
+@pytest.mark.django_db
+def test_status_changes_read_well_on_the_timeline(workspace, owner):
+    from patron.activity.templatetags.activity import event_summary
+
+    contact = ContactFactory(workspace=workspace)
+    ticket = tickets.open_ticket(workspace=workspace, subject="Broken bell", contact=contact)
+    tickets.update_ticket(ticket=ticket, status="pending", actor=owner)
+    event = Event.objects.for_workspace(workspace).get(kind="ticket.status_changed")
+    assert event.contact_id == contact.pk
+    assert event_summary(event.properties) == "Broken bell · status: New → Pending"

@@ -80,6 +80,7 @@ for _name, _label in [
     ("ticket.opened", _("Ticket opened")),
     ("ticket.status_changed", _("Ticket status changed")),
     ("ticket.replied", _("Ticket answered")),
+    ("ticket.solved", _("Ticket solved")),
     ("task.created", _("Task created")),
     ("task.completed", _("Task completed")),
     ("custom.event", _("Custom event")),

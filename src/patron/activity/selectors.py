@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from patron.activity.kinds import EVENT_KINDS
 from patron.activity.models import Event
@@ -19,14 +19,26 @@ def events_for_workspace(workspace: Workspace, *, kind: str | None = None) -> Qu
 
 
 def timeline_for_contacts(
-    workspace: Workspace, contact_ids: Iterable[int], *, kind: str | None = None
+    workspace: Workspace,
+    contact_ids: Iterable[int],
+    *,
+    kind: str | None = None,
+    sources: tuple[str, Iterable[str]] | None = None,
 ) -> QuerySet[Event]:
     """Events of these contacts, newest first (a company's timeline is its contacts').
 
     ``contact_ids`` may be a queryset of ids, which then runs as a subquery.
+    ``sources`` adds the events of some source records, whoever they are about:
+    ``("crm.ticket", ids as strings)`` puts a company's tickets on its timeline
+    even when they name no contact.
     """
     ids = contact_ids if isinstance(contact_ids, QuerySet) else list(contact_ids)
-    return events_for_workspace(workspace, kind=kind).filter(contact_id__in=ids)
+    about = Q(contact_id__in=ids)
+    if sources is not None:
+        source_type, source_ids = sources
+        source_ids = source_ids if isinstance(source_ids, QuerySet) else list(source_ids)
+        about |= Q(source_type=source_type, source_id__in=source_ids)
+    return events_for_workspace(workspace, kind=kind).filter(about)
 
 
 def timeline_for_contact(

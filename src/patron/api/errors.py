@@ -32,7 +32,12 @@ def _field_errors(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
     for err in errors:
         # ninja's loc is ("body", "payload", "email") / ("query", "limit"): keep the field path.
-        loc = [str(p) for p in err.get("loc", []) if p not in {"body", "query", "path", "payload"}]
+        # Only the leading location is dropped, so a field named "body" keeps its name.
+        loc = [str(p) for p in err.get("loc", [])]
+        if loc and loc[0] in {"body", "query", "path"}:
+            loc = loc[1:]
+            if loc and loc[0] == "payload":
+                loc = loc[1:]
         fields.setdefault(".".join(loc) or "__all__", []).append(str(err.get("msg", "invalid")))
     return fields
 

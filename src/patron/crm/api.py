@@ -42,6 +42,7 @@ from patron.crm.models import (
     Ticket,
     TicketChannel,
     TicketPriority,
+    TicketReply,
     TicketStatus,
 )
 
@@ -915,10 +916,12 @@ class TicketOut(Schema):
     channel: str
     assignee_id: int | None
     created_at: datetime
+    updated_at: datetime
     first_response_due_at: datetime | None
     resolution_due_at: datetime | None
     first_responded_at: datetime | None
     solved_at: datetime | None
+    closed_at: datetime | None
     first_response_seconds: int | None
     resolution_seconds: int | None
     sla_state: str
@@ -933,6 +936,7 @@ class TicketIn(Schema):
     subject: str = Field(..., min_length=1, max_length=200)
     description: str = Field("", max_length=20_000)
     contact_id: int | None = None
+    company_id: int | None = None
     priority: TicketPriority = TicketPriority.NORMAL
     channel: TicketChannel = TicketChannel.API
     assignee_id: int | None = None
@@ -940,16 +944,30 @@ class TicketIn(Schema):
 
 
 class TicketPatch(Schema):
+    """The fields to change; a null ``assignee_id``, ``contact_id`` or ``company_id`` clears it."""
+
     subject: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=20_000)
     status: TicketStatus | None = None
     priority: TicketPriority | None = None
+    channel: TicketChannel | None = None
     assignee_id: int | None = None
+    contact_id: int | None = None
+    company_id: int | None = None
     custom: dict[str, Any] | None = None
 
 
 class TicketReplyIn(Schema):
     body: str = Field(..., min_length=1, max_length=20_000)
     internal: bool = False
+
+
+class TicketReplyOut(Schema):
+    id: int
+    author_id: int | None
+    body: str
+    is_internal: bool
+    created_at: datetime
 
 
 class TicketPage(Schema):
@@ -971,6 +989,43 @@ def _tickets(request: ApiRequest) -> Any:
     return Ticket.objects.for_workspace(request.workspace).select_related("workspace")
 
 
+def _ticket_references(request: ApiRequest, data: dict[str, Any]) -> dict[str, Any]:
+    """contact_id/company_id/assignee_id as rows of this workspace, or a 422 naming the field."""
+    workspace = request.workspace
+    values: dict[str, Any] = {}
+    if "contact_id" in data:
+        contact_id = data.pop("contact_id")
+        values["contact"] = None
+        if contact_id is not None:
+            values["contact"] = (
+                Contact.objects.for_workspace(workspace).filter(pk=contact_id).first()
+            )
+            if values["contact"] is None:
+                raise ApiError(
+                    422,
+                    "invalid",
+                    "No contact with this id in the workspace.",
+                    {"contact_id": ["unknown contact"]},
+                )
+    if "company_id" in data:
+        values["company"] = _references(request, {"company_id": data.pop("company_id")})["company"]
+    if "assignee_id" in data:
+        assignee_id = data.pop("assignee_id")
+        values["assignee"] = None
+        if assignee_id is not None:
+            values["assignee"] = User.objects.filter(
+                pk=assignee_id, memberships__workspace=workspace, memberships__is_active=True
+            ).first()
+            if values["assignee"] is None:
+                raise ApiError(
+                    422,
+                    "invalid",
+                    "The assignee is not a member of this workspace.",
+                    {"assignee_id": ["not a member of this workspace"]},
+                )
+    return values
+
+
 @router.get("/tickets", response=TicketPage)
 def list_tickets(request: ApiRequest, filters: Query[TicketFilters]) -> dict[str, Any]:
     found = _tickets(request)
@@ -985,25 +1040,11 @@ def list_tickets(request: ApiRequest, filters: Query[TicketFilters]) -> dict[str
 
 @router.post("/tickets", response={201: TicketOut})
 def create_ticket(request: ApiRequest, payload: TicketIn) -> Status:
-    contact = None
-    if payload.contact_id is not None:
-        contact = (
-            Contact.objects.for_workspace(request.workspace).filter(pk=payload.contact_id).first()
-        )
-        if contact is None:
-            raise ApiError(
-                422, "invalid", "No contact with this id.", {"contact_id": ["unknown contact"]}
-            )
-    assignee = _references(request, {"owner_id": payload.assignee_id})["owner"]
+    """Open a ticket; without ``assignee_id`` the assignment rules for tickets apply."""
+    data = payload.dict()
+    references = _ticket_references(request, data)
     ticket = tickets_service.open_ticket(
-        workspace=request.workspace,
-        subject=payload.subject,
-        description=payload.description,
-        contact=contact,
-        priority=payload.priority,
-        channel=payload.channel,
-        assignee=assignee,
-        custom=payload.custom,
+        workspace=request.workspace, actor=request.auth.created_by, **data, **references
     )
     return Status(201, get_object_or_404(_tickets(request), pk=ticket.pk))
 
@@ -1017,11 +1058,21 @@ def get_ticket(request: ApiRequest, ticket_id: int) -> Ticket:
 def update_ticket(request: ApiRequest, ticket_id: int, payload: TicketPatch) -> Ticket:
     ticket = get_object_or_404(_tickets(request), pk=ticket_id)
     data = payload.dict(exclude_unset=True)
-    assignee: Any = ""
-    if "assignee_id" in data:
-        assignee = _references(request, {"owner_id": data.pop("assignee_id")})["owner"]
-    tickets_service.update_ticket(ticket=ticket, assignee=assignee, **data)
+    for name in ("subject", "description", "status", "priority", "channel", "custom"):
+        if name in data and data[name] is None:
+            raise ApiError(422, "invalid", f"{name} cannot be null.", {name: ["cannot be null"]})
+    references = _ticket_references(request, data)
+    tickets_service.update_ticket(
+        ticket=ticket, actor=request.auth.created_by, **data, **references
+    )
     return get_object_or_404(_tickets(request), pk=ticket_id)
+
+
+@router.get("/tickets/{ticket_id}/replies", response=list[TicketReplyOut])
+def list_ticket_replies(request: ApiRequest, ticket_id: int) -> Any:
+    """The conversation, oldest first, internal notes included."""
+    ticket = get_object_or_404(_tickets(request), pk=ticket_id)
+    return TicketReply.objects.for_workspace(request.workspace).filter(ticket=ticket)
 
 
 @router.post("/tickets/{ticket_id}/replies", response={201: TicketOut})
@@ -1031,15 +1082,18 @@ def reply_to_ticket(request: ApiRequest, ticket_id: int, payload: TicketReplyIn)
     author = request.auth.created_by
     if author is None:
         raise ApiError(422, "invalid", "This API key has no person to reply as.", {})
-    tickets_service.reply_to_ticket(
-        ticket=ticket, author=author, body=payload.body, internal=payload.internal
-    )
+    try:
+        tickets_service.reply_to_ticket(
+            ticket=ticket, author=author, body=payload.body, internal=payload.internal
+        )
+    except services.CrossWorkspaceReference as exc:
+        raise ApiError(403, "forbidden", str(exc), {}) from exc
     return Status(201, get_object_or_404(_tickets(request), pk=ticket_id))
 
 
 @router.delete("/tickets/{ticket_id}", response={204: None})
 def delete_ticket(request: ApiRequest, ticket_id: int) -> Status:
-    get_object_or_404(_tickets(request), pk=ticket_id).delete()
+    tickets_service.delete_ticket(ticket=get_object_or_404(_tickets(request), pk=ticket_id))
     return Status(204, None)
 
 

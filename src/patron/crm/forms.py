@@ -25,6 +25,7 @@ from patron.crm.models import (
     Pipeline,
     Stage,
     TaskPriority,
+    Ticket,
 )
 
 
@@ -77,7 +78,7 @@ class CustomFieldsForm(forms.Form):
             self.add_error(name if name in self.fields else None, message)
 
     @staticmethod
-    def custom_initial(record: Contact | Company | Deal) -> dict[str, Any]:
+    def custom_initial(record: Contact | Company | Deal | Ticket) -> dict[str, Any]:
         definitions = CustomField.objects.for_workspace(record.workspace_id).filter(
             object_type=record._meta.model_name
         )

@@ -1,4 +1,4 @@
-"""Reads for contacts and companies."""
+"""Reads for contacts, companies, deals, tasks and tickets."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import CharField, Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from patron.core.models import User, Workspace
@@ -23,6 +24,8 @@ from patron.crm.models import (
     Stage,
     Tag,
     Task,
+    Ticket,
+    TicketStatus,
     workspace_today,
 )
 from patron.crm.quotes import Totals
@@ -236,6 +239,63 @@ def task_counts(workspace: Workspace, *, assignee: User | None) -> dict[str, int
         upcoming=Count("pk", filter=Q(due_at__gte=end)),
         someday=Count("pk", filter=Q(due_at__isnull=True)),
     )
+
+
+# --- Tickets ------------------------------------------------------------------------
+
+OPEN_TICKET_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
+
+
+def search_tickets(
+    workspace: Workspace,
+    *,
+    status: str = "",
+    priority: str = "",
+    assignee: User | str | None = "",
+    contact_id: int | None = None,
+    sla: str = "",
+    query: str = "",
+) -> QuerySet[Ticket]:
+    """Tickets matching the filters, newest first.
+
+    ``status`` is a status, "open" for any not yet solved, or "" for all;
+    ``assignee`` is a member, None for unassigned tickets, or "" for anyone;
+    ``sla`` is "breached", "at_risk" or "on_track" (of tickets not solved).
+    """
+    from patron.crm.tickets import filter_by_sla
+
+    found = Ticket.objects.for_workspace(workspace).select_related("contact", "company", "assignee")
+    if status == "open":
+        found = found.filter(status__in=OPEN_TICKET_STATUSES)
+    elif status:
+        found = found.filter(status=status)
+    if priority:
+        found = found.filter(priority=priority)
+    if assignee is None:
+        found = found.filter(assignee__isnull=True)
+    elif assignee != "":
+        found = found.filter(assignee=assignee)
+    if contact_id is not None:
+        found = found.filter(contact_id=contact_id)
+    if sla:
+        found = filter_by_sla(found, sla)
+    query = query.strip()
+    if query:
+        found = found.filter(subject__icontains=query)
+    return found.order_by("-created_at", "-id")
+
+
+def company_ticket_source_ids(company: Company) -> QuerySet[Ticket, Any]:
+    """The company's ticket ids as activity-log source ids (strings), for its timeline."""
+    return (
+        Ticket.objects.for_workspace(company.workspace_id)
+        .filter(company=company)
+        .annotate(source_id=Cast("pk", CharField()))
+        .values("source_id")
+    )
+
+
+# --- Quotes -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,22 @@
 """Support tickets: opening, replying, status changes, and their SLA clocks.
 
 The SLA policy of a ticket's priority sets two due times when it is opened
-(or its priority changes): first response and resolution, counted in the
-workspace's business hours or around the clock. The first public reply by a
-member stops the first clock; solving stops the second, and the elapsed time
-of each is stored. Reopening a solved ticket starts the resolution clock
-again from the reopening (the time already spent is not counted twice).
+(or its priority changes): first response and resolution, both counted from
+the ticket's creation, in the workspace's business hours or around the clock.
+The first public reply by a member stops the first clock; solving (or closing
+an unsolved ticket) stops the second, and the elapsed time of each is stored.
+
+Reopening is kept simple: it clears ``solved_at``, ``closed_at`` and the
+stored resolution time, and the resolution target stays the one counted from
+creation. The resolution time is therefore always the customer's whole wait,
+from opening to the last time the ticket was solved, and a ticket reopened
+after its target is shown as breached. Pending does not pause the clock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +25,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from patron.activity.services import record
-from patron.core.models import User, Workspace
+from patron.core.models import AuditAction, User, Workspace
+from patron.core.services import record_audit
 from patron.crm import custom_fields, sla
 from patron.crm.assignment import assign_owner
 from patron.crm.models import (
@@ -30,13 +36,14 @@ from patron.crm.models import (
     CustomFieldObject,
     SlaPolicy,
     Ticket,
+    TicketChannel,
     TicketPriority,
     TicketReply,
     TicketStatus,
 )
 from patron.crm.services import (
     CrossWorkspaceReference,
-    _check_references,
+    InvalidField,
     field_definitions,
     sanitise_note,
 )
@@ -51,10 +58,8 @@ DEFAULT_POLICIES = {
 AT_RISK_SHARE = 0.25
 
 
-class TicketInvalid(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+class TicketInvalid(InvalidField):
+    """A ticket value is not acceptable; ``field`` names it (forms and API show it there)."""
 
 
 def policies(workspace: Workspace | int) -> dict[str, SlaPolicy]:
@@ -100,12 +105,13 @@ def _warn_at(start: datetime, due: datetime) -> datetime:
     return due - (due - start) * AT_RISK_SHARE
 
 
-def _set_due_times(ticket: Ticket, start: datetime | None = None) -> None:
+def _set_due_times(ticket: Ticket) -> None:
+    """Both targets from the ticket's creation, by the policy of its current priority."""
     policy = policies(ticket.workspace_id)[ticket.priority]
     clock = clock_for(ticket)
-    start = start or ticket.created_at
-    ticket.first_response_due_at = clock.due(ticket.created_at, policy.first_response_minutes)
-    ticket.first_response_warn_at = _warn_at(ticket.created_at, ticket.first_response_due_at)
+    start = ticket.created_at
+    ticket.first_response_due_at = clock.due(start, policy.first_response_minutes)
+    ticket.first_response_warn_at = _warn_at(start, ticket.first_response_due_at)
     ticket.resolution_due_at = clock.due(start, policy.resolution_minutes)
     ticket.resolution_warn_at = _warn_at(start, ticket.resolution_due_at)
 
@@ -113,10 +119,41 @@ def _set_due_times(ticket: Ticket, start: datetime | None = None) -> None:
 def _check(
     workspace: Workspace, contact: Contact | None, company: Company | None, assignee: User | None
 ) -> None:
-    for row in (contact, company):
-        if row is not None and row.workspace_id != workspace.pk:
-            raise CrossWorkspaceReference(_("The record is not part of this workspace."))
-    _check_references(workspace, {"owner": assignee})
+    if contact is not None and contact.workspace_id != workspace.pk:
+        raise CrossWorkspaceReference(_("The contact is not part of this workspace."))
+    if company is not None and company.workspace_id != workspace.pk:
+        raise CrossWorkspaceReference(_("The company is not part of this workspace."))
+    if (
+        assignee is not None
+        and not assignee.memberships.filter(workspace=workspace, is_active=True).exists()
+    ):
+        raise CrossWorkspaceReference(_("The assignee is not a member of this workspace."))
+
+
+def _check_choices(priority: str | None = None, channel: str | None = None) -> None:
+    if priority is not None and priority not in TicketPriority.values:
+        raise TicketInvalid("priority", _("Choose a priority."))
+    if channel is not None and channel not in TicketChannel.values:
+        raise TicketInvalid("channel", _("Choose a channel."))
+
+
+def _record_solved(ticket: Ticket, actor: User | None) -> None:
+    record(
+        workspace=ticket.workspace_id,
+        kind="ticket.solved",
+        contact_id=ticket.contact_id,
+        actor=actor,
+        source=("crm.ticket", ticket.pk),
+        properties={
+            "subject": ticket.subject,
+            "resolution_seconds": ticket.resolution_seconds,
+            "resolution_met": bool(
+                ticket.resolution_due_at
+                and ticket.solved_at
+                and ticket.solved_at <= ticket.resolution_due_at
+            ),
+        },
+    )
 
 
 @transaction.atomic
@@ -136,6 +173,7 @@ def open_ticket(
     """Open a ticket; without an assignee, the workspace's assignment rules pick one."""
     if not subject.strip():
         raise TicketInvalid("subject", _("Give the ticket a subject."))
+    _check_choices(priority, channel)
     _check(workspace, contact, company, assignee)
     custom_values = custom_fields.clean_values(
         field_definitions(workspace, CustomFieldObject.TICKET), custom or {}
@@ -174,13 +212,41 @@ def open_ticket(
     return ticket
 
 
+def _record_status_change(ticket: Ticket, previous: str, actor: User | None) -> None:
+    record(
+        workspace=ticket.workspace_id,
+        kind="ticket.status_changed",
+        contact_id=ticket.contact_id,
+        actor=actor,
+        source=("crm.ticket", ticket.pk),
+        properties={
+            "subject": ticket.subject,
+            "from": previous,
+            "to": ticket.status,
+            # Timelines show the change in words; the values above are for automation.
+            "changes": {
+                "status": [
+                    str(TicketStatus(previous).label),
+                    str(TicketStatus(ticket.status).label),
+                ]
+            },
+        },
+    )
+
+
 @transaction.atomic
 def reply_to_ticket(
     *, ticket: Ticket, author: User, body: str, internal: bool = False
 ) -> TicketReply:
-    """Add a reply or internal note; the first public reply stops the first-response clock."""
+    """Add a reply or internal note; the first public reply stops the first-response clock.
+
+    The author must be an active member of the ticket's workspace. A public
+    reply to a new ticket also moves it to open.
+    """
     if not body.strip():
         raise TicketInvalid("body", _("Write a message."))
+    if not author.memberships.filter(workspace_id=ticket.workspace_id, is_active=True).exists():
+        raise CrossWorkspaceReference(_("Only members of this workspace can answer its tickets."))
     now = timezone.now()
     reply = TicketReply.objects.create(
         workspace_id=ticket.workspace_id,
@@ -194,6 +260,7 @@ def reply_to_ticket(
         if ticket.first_responded_at is None:
             ticket.first_responded_at = now
             ticket.first_response_seconds = clock_for(ticket).elapsed(ticket.created_at, now)
+        previous = ticket.status
         if ticket.status == TicketStatus.NEW:
             ticket.status = TicketStatus.OPEN
         ticket.updated_at = now
@@ -206,7 +273,31 @@ def reply_to_ticket(
             source=("crm.ticket", ticket.pk),
             properties={"subject": ticket.subject},
         )
+        if previous != ticket.status:
+            _record_status_change(ticket, previous, author)
     return reply
+
+
+def _change_status(ticket: Ticket, status: str, actor: User | None, now: datetime) -> None:
+    if status not in TicketStatus.values:
+        raise TicketInvalid("status", _("Choose a status."))
+    previous = ticket.status
+    ticket.status = status
+    solved_now = False
+    if status in (TicketStatus.SOLVED, TicketStatus.CLOSED):
+        if ticket.solved_at is None:
+            ticket.solved_at = now
+            ticket.resolution_seconds = clock_for(ticket).elapsed(ticket.created_at, now)
+            solved_now = True
+        ticket.closed_at = now if status == TicketStatus.CLOSED else None
+    else:
+        # Reopened (or still open): the resolution clock runs again from creation.
+        ticket.solved_at = None
+        ticket.closed_at = None
+        ticket.resolution_seconds = None
+    _record_status_change(ticket, previous, actor)
+    if solved_now:
+        _record_solved(ticket, actor)
 
 
 @transaction.atomic
@@ -216,55 +307,149 @@ def update_ticket(
     actor: User | None = None,
     status: str | None = None,
     priority: str | None = None,
-    assignee: User | str | None = "",
+    channel: str | None = None,
     subject: str | None = None,
+    description: str | None = None,
+    assignee: User | str | None = "",
+    contact: Contact | str | None = "",
+    company: Company | str | None = "",
+    custom: dict[str, Any] | None = None,
 ) -> Ticket:
-    """Change status, priority, assignee or subject; "" for assignee means unchanged."""
+    """Change the given fields; ``None`` (or ``""`` for the relations) leaves one unchanged.
+
+    For ``assignee``, ``contact`` and ``company``, ``None`` clears the field
+    and ``""`` keeps it; a company cleared while the ticket has a contact
+    becomes the contact's company, as when the ticket was opened. ``custom``
+    changes only the keys it names. A new priority sets new due times (counted
+    from creation, by that priority's policy); a status change records
+    ``ticket.status_changed``, and solving records ``ticket.solved`` with the
+    resolution time.
+    """
     now = timezone.now()
-    if assignee != "":
-        _check(ticket.workspace, None, None, assignee if isinstance(assignee, User) else None)
-        ticket.assignee = assignee if isinstance(assignee, User) else None
+    workspace = ticket.workspace
+    new_assignee = ticket.assignee if assignee == "" else assignee
+    new_contact = ticket.contact if contact == "" else contact
+    new_company = ticket.company if company == "" else company
+    if company is None and isinstance(new_contact, Contact):
+        new_company = new_contact.company  # as when opening: the contact's company by default
+    assert not isinstance(new_assignee, str)
+    assert not isinstance(new_contact, str)
+    assert not isinstance(new_company, str)
+    _check(
+        workspace,
+        new_contact if contact != "" else None,
+        new_company if company != "" else None,
+        new_assignee if assignee != "" else None,
+    )
+    _check_choices(priority, channel)
+    ticket.assignee = new_assignee
+    ticket.contact = new_contact
+    ticket.company = new_company
     if subject is not None:
         if not subject.strip():
             raise TicketInvalid("subject", _("Give the ticket a subject."))
         ticket.subject = subject.strip()
-    if priority is not None and priority != ticket.priority:
-        if priority not in TicketPriority.values:
-            raise TicketInvalid("priority", _("Choose a priority."))
-        ticket.priority = priority
-        _set_due_times(ticket, start=ticket.created_at)
-    if status is not None and status != ticket.status:
-        if status not in TicketStatus.values:
-            raise TicketInvalid("status", _("Choose a status."))
-        previous = ticket.status
-        ticket.status = status
-        if status == TicketStatus.SOLVED and ticket.solved_at is None:
-            ticket.solved_at = now
-            ticket.resolution_seconds = clock_for(ticket).elapsed(ticket.created_at, now)
-        elif status == TicketStatus.CLOSED:
-            ticket.closed_at = now
-            if ticket.solved_at is None:
-                ticket.solved_at = now
-                ticket.resolution_seconds = clock_for(ticket).elapsed(ticket.created_at, now)
-        elif ticket.solved_at is not None:
-            # Reopened (new, open or pending again): a new resolution target from now.
-            ticket.solved_at = None
-            ticket.closed_at = None
-            ticket.resolution_seconds = None
-            policy = policies(ticket.workspace_id)[ticket.priority]
-            ticket.resolution_due_at = clock_for(ticket).due(now, policy.resolution_minutes)
-            ticket.resolution_warn_at = _warn_at(now, ticket.resolution_due_at)
-        record(
-            workspace=ticket.workspace_id,
-            kind="ticket.status_changed",
-            contact_id=ticket.contact_id,
-            actor=actor,
-            source=("crm.ticket", ticket.pk),
-            properties={"subject": ticket.subject, "from": previous, "to": status},
+    if description is not None:
+        ticket.description = sanitise_note(description) if description.strip() else ""
+    if channel is not None:
+        ticket.channel = channel
+    if custom is not None:
+        ticket.custom = custom_fields.clean_values(
+            field_definitions(workspace, CustomFieldObject.TICKET),
+            custom,
+            current=ticket.custom,
+            partial=True,
         )
+    if priority is not None and priority != ticket.priority:
+        ticket.priority = priority
+        _set_due_times(ticket)
+    if status is not None and status != ticket.status:
+        _change_status(ticket, status, actor, now)
     ticket.updated_at = now
     ticket.save()
     return ticket
+
+
+@transaction.atomic
+def delete_ticket(*, ticket: Ticket) -> None:
+    """Delete a ticket with its conversation; its tasks go with it, its events stay."""
+    ticket.delete()
+
+
+@dataclass(frozen=True)
+class Target:
+    """One priority's targets, as the settings page and ``save_service_levels`` take them."""
+
+    first_response_minutes: int
+    resolution_minutes: int
+    business_hours: bool
+
+
+@transaction.atomic
+def save_service_levels(
+    *,
+    workspace: Workspace,
+    targets: dict[str, Target],
+    schedule: dict[int, tuple[time, time]],
+    actor: User | None = None,
+) -> None:
+    """Store the SLA policy of each priority named and the workspace's business hours.
+
+    Tickets already open keep their due times; the new targets apply to tickets
+    opened (or given a new priority) from now on.
+    """
+    for priority, target in targets.items():
+        _check_choices(priority=priority)
+        if target.first_response_minutes < 1 or target.resolution_minutes < 1:
+            raise TicketInvalid(f"{priority}_first", _("Targets are at least one minute."))
+    for day, (opens, closes) in schedule.items():
+        if day not in range(7):
+            raise TicketInvalid("schedule", _("Weekdays are numbered 0 (Monday) to 6."))
+        if closes <= opens:
+            raise TicketInvalid(f"day_{day}_closes", _("Closing comes after opening."))
+    if not schedule:
+        raise TicketInvalid("schedule", _("Open at least one day a week."))
+    # Due times are searched for up to ten years ahead; a year is plenty.
+    limit = sla.weekly_open_minutes(schedule) * 52
+    for priority, target in targets.items():
+        longest = max(target.first_response_minutes, target.resolution_minutes)
+        if target.business_hours and longest > limit:
+            raise TicketInvalid(
+                f"{priority}_resolution",
+                _(
+                    "With these business hours a target can be at most %(minutes)d minutes "
+                    "(a year of open time)."
+                )
+                % {"minutes": limit},
+            )
+    current = policies(workspace)
+    for priority, target in targets.items():
+        policy = current[priority]
+        policy.first_response_minutes = target.first_response_minutes
+        policy.resolution_minutes = target.resolution_minutes
+        policy.business_hours = target.business_hours
+        policy.save()
+    BusinessHours.objects.for_workspace(workspace).update_or_create(
+        workspace=workspace,
+        defaults={
+            "schedule": {
+                str(day): [opens.strftime("%H:%M"), closes.strftime("%H:%M")]
+                for day, (opens, closes) in sorted(schedule.items())
+            }
+        },
+    )
+    record_audit(
+        action=AuditAction.SETTINGS_CHANGED,
+        workspace=workspace,
+        actor=actor,
+        target="service_levels",
+        data={
+            "targets": {
+                priority: [t.first_response_minutes, t.resolution_minutes, t.business_hours]
+                for priority, t in targets.items()
+            }
+        },
+    )
 
 
 # --- SLA state, for lists and pages ------------------------------------------------------

@@ -44,6 +44,7 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/", views_tickets.ticket_detail, name="ticket_detail"),
     path("tickets/<int:ticket_id>/reply/", views_tickets.ticket_reply, name="ticket_reply"),
     path("tickets/<int:ticket_id>/update/", views_tickets.ticket_update, name="ticket_update"),
+    path("tickets/<int:ticket_id>/edit/", views_tickets.ticket_edit, name="ticket_edit"),
     path("settings/service-levels/", views_tickets.sla_settings, name="sla_settings"),
     path("calendar/", views_meetings.calendar, name="calendar"),
     path("calls/new/", views_meetings.call_create, name="call_create"),

@@ -59,7 +59,9 @@ from patron.crm.models import (
 PAGE_SIZE = 50
 
 
-def _timeline(request: WorkspaceRequest, contact_ids: Any) -> dict[str, Any]:
+def _timeline(
+    request: WorkspaceRequest, contact_ids: Any, sources: tuple[str, Any] | None = None
+) -> dict[str, Any]:
     if not request.membership.can(ACTIVITY_VIEW):
         return {"events": None}
     kind = request.GET.get("kind") or ""
@@ -69,6 +71,7 @@ def _timeline(request: WorkspaceRequest, contact_ids: Any) -> dict[str, Any]:
         request.workspace,
         contact_ids,
         kind=kind or None,
+        sources=sources,
     )
     page = Paginator(events, 25).get_page(request.GET.get("page"))
     return {
@@ -210,7 +213,14 @@ def company_detail(request: WorkspaceRequest, company_id: int) -> HttpResponse:
         "contacts": contacts,
         "tags": company.tags.all(),
         "notes": _notes(request, company.notes.all()),
-        **_timeline(request, selectors.company_contacts(company).values_list("pk", flat=True)),
+        "tickets": company.tickets.select_related("contact").order_by("-created_at")[:10]
+        if request.membership.can(TICKETS_VIEW)
+        else None,
+        **_timeline(
+            request,
+            selectors.company_contacts(company).values_list("pk", flat=True),
+            sources=("crm.ticket", selectors.company_ticket_source_ids(company)),
+        ),
     }
     return render(request, "crm/company_detail.html", context)
 

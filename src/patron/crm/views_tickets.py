@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -20,11 +21,11 @@ from patron.core.http import WorkspaceRequest
 from patron.core.models import User, Workspace
 from patron.core.paging import SeekPage
 from patron.core.roles import DATA_EXPORT, SETTINGS_MANAGE, TICKETS_VIEW
-from patron.crm import custom_fields, sla, tickets
+from patron.crm import custom_fields, selectors, tickets
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.forms import CustomFieldsForm
 from patron.crm.models import (
-    BusinessHours,
+    Company,
     Contact,
     CustomFieldObject,
     Ticket,
@@ -32,9 +33,8 @@ from patron.crm.models import (
     TicketPriority,
     TicketStatus,
 )
-from patron.crm.services import field_definitions
+from patron.crm.services import CrossWorkspaceReference, field_definitions
 
-OPEN_STATUSES = [TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING]
 SLA_STATES = {
     "breached": gettext_lazy("Breached"),
     "at_risk": gettext_lazy("At risk"),
@@ -58,6 +58,8 @@ def _members(workspace: Workspace) -> Any:
 
 
 class TicketForm(CustomFieldsForm):
+    """Opening and editing a ticket (status changes happen on the ticket's page)."""
+
     object_type = CustomFieldObject.TICKET
 
     subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200)
@@ -66,6 +68,15 @@ class TicketForm(CustomFieldsForm):
         required=False,
         max_length=20_000,
         widget=forms.Textarea(attrs={"rows": 4}),
+    )
+    contact = forms.ModelChoiceField(
+        label=gettext_lazy("Contact"), queryset=Contact.objects.none(), required=False
+    )
+    company = forms.ModelChoiceField(
+        label=gettext_lazy("Company"),
+        queryset=Company.objects.none(),
+        required=False,
+        help_text=gettext_lazy("Left empty, the contact's company is used."),
     )
     priority = forms.ChoiceField(
         label=gettext_lazy("Priority"), choices=TicketPriority.choices, initial="normal"
@@ -80,6 +91,25 @@ class TicketForm(CustomFieldsForm):
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, workspace=workspace, **kwargs)
         self.fields["assignee"].queryset = _members(workspace)  # type: ignore[attr-defined]
+        self.fields["contact"].queryset = (  # type: ignore[attr-defined]
+            Contact.objects.for_workspace(workspace).order_by("last_name", "first_name", "pk")
+        )
+        self.fields["company"].queryset = (  # type: ignore[attr-defined]
+            Company.objects.for_workspace(workspace).order_by("name", "pk")
+        )
+
+    @classmethod
+    def initial_for(cls, ticket: Ticket) -> dict[str, Any]:
+        initial = {
+            "subject": ticket.subject,
+            "description": ticket.description,
+            "contact": ticket.contact_id,
+            "company": ticket.company_id,
+            "priority": ticket.priority,
+            "channel": ticket.channel,
+            "assignee": ticket.assignee_id,
+        }
+        return {**initial, **cls.custom_initial(ticket)}
 
 
 class TicketUpdateForm(forms.Form):
@@ -105,41 +135,42 @@ class ReplyForm(forms.Form):
 
 def ticket_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
     """The tickets the list's filters select, and the filter values."""
-    found = Ticket.objects.for_workspace(request.workspace).select_related(
-        "contact", "assignee", "workspace"
-    )
     status = request.GET.get("status", "open")
-    if status == "open":
-        found = found.filter(status__in=OPEN_STATUSES)
-    elif status in TicketStatus.values:
-        found = found.filter(status=status)
-    else:
+    if status not in ("open", *TicketStatus.values):
         status = "all"
     priority = request.GET.get("priority", "")
-    if priority in TicketPriority.values:
-        found = found.filter(priority=priority)
-    else:
+    if priority not in TicketPriority.values:
         priority = ""
+    members = list(_members(request.workspace))
     assignee = request.GET.get("assignee", "")
+    assignee_filter: User | str | None = ""
     if assignee == "me":
-        found = found.filter(assignee=request.user)
+        assignee_filter = request.user
     elif assignee == "none":
-        found = found.filter(assignee__isnull=True)
+        assignee_filter = None
     else:
-        assignee = ""
+        by_id = {str(member.pk): member for member in members}
+        assignee_filter = by_id.get(assignee, "")
+        if assignee_filter == "":
+            assignee = ""
     sla_filter = request.GET.get("sla", "")
-    if sla_filter in SLA_STATES:
-        found = tickets.filter_by_sla(found, sla_filter)
-    else:
+    if sla_filter not in SLA_STATES:
         sla_filter = ""
     query = request.GET.get("q", "").strip()
-    if query:
-        found = found.filter(subject__icontains=query)
+    found = selectors.search_tickets(
+        request.workspace,
+        status="" if status == "all" else status,
+        priority=priority,
+        assignee=assignee_filter,
+        sla=sla_filter,
+        query=query,
+    )
     filters = {"status": status, "priority": priority, "assignee": assignee, "sla": sla_filter}
-    return found.order_by("-created_at", "-id"), {
+    return found, {
         "status": status,
         "priority": priority,
         "assignee": assignee,
+        "members": members,
         "sla": sla_filter,
         "query": query,
         "query_string": urlencode({k: v for k, v in {**filters, "q": query}.items() if v}),
@@ -172,30 +203,51 @@ def ticket_list(request: WorkspaceRequest) -> HttpResponse:
     )
 
 
+def _save_errors(form: TicketForm, exc: Exception) -> None:
+    if isinstance(exc, CustomFieldInvalid):
+        form.add_custom_errors(exc)
+    elif isinstance(exc, tickets.TicketInvalid):
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+    else:
+        form.add_error(None, str(exc))
+
+
 @workspace_view(TICKETS_VIEW)
 def ticket_create(request: WorkspaceRequest) -> HttpResponse:
-    contact = None
+    initial: dict[str, Any] = {"assignee": request.user}
+    contact = company = None
     if request.GET.get("contact", "").isdigit():
         contact = get_object_or_404(
             Contact.objects.for_workspace(request.workspace), pk=int(request.GET["contact"])
         )
-    form = TicketForm(
-        request.POST or None, workspace=request.workspace, initial={"assignee": request.user}
-    )
+        initial["contact"] = contact.pk
+    if request.GET.get("company", "").isdigit():
+        company = get_object_or_404(
+            Company.objects.for_workspace(request.workspace), pk=int(request.GET["company"])
+        )
+        initial["company"] = company.pk
+    form = TicketForm(request.POST or None, workspace=request.workspace, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
             ticket = tickets.open_ticket(
-                workspace=request.workspace,
-                contact=contact,
-                actor=request.user,
-                **form.service_values(),
+                workspace=request.workspace, actor=request.user, **form.service_values()
             )
-        except CustomFieldInvalid as exc:
-            form.add_custom_errors(exc)
+        except (CustomFieldInvalid, tickets.TicketInvalid, CrossWorkspaceReference) as exc:
+            _save_errors(form, exc)
         else:
             messages.success(request, _("Ticket #%(number)d opened.") % {"number": ticket.pk})
             return redirect("crm:ticket_detail", ticket_id=ticket.pk)
-    return render(request, "crm/ticket_form.html", {"form": form, "contact": contact})
+    if contact is not None:
+        cancel = reverse("crm:contact_detail", args=[contact.pk])
+    elif company is not None:
+        cancel = reverse("crm:company_detail", args=[company.pk])
+    else:
+        cancel = reverse("crm:ticket_list")
+    return render(
+        request,
+        "crm/ticket_form.html",
+        {"form": form, "ticket": None, "for_record": contact or company, "cancel_url": cancel},
+    )
 
 
 def _ticket(request: WorkspaceRequest, ticket_id: int) -> Ticket:
@@ -204,6 +256,33 @@ def _ticket(request: WorkspaceRequest, ticket_id: int) -> Ticket:
             "contact", "company", "assignee", "workspace"
         ),
         pk=ticket_id,
+    )
+
+
+@workspace_view(TICKETS_VIEW)
+def ticket_edit(request: WorkspaceRequest, ticket_id: int) -> HttpResponse:
+    ticket = _ticket(request, ticket_id)
+    form = TicketForm(
+        request.POST or None, workspace=request.workspace, initial=TicketForm.initial_for(ticket)
+    )
+    if request.method == "POST" and form.is_valid():
+        values = form.service_values()
+        try:
+            tickets.update_ticket(ticket=ticket, actor=request.user, **values)
+        except (CustomFieldInvalid, tickets.TicketInvalid, CrossWorkspaceReference) as exc:
+            _save_errors(form, exc)
+        else:
+            messages.success(request, _("Ticket saved."))
+            return redirect("crm:ticket_detail", ticket_id=ticket.pk)
+    return render(
+        request,
+        "crm/ticket_form.html",
+        {
+            "form": form,
+            "ticket": ticket,
+            "for_record": None,
+            "cancel_url": reverse("crm:ticket_detail", args=[ticket.pk]),
+        },
     )
 
 
@@ -221,6 +300,7 @@ def ticket_detail(request: WorkspaceRequest, ticket_id: int) -> HttpResponse:
             "tasks": ticket.tasks.select_related("assignee").order_by("completed_at", "due_at"),
             "replies": ticket.replies.select_related("author"),
             "targets": tickets.sla_targets(ticket),
+            "policy": tickets.policies(request.workspace)[ticket.priority],
             "update_form": TicketUpdateForm(
                 workspace=request.workspace,
                 initial={
@@ -240,17 +320,21 @@ def ticket_reply(request: WorkspaceRequest, ticket_id: int) -> HttpResponse:
     ticket = _ticket(request, ticket_id)
     form = ReplyForm(request.POST)
     if form.is_valid():
-        tickets.reply_to_ticket(
-            ticket=ticket,
-            author=request.user,
-            body=form.cleaned_data["body"],
-            internal=form.cleaned_data["internal"],
-        )
-        messages.success(
-            request, _("Note added.") if form.cleaned_data["internal"] else _("Reply sent.")
-        )
+        try:
+            tickets.reply_to_ticket(
+                ticket=ticket,
+                author=request.user,
+                body=form.cleaned_data["body"],
+                internal=form.cleaned_data["internal"],
+            )
+        except (tickets.TicketInvalid, CrossWorkspaceReference) as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(
+                request, _("Note added.") if form.cleaned_data["internal"] else _("Reply sent.")
+            )
     else:
-        messages.error(request, _("Write a message."))
+        messages.error(request, _("Write a message (at most 20,000 characters)."))
     return redirect("crm:ticket_detail", ticket_id=ticket.pk)
 
 
@@ -260,16 +344,20 @@ def ticket_update(request: WorkspaceRequest, ticket_id: int) -> HttpResponse:
     ticket = _ticket(request, ticket_id)
     form = TicketUpdateForm(request.POST, workspace=request.workspace)
     if form.is_valid():
-        tickets.update_ticket(
-            ticket=ticket,
-            actor=request.user,
-            status=form.cleaned_data["status"],
-            priority=form.cleaned_data["priority"],
-            assignee=form.cleaned_data["assignee"],
-        )
-        messages.success(request, _("Ticket saved."))
+        try:
+            tickets.update_ticket(
+                ticket=ticket,
+                actor=request.user,
+                status=form.cleaned_data["status"],
+                priority=form.cleaned_data["priority"],
+                assignee=form.cleaned_data["assignee"],
+            )
+        except (tickets.TicketInvalid, CrossWorkspaceReference) as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, _("Ticket saved."))
     else:
-        messages.error(request, _("Choose a status and a priority."))
+        messages.error(request, _("Choose a status, a priority and a member to assign."))
     return redirect("crm:ticket_detail", ticket_id=ticket.pk)
 
 
@@ -337,25 +425,31 @@ def sla_settings(request: WorkspaceRequest) -> HttpResponse:
     form = SlaSettingsForm(request.POST or None, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        for priority, policy in form.policies.items():
-            policy.first_response_minutes = data[f"{priority}_first"]
-            policy.resolution_minutes = data[f"{priority}_resolution"]
-            policy.business_hours = data[f"{priority}_business"]
-            policy.save()
-        schedule: dict[str, list[str]] = {}
-        for day in range(7):
-            opens: time | None = data.get(f"day_{day}_opens")
-            closes: time | None = data.get(f"day_{day}_closes")
-            if opens and closes:
-                schedule[str(day)] = [opens.strftime("%H:%M"), closes.strftime("%H:%M")]
-        BusinessHours.objects.for_workspace(request.workspace).update_or_create(
-            workspace=request.workspace, defaults={"schedule": schedule}
-        )
-        sla.parse_schedule(schedule)
-        messages.success(
-            request, _("Service levels saved. They apply to tickets opened from now on.")
-        )
-        return redirect("crm:sla_settings")
+        targets = {
+            priority: tickets.Target(
+                first_response_minutes=data[f"{priority}_first"],
+                resolution_minutes=data[f"{priority}_resolution"],
+                business_hours=data[f"{priority}_business"],
+            )
+            for priority in TicketPriority.values
+        }
+        schedule: dict[int, tuple[time, time]] = {
+            day: (data[f"day_{day}_opens"], data[f"day_{day}_closes"])
+            for day in range(7)
+            if data.get(f"day_{day}_opens") and data.get(f"day_{day}_closes")
+        }
+        try:
+            tickets.save_service_levels(
+                workspace=request.workspace, targets=targets, schedule=schedule, actor=request.user
+            )
+        except tickets.TicketInvalid as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            messages.success(
+                request,
+                _("Service levels saved. They apply to tickets opened from now on."),
+            )
+            return redirect("crm:sla_settings")
     return render(request, "crm/settings_sla.html", {"tab": "sla", "form": form})
 
 

@@ -16,28 +16,38 @@ def kind_label(kind: str) -> str:
 
 @register.filter
 def event_summary(properties: dict) -> str:
-    """A short line from an event's properties for lists and timelines."""
+    """A short line from an event's properties for lists and timelines.
+
+    The headline (a subject, title, name, ...) comes first, then the changes
+    the event records, if any: "Printer jammed · status: Open → Solved".
+    """
     if not isinstance(properties, dict):
         return ""
+    parts = []
     for key in ("subject", "title", "url", "name", "outcome", "note", "form"):
         value = properties.get(key)
         if value:
-            return str(value)[:120]
+            parts.append(str(value)[:120])
+            break
     changes = properties.get("changes")
     if isinstance(changes, dict) and changes:
-        parts = []
-        for field in sorted(changes)[:3]:
-            change = changes[field]
-            name = field.removeprefix("custom.").replace("_", " ")
-            if isinstance(change, list) and len(change) == 2:
-                old, new = (_short(value) for value in change)
-                parts.append(f"{name}: {old} → {new}")
-            else:
-                parts.append(name)
-        if len(changes) > 3:
-            parts.append("…")
-        return "; ".join(parts)[:200]
-    return ""
+        parts.append(_changes_text(changes))
+    return " · ".join(parts)
+
+
+def _changes_text(changes: dict) -> str:
+    parts = []
+    for field in sorted(changes)[:3]:
+        change = changes[field]
+        name = field.removeprefix("custom.").replace("_", " ")
+        if isinstance(change, list) and len(change) == 2:
+            old, new = (_short(value) for value in change)
+            parts.append(f"{name}: {old} → {new}")
+        else:
+            parts.append(name)
+    if len(changes) > 3:
+        parts.append("…")
+    return "; ".join(parts)[:200]
 
 
 def _short(value: object) -> str:

@@ -51,6 +51,12 @@ def duration_text(seconds: int | None) -> str:
     return _("%(m)d min") % {"m": minutes}
 
 
+@register.filter
+def minutes_text(minutes: int | None) -> str:
+    """A policy target in minutes as "4 h 0 min", "1 d 0 h" or "45 min"."""
+    return duration_text(None if minutes is None else int(minutes) * 60)
+
+
 @register.simple_tag
 def sla_due(ticket: Ticket) -> str:
     """The nearest open target as "due in …" or "overdue by …"."""
