@@ -9,7 +9,7 @@ from patron.activity.models import Event
 from patron.core.models import ApiKey, Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import hash_token
-from patron.crm.models import Company, Contact, Deal, Pipeline, Ticket
+from patron.crm.models import Company, Contact, Deal, Pipeline, Quote, Ticket
 from patron.mail.models import OutboxMessage
 
 PASSWORD = "correct horse battery staple"
@@ -111,6 +111,28 @@ def make_pipeline(workspace, name: str = "Sales") -> Pipeline:
     from patron.crm.services import create_pipeline
 
     return create_pipeline(workspace=workspace, name=name)
+
+
+def make_quote(deal: Deal, **values) -> Quote:
+    """A draft quote on ``deal`` through the service (which gives out the number).
+
+    Two lines by default: 2 x 1,200.00 at 19 % tax and 1 x 300.00 at 50 % off,
+    3,006.00 in all. Any argument of ``create_quote`` can be given.
+    """
+    from datetime import timedelta
+
+    from patron.crm.quotes import create_quote
+
+    values.setdefault("title", "Two espresso machines")
+    values.setdefault("valid_until", timezone.localdate() + timedelta(days=14))
+    values.setdefault(
+        "lines",
+        [
+            {"description": "Machine", "quantity": 2, "unit_price": "1200", "tax_percent": 19},
+            {"description": "Training", "quantity": 1, "unit_price": 300, "discount_percent": 50},
+        ],
+    )
+    return create_quote(deal=deal, **values)
 
 
 class DealFactory(factory.django.DjangoModelFactory):

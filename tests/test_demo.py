@@ -79,3 +79,13 @@ def test_the_demo_has_tickets_in_every_state(owner):
     assert replies.filter(is_internal=False).exists() and replies.filter(is_internal=True).exists()
     assert found.filter(contact__isnull=True, company__isnull=False).exists()
     assert found.filter(resolution_seconds__isnull=False).exists()
+
+
+def test_the_demo_has_a_quote_in_each_state(owner):
+    from patron.crm.models import Quote, QuoteStatus
+
+    workspace = seed_demo_workspace(owner=owner)
+    statuses = set(Quote.objects.for_workspace(workspace).values_list("status", flat=True))
+    assert statuses == set(QuoteStatus.values)
+    kinds = set(Event.objects.for_workspace(workspace).values_list("kind", flat=True))
+    assert {"quote.sent", "quote.accepted", "quote.declined", "quote.expired"} <= kinds

@@ -279,13 +279,13 @@ TASKS = [
 def _seed_quotes(workspace: Workspace, *, owner: User, now) -> None:  # type: ignore[no-untyped-def]
     """A quote in each state on the deals that have a contact with an email."""
     from patron.crm import quotes
-    from patron.crm.models import Deal
+    from patron.crm.models import Deal, Quote
 
     deals = [
         deal
         for deal in Deal.objects.for_workspace(workspace).order_by("pk")[:20]
         if deal.contacts.exclude(email="").exists()
-    ][:4]
+    ][:5]
     lines = [
         {
             "description": "Annual licence, 10 seats",
@@ -315,6 +315,12 @@ def _seed_quotes(workspace: Workspace, *, owner: User, now) -> None:  # type: ig
             quotes.answer_quote(quote=quote, accept=True, name=str(quote.contact))
         elif index == 3:
             quotes.answer_quote(quote=quote, accept=False, name="", reason="Budget moved to Q3")
+        elif index == 4:
+            # Sent last quarter and never answered: the hourly job marks it expired.
+            Quote.objects.for_workspace(workspace).filter(pk=quote.pk).update(
+                sent_at=now - timedelta(days=75), valid_until=(now - timedelta(days=45)).date()
+            )
+    quotes.expire_quotes()
 
 
 def _seed_tickets(workspace: Workspace, rng: random.Random, *, agents: list[User], now) -> None:  # type: ignore[no-untyped-def]

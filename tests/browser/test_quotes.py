@@ -28,10 +28,17 @@ def test_create_a_quote_and_accept_it_from_the_emailed_link(page, browser, live_
     page.get_by_label("Line 1 Quantity").fill("1")
     page.get_by_label("Line 1 Unit price").fill("4800")
     page.get_by_label("Line 1 Tax %").fill("22")
+    page.get_by_role("button", name="Add a line").click()
     page.get_by_label("Line 2 Description").fill("Installation")
     page.get_by_label("Line 2 Quantity").fill("6")
     page.get_by_label("Line 2 Unit price").fill("55")
+    page.get_by_role("button", name="Add a line").click()
+    page.get_by_label("Line 3 Description").fill("Delivery by mistake")
+    page.get_by_label("Line 3 Quantity").fill("1")
+    page.get_by_label("Line 3 Unit price").fill("90")
+    page.get_by_text("Remove line 3").click()  # changed her mind: that line goes
     page.get_by_role("button", name="Save quote").click()
+    expect(page.locator("#quote-lines tbody tr")).to_have_count(2)
     expect(page.locator("#quote-total")).to_have_text("€6,186.00")  # 4800 + 1056 tax + 330
 
     page.get_by_role("button", name="Send to the contact").click()
@@ -54,5 +61,12 @@ def test_create_a_quote_and_accept_it_from_the_emailed_link(page, browser, live_
 
     page.goto(f"/deals/{deal.pk}/")
     expect(page.locator("#deal-quotes")).to_contain_text("Accepted")
-    expect(page.locator("#deal-history")).to_contain_text("Quote accepted")
-    expect(page.locator("#deal-history")).to_contain_text("Quote opened by the customer")
+    expect(page.locator("#deal-quotes")).to_contain_text("€6,186.00")
+    history = page.locator("#deal-history")
+    expect(history).to_contain_text("Quote accepted")
+    expect(history).to_contain_text("accepted by Giulia Bianchi")
+    expect(history).to_contain_text("Quote opened by the customer")
+    expect(history).to_contain_text("Quote sent")
+    expect(history).to_contain_text("Quote created")
+    page.locator("#notifications-link").click()  # the deal's owner was told
+    expect(page.locator("#main")).to_contain_text("Giulia Bianchi accepted quote Q-")

@@ -76,6 +76,7 @@ for _name, _label in [
     ("quote.viewed", _("Quote opened by the customer")),
     ("quote.accepted", _("Quote accepted")),
     ("quote.declined", _("Quote declined")),
+    ("quote.expired", _("Quote expired")),
     ("ticket.opened", _("Ticket opened")),
     ("ticket.status_changed", _("Ticket status changed")),
     ("ticket.replied", _("Ticket answered")),

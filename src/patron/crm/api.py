@@ -15,7 +15,7 @@ from patron.api.errors import ApiError
 from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
 from patron.core.models import User
-from patron.crm import custom_fields, meetings, services
+from patron.crm import custom_fields, meetings, selectors, services
 from patron.crm import quotes as quotes_service
 from patron.crm import tickets as tickets_service
 from patron.crm.models import (
@@ -1223,6 +1223,19 @@ class QuoteLineSchema(Schema):
     tax_percent: Decimal = Field(Decimal("0"), ge=0, le=100, max_digits=5, decimal_places=2)
 
 
+class QuoteLineOut(QuoteLineSchema):
+    amount: Decimal = Field(description="After discount, before tax; rounded half-up to cents.")
+    tax: Decimal
+
+    @staticmethod
+    def resolve_amount(line: QuoteLine) -> Decimal:
+        return quotes_service.line_amounts(line).net
+
+    @staticmethod
+    def resolve_tax(line: QuoteLine) -> Decimal:
+        return quotes_service.line_amounts(line).tax
+
+
 class QuoteOut(Schema):
     id: int
     number: str
@@ -1233,19 +1246,42 @@ class QuoteOut(Schema):
     valid_until: date
     status: str
     terms: str
-    lines: list[QuoteLineSchema]
+    lines: list[QuoteLineOut]
+    subtotal: Decimal
+    discount_total: Decimal
+    tax_total: Decimal
     total: Decimal
+    created_at: datetime
     sent_at: datetime | None
+    viewed_at: datetime | None
     answered_at: datetime | None
     answered_by_name: str
+    decline_reason: str
 
     @staticmethod
     def resolve_lines(quote: Quote) -> list[QuoteLine]:
         return list(quote.lines.all())
 
     @staticmethod
+    def resolve_subtotal(quote: Quote) -> Decimal:
+        return quotes_service.totals(list(quote.lines.all())).subtotal
+
+    @staticmethod
+    def resolve_discount_total(quote: Quote) -> Decimal:
+        return quotes_service.totals(list(quote.lines.all())).discount
+
+    @staticmethod
+    def resolve_tax_total(quote: Quote) -> Decimal:
+        return quotes_service.totals(list(quote.lines.all())).tax
+
+    @staticmethod
     def resolve_total(quote: Quote) -> Decimal:
         return quotes_service.totals(list(quote.lines.all())).total
+
+    @staticmethod
+    def resolve_status(quote: Quote) -> str:
+        # A sent quote past its date is expired even before the hourly job marks it.
+        return str(QuoteStatus.EXPIRED if quote.is_expired else quote.status)
 
 
 class QuoteIn(Schema):
@@ -1257,6 +1293,16 @@ class QuoteIn(Schema):
     lines: list[QuoteLineSchema] = Field(..., min_length=1, max_length=100)
 
 
+class QuotePatch(Schema):
+    """Only a draft changes; ``lines``, when given, replace all the lines."""
+
+    contact_id: int | None = None
+    title: str | None = Field(None, min_length=1, max_length=200)
+    valid_until: date | None = None
+    terms: str | None = Field(None, max_length=10_000)
+    lines: list[QuoteLineSchema] | None = Field(None, min_length=1, max_length=100)
+
+
 class QuotePage(Schema):
     items: list[QuoteOut]
     next_cursor: str | None
@@ -1264,32 +1310,42 @@ class QuotePage(Schema):
 
 class QuoteFilters(Schema):
     deal_id: int | None = None
+    contact_id: int | None = None
     status: QuoteStatus | None = None
     cursor: str | None = None
     limit: int = 50
 
 
 def _quotes(request: ApiRequest) -> Any:
-    return Quote.objects.for_workspace(request.workspace).prefetch_related("lines")
+    return (
+        Quote.objects.for_workspace(request.workspace)
+        .select_related("workspace")
+        .prefetch_related("lines")
+    )
 
 
-def _quote_error(exc: Exception) -> ApiError:
-    field = getattr(exc, "field", "__all__")
-    return ApiError(422, "invalid", str(exc), {field: [str(exc)]})
+def _quote_error(exc: quotes_service.QuoteInvalid) -> ApiError:
+    if exc.field == "status":
+        return ApiError(409, "conflict", str(exc), {})
+    return ApiError(422, "invalid", str(exc), {exc.field: [str(exc)]})
 
 
 @router.get("/quotes", response=QuotePage)
 def list_quotes(request: ApiRequest, filters: Query[QuoteFilters]) -> dict[str, Any]:
+    """Quotes, newest first; filter by deal, contact and status."""
     found = _quotes(request)
     if filters.deal_id is not None:
         found = found.filter(deal_id=filters.deal_id)
+    if filters.contact_id is not None:
+        found = found.filter(contact_id=filters.contact_id)
     if filters.status:
-        found = found.filter(status=filters.status)
+        found = selectors.quotes_in_status(found, request.workspace, filters.status)
     return paginate(found, cursor=filters.cursor, limit=filters.limit)
 
 
 @router.post("/quotes", response={201: QuoteOut})
 def create_quote(request: ApiRequest, payload: QuoteIn) -> Status:
+    """A draft quote on a deal; the number is given out by Patron."""
     deal = _one(request, Deal, payload.deal_id, "deal_id")
     try:
         quote = quotes_service.create_quote(
@@ -1311,6 +1367,28 @@ def get_quote(request: ApiRequest, quote_id: int) -> Quote:
     return get_object_or_404(_quotes(request), pk=quote_id)
 
 
+@router.patch("/quotes/{quote_id}", response=QuoteOut)
+def update_quote(request: ApiRequest, quote_id: int, payload: QuotePatch) -> Quote:
+    """Change a draft (409 once it was sent: copy it instead)."""
+    quote = get_object_or_404(_quotes(request), pk=quote_id)
+    data = payload.dict(exclude_unset=True)
+    for name in ("title", "valid_until", "lines"):
+        if name in data and data[name] is None:
+            raise ApiError(422, "invalid", f"{name} cannot be null.", {name: ["cannot be null"]})
+    try:
+        quotes_service.update_quote(
+            quote=quote,
+            title=data.get("title"),
+            valid_until=data.get("valid_until"),
+            terms=data.get("terms"),
+            contact=_one(request, Contact, data.get("contact_id"), "contact_id"),
+            lines=[line.dict() for line in payload.lines] if payload.lines is not None else None,
+        )
+    except quotes_service.QuoteInvalid as exc:
+        raise _quote_error(exc) from exc
+    return get_object_or_404(_quotes(request), pk=quote_id)
+
+
 @router.post("/quotes/{quote_id}/send", response=QuoteOut)
 def send_quote(request: ApiRequest, quote_id: int) -> Quote:
     """Email the quote to its contact with the link to accept or decline it."""
@@ -1322,11 +1400,20 @@ def send_quote(request: ApiRequest, quote_id: int) -> Quote:
     return get_object_or_404(_quotes(request), pk=quote_id)
 
 
+@router.post("/quotes/{quote_id}/copy", response={201: QuoteOut})
+def copy_quote(request: ApiRequest, quote_id: int) -> Status:
+    """A new draft with the same lines (the way to change an offer once sent)."""
+    quote = get_object_or_404(_quotes(request), pk=quote_id)
+    copy = quotes_service.copy_quote(quote=quote, actor=request.auth.created_by)
+    return Status(201, get_object_or_404(_quotes(request), pk=copy.pk))
+
+
 @router.delete("/quotes/{quote_id}", response={204: None})
 def delete_quote(request: ApiRequest, quote_id: int) -> Status:
     """Only a draft can be deleted: a sent quote is part of the deal's record."""
     quote = get_object_or_404(_quotes(request), pk=quote_id)
-    if quote.status != QuoteStatus.DRAFT:
-        raise ApiError(409, "conflict", "Only a draft quote can be deleted.", {})
-    quote.delete()
+    try:
+        quotes_service.delete_quote(quote=quote)
+    except quotes_service.QuoteInvalid as exc:
+        raise _quote_error(exc) from exc
     return Status(204, None)

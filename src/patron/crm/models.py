@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator
@@ -12,6 +15,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from patron.core.tenancy import TenantModel
+
+if TYPE_CHECKING:
+    from patron.core.models import Workspace
 
 
 class LifecycleStage(models.TextChoices):
@@ -861,11 +867,21 @@ class TicketReply(TenantModel):
         ordering = ["created_at", "id"]
 
 
+def workspace_today(workspace: Workspace) -> date:
+    """Today's date where the workspace is (a quote is valid through its last day there)."""
+    try:
+        zone = ZoneInfo(workspace.time_zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return timezone.localdate(timezone=zone)
+
+
 class QuoteStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")
     SENT = "sent", _("Sent")
     ACCEPTED = "accepted", _("Accepted")
     DECLINED = "declined", _("Declined")
+    EXPIRED = "expired", _("Expired")
 
 
 class QuoteCounter(TenantModel):
@@ -917,14 +933,27 @@ class Quote(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["workspace", "number"], name="quote_unique_number")
         ]
-        indexes = [models.Index(fields=["workspace", "deal"], name="quote_deal")]
+        indexes = [
+            models.Index(fields=["workspace", "deal"], name="quote_deal"),
+            # The hourly expiry job looks across workspaces at sent quotes only.
+            models.Index(
+                fields=["valid_until"],
+                condition=models.Q(status="sent"),
+                name="quote_sent_valid_until",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
 
     @property
     def is_expired(self) -> bool:
-        return self.status == QuoteStatus.SENT and self.valid_until < timezone.localdate()
+        """Expired, or sent and past its date before the hourly job marks it expired."""
+        if self.status == QuoteStatus.EXPIRED:
+            return True
+        return self.status == QuoteStatus.SENT and self.valid_until < workspace_today(
+            self.workspace
+        )
 
 
 class QuoteLine(TenantModel):

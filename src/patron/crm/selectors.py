@@ -19,12 +19,17 @@ from patron.crm.models import (
     Contact,
     Deal,
     Pipeline,
+    Quote,
+    QuoteStatus,
     Stage,
     Tag,
     Task,
     Ticket,
     TicketStatus,
+    workspace_today,
 )
+from patron.crm.quotes import Totals
+from patron.crm.quotes import totals as quote_totals
 
 CONTACT_SORTS = {
     "-created": ("-created_at", "-id"),
@@ -288,3 +293,30 @@ def company_ticket_source_ids(company: Company) -> QuerySet[Ticket, Any]:
         .annotate(source_id=Cast("pk", CharField()))
         .values("source_id")
     )
+
+
+# --- Quotes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuoteRow:
+    quote: Quote
+    totals: Totals
+
+
+def quotes_for_deal(deal: Deal) -> list[QuoteRow]:
+    """The deal's quotes, newest first, each with its totals (two queries)."""
+    found = deal.quotes.select_related("workspace", "contact").prefetch_related("lines")
+    return [QuoteRow(quote, quote_totals(list(quote.lines.all()))) for quote in found]
+
+
+def quotes_in_status(quotes: QuerySet[Quote], workspace: Workspace, status: str) -> QuerySet[Quote]:
+    """Filter by status as shown: a sent quote past its date counts as expired already."""
+    today = workspace_today(workspace)
+    if status == QuoteStatus.EXPIRED:
+        return quotes.filter(
+            Q(status=QuoteStatus.EXPIRED) | Q(status=QuoteStatus.SENT, valid_until__lt=today)
+        )
+    if status == QuoteStatus.SENT:
+        return quotes.filter(status=QuoteStatus.SENT, valid_until__gte=today)
+    return quotes.filter(status=status)

@@ -16,6 +16,15 @@ def remind_task_assignees() -> int:
     return send_task_reminders()
 
 
+@periodic(every=timedelta(hours=1))
+@background_task
+def expire_quotes() -> int:
+    """Mark sent quotes whose last valid day has passed as expired."""
+    from patron.crm import quotes
+
+    return quotes.expire_quotes()
+
+
 @background_task
 def run_import_job(job_id: int) -> int:
     """Apply an import's rows (resumes where a stopped worker left off)."""

@@ -354,7 +354,7 @@ def deal_detail(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
         "crm/deal_detail.html",
         {
             "deal": deal,
-            "quotes": deal.quotes.select_related("contact"),
+            "quotes": selectors.quotes_for_deal(deal),
             "custom_rows": _custom_rows(request, deal),
             "contacts": deal.contacts.order_by("last_name", "first_name"),
             "history": history,

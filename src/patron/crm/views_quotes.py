@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.contrib import messages
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
 
 from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.roles import DEALS_EDIT, DEALS_VIEW
 from patron.core.signals import request_info
 from patron.crm import quotes
-from patron.crm.models import Contact, Deal, Quote, QuoteStatus
+from patron.crm.models import Contact, Deal, Quote, QuoteStatus, workspace_today
 
 
 class QuoteForm(forms.Form):
@@ -37,12 +39,17 @@ class QuoteForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
     )
 
-    def __init__(self, *args: Any, deal: Deal, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deal: Deal, quote: Quote | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        people = deal.contacts.order_by("last_name", "first_name")
-        if not people.exists():
-            people = Contact.objects.for_workspace(deal.workspace_id).order_by("last_name")
-        self.fields["contact"].queryset = people  # type: ignore[attr-defined]
+        # The deal's people, and whoever the quote already goes to (the API may
+        # address it to any contact of the workspace); everyone when the deal has nobody.
+        contacts = Contact.objects.for_workspace(deal.workspace_id)
+        people = contacts.filter(Q(deals=deal) | Q(pk=quote.contact_id if quote else None))
+        if not deal.contacts.exists():
+            people = contacts
+        self.fields["contact"].queryset = people.distinct().order_by(  # type: ignore[attr-defined]
+            "last_name", "first_name", "pk"
+        )
 
 
 class LineForm(forms.Form):
@@ -76,16 +83,41 @@ class LineForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if data.get("description") and (not data.get("quantity") or data.get("unit_price") is None):
-            raise forms.ValidationError(_("A line needs a quantity and a unit price."))
+        if data.get("DELETE"):
+            return data
+        numbers = ("quantity", "unit_price", "discount_percent", "tax_percent")
+        if data.get("description"):
+            if not data.get("quantity") or data.get("unit_price") is None:
+                raise forms.ValidationError(_("A line needs a quantity and a unit price."))
+        elif any(data.get(name) is not None for name in numbers):
+            raise forms.ValidationError(_("A line needs a description."))
         return data
 
 
-LineFormSet = forms.formset_factory(LineForm, extra=3, max_num=quotes.MAX_LINES)
+class BaseLineFormSet(forms.BaseFormSet):  # type: ignore[type-arg]
+    def add_fields(self, form: forms.Form, index: int | None) -> None:
+        super().add_fields(form, index)
+        form.fields["DELETE"].label = gettext_lazy("Remove")
+
+
+# One empty line to fill; "Add a line" (quotes.js) adds more, "Remove" ticks DELETE.
+LineFormSet = forms.formset_factory(
+    LineForm,
+    formset=BaseLineFormSet,
+    extra=1,
+    can_delete=True,
+    max_num=quotes.MAX_LINES,
+    validate_max=True,
+)
 
 
 def _lines(formset: Any) -> list[dict[str, Any]]:
-    return [form.cleaned_data for form in formset.forms if form.cleaned_data.get("description")]
+    """The lines to keep, in the order shown: filled in and not removed."""
+    return [
+        form.cleaned_data
+        for form in formset.forms
+        if form.cleaned_data.get("description") and not form.cleaned_data.get("DELETE")
+    ]
 
 
 def _deal(request: WorkspaceRequest, deal_id: int) -> Deal:
@@ -94,7 +126,9 @@ def _deal(request: WorkspaceRequest, deal_id: int) -> Deal:
 
 def _quote(request: WorkspaceRequest, quote_id: int) -> Quote:
     return get_object_or_404(
-        Quote.objects.for_workspace(request.workspace).select_related("deal", "contact"),
+        Quote.objects.for_workspace(request.workspace).select_related(
+            "workspace", "deal", "contact", "created_by"
+        ),
         pk=quote_id,
     )
 
@@ -120,11 +154,11 @@ def _editor(request: WorkspaceRequest, deal: Deal, quote: Quote | None) -> HttpR
     else:
         initial = {
             "title": deal.name,
-            "valid_until": timezone.localdate() + timedelta(days=30),
+            "valid_until": workspace_today(request.workspace) + quotes.DEFAULT_VALIDITY,
             "contact": deal.contacts.order_by("pk").values_list("pk", flat=True).first(),
         }
         line_initial = []
-    form = QuoteForm(request.POST or None, deal=deal, initial=initial)
+    form = QuoteForm(request.POST or None, deal=deal, quote=quote, initial=initial)
     formset = LineFormSet(request.POST or None, initial=line_initial, prefix="lines")
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         data = form.cleaned_data
@@ -149,7 +183,10 @@ def _editor(request: WorkspaceRequest, deal: Deal, quote: Quote | None) -> HttpR
                     lines=_lines(formset),
                 )
         except quotes.QuoteInvalid as exc:
-            form.add_error(None, str(exc))
+            if exc.field in form.fields:
+                form.add_error(exc.field, str(exc))
+            else:
+                form.add_error(None, str(exc))
         else:
             messages.success(request, _("Quote %(number)s saved.") % {"number": quote.number})
             return redirect("crm:quote_detail", quote_id=quote.pk)
@@ -169,9 +206,41 @@ def quote_create(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
 def quote_edit(request: WorkspaceRequest, quote_id: int) -> HttpResponse:
     quote = _quote(request, quote_id)
     if quote.status != QuoteStatus.DRAFT:
-        messages.error(request, _("A sent quote cannot change; make a new quote for a new offer."))
+        messages.error(
+            request,
+            _(
+                "Quote %(number)s was sent and can no longer change: "
+                "copy it as a new draft to make a new offer."
+            )
+            % {"number": quote.number},
+        )
         return redirect("crm:quote_detail", quote_id=quote.pk)
     return _editor(request, quote.deal, quote)
+
+
+@workspace_view(DEALS_EDIT)
+@require_POST
+def quote_delete(request: WorkspaceRequest, quote_id: int) -> HttpResponse:
+    quote = _quote(request, quote_id)
+    try:
+        quotes.delete_quote(quote=quote)
+    except quotes.QuoteInvalid as exc:
+        messages.error(request, str(exc))
+        return redirect("crm:quote_detail", quote_id=quote.pk)
+    messages.success(request, _("Draft %(number)s deleted.") % {"number": quote.number})
+    return redirect("crm:deal_detail", deal_id=quote.deal_id)
+
+
+@workspace_view(DEALS_EDIT)
+@require_POST
+def quote_copy(request: WorkspaceRequest, quote_id: int) -> HttpResponse:
+    """A new draft from any quote, for a new offer after the customer saw the old one."""
+    copy = quotes.copy_quote(quote=_quote(request, quote_id), actor=request.user)
+    messages.success(
+        request,
+        _("Draft %(number)s made from the quote; change it and send it.") % {"number": copy.number},
+    )
+    return redirect("crm:quote_edit", quote_id=copy.pk)
 
 
 def _document(quote: Quote) -> dict[str, Any]:
@@ -207,29 +276,68 @@ def quote_send(request: WorkspaceRequest, quote_id: int) -> HttpResponse:
     return redirect("crm:quote_detail", quote_id=quote.pk)
 
 
+def _answer(request: HttpRequest, quote: Quote) -> Quote:
+    answer = request.POST.get("answer")
+    if answer not in {"accept", "decline"}:
+        raise quotes.QuoteInvalid("answer", _("Choose to accept or to decline the quote."))
+    info = request_info(request)
+    return quotes.answer_quote(
+        quote=quote,
+        accept=answer == "accept",
+        name=request.POST.get("name", ""),
+        reason=request.POST.get("reason", ""),
+        ip_address=info.ip_address,
+        user_agent=info.user_agent,
+    )
+
+
+def _is_member(request: HttpRequest, quote: Quote) -> bool:
+    memberships = getattr(request, "memberships", [])
+    return any(membership.workspace_id == quote.workspace_id for membership in memberships)
+
+
+def _workspace_zone(quote: Quote) -> ZoneInfo:
+    try:
+        return ZoneInfo(quote.workspace.time_zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
 def quote_public(request: HttpRequest, token: str) -> HttpResponse:
-    """The customer's page: no login, reached only through the signed link."""
+    """The customer's page: no login, reached only through the signed link.
+
+    Shown in the workspace's language and time zone, like the email that
+    carried the link. A view by a member of the workspace (a salesperson
+    checking the link) is not recorded as the customer's first view.
+    """
     quote = quotes.quote_for_token(token)
     if quote is None or quote.status == QuoteStatus.DRAFT:
         raise Http404
-    error = ""
-    if request.method == "POST":
-        info = request_info(request)
-        try:
-            quote = quotes.answer_quote(
-                quote=quote,
-                accept=request.POST.get("answer") == "accept",
-                name=request.POST.get("name", ""),
-                reason=request.POST.get("reason", ""),
-                ip_address=info.ip_address,
-                user_agent=info.user_agent,
-            )
-        except quotes.QuoteInvalid as exc:
-            error = str(exc)
-        else:
-            return redirect("crm:quote_public", token=token)
-    else:
-        quotes.mark_viewed(quote=quote)
-    context = _document(quote)
-    context.update({"workspace": quote.workspace, "error": error, "token": token})
-    return render(request, "crm/quote_public.html", context)
+    with translation.override(quote.workspace.language), timezone.override(_workspace_zone(quote)):
+        error = ""
+        if request.method == "POST":
+            try:
+                quote = _answer(request, quote)
+            except quotes.QuoteInvalid as exc:
+                error = str(exc)
+                quote = quotes.quote_for_token(token) or quote  # answered meanwhile?
+            else:
+                return redirect("crm:quote_public", token=token)
+        elif not _is_member(request, quote):
+            quotes.mark_viewed(quote=quote)
+        context = _document(quote)
+        context.update(
+            {
+                "workspace": quote.workspace,
+                "error": error,
+                "token": token,
+                "LANGUAGE_CODE": quote.workspace.language,
+            }
+        )
+        response = render(request, "crm/quote_public.html", context, status=400 if error else 200)
+    # The link is the key to the page: never hand it to other sites in a Referer.
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
