@@ -9,7 +9,7 @@ from patron.activity.models import Event
 from patron.core.models import ApiKey, Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import hash_token
-from patron.crm.models import Company, Contact, Deal, Pipeline, Quote, Ticket
+from patron.crm.models import Call, Company, Contact, Deal, Meeting, Pipeline, Quote, Ticket
 from patron.mail.models import OutboxMessage
 
 PASSWORD = "correct horse battery staple"
@@ -164,3 +164,40 @@ class TicketFactory(factory.django.DjangoModelFactory):
         from patron.crm.tickets import open_ticket
 
         return open_ticket(**kwargs)
+
+
+class CallFactory(factory.django.DjangoModelFactory):
+    """A call logged through the service (so it is on the contact's timeline)."""
+
+    class Meta:
+        model = Call
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    contact = factory.LazyAttribute(lambda o: ContactFactory(workspace=o.workspace))
+    outcome = "connected"
+    duration_minutes = 5
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from patron.crm.meetings import log_call
+
+        return log_call(**kwargs)
+
+
+class MeetingFactory(factory.django.DjangoModelFactory):
+    """A meeting scheduled through the service, tomorrow for an hour, with one contact."""
+
+    class Meta:
+        model = Meeting
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    title = factory.Sequence(lambda n: f"Meeting {n}")
+    starts_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(days=1))
+    ends_at = factory.LazyAttribute(lambda o: o.starts_at + timezone.timedelta(hours=1))
+    contacts = factory.LazyAttribute(lambda o: [ContactFactory(workspace=o.workspace)])
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from patron.crm.meetings import schedule_meeting
+
+        return schedule_meeting(**kwargs)

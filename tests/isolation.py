@@ -341,27 +341,21 @@ def _assignment_rule(ws: Workspace) -> models.Model:
 
 
 def _meeting(ws: Workspace) -> models.Model:
-    from patron.crm.meetings import schedule_meeting
+    from tests.factories import MeetingFactory
 
-    start = timezone.now() + timezone.timedelta(days=1)
-    return schedule_meeting(
+    return MeetingFactory(
         workspace=ws,
         title=f"{MARKER} meeting",
-        starts_at=start,
-        ends_at=start + timezone.timedelta(hours=1),
         contacts=[ContactFactory(workspace=ws, first_name=MARKER)],
         description=MARKER,
     )
 
 
 def _call(ws: Workspace) -> models.Model:
-    from patron.crm.meetings import log_call
+    from tests.factories import CallFactory
 
-    return log_call(
-        workspace=ws,
-        contact=ContactFactory(workspace=ws, first_name=MARKER),
-        outcome="connected",
-        notes=MARKER,
+    return CallFactory(
+        workspace=ws, contact=ContactFactory(workspace=ws, first_name=MARKER), notes=MARKER
     )
 
 

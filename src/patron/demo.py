@@ -180,16 +180,12 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
                         "page.viewed",
                         "email.opened",
                         "form.submitted",
-                        "contact.call_logged",
                     ]
                 )
                 properties = {
                     "page.viewed": lambda: {"url": rng.choice(PAGES), "title": "Northwind"},
                     "email.opened": lambda: {"subject": "Northwind monthly news"},
                     "form.submitted": lambda: {"form": "Download the CRM guide"},
-                    "contact.call_logged": lambda: {
-                        "outcome": rng.choice(["reached", "voicemail"])
-                    },
                 }[kind]()
                 yield NewEvent(
                     workspace_id=workspace.pk,
@@ -389,52 +385,86 @@ def _seed_tickets(workspace: Workspace, rng: random.Random, *, agents: list[User
             tickets.update_ticket(ticket=ticket, status=status, actor=agents[0])
 
 
+CALL_NOTES = [
+    "Talked through the renewal; wants a quote for 20 more seats by Friday.",
+    "Asked about the API and single sign-on. Sending the docs.",
+    "Budget is approved for next quarter. Follow up in two weeks.",
+    "",
+    "",
+]
+MEETING_TOPICS = [
+    "Discovery call",
+    "Product demo",
+    "Pricing review",
+    "Onboarding",
+    "Quarterly check-in",
+]
+
+
 def _seed_calls_and_meetings(
     workspace: Workspace, rng: random.Random, *, owners: list[User], now
 ) -> None:  # type: ignore[no-untyped-def]
-    """Calls in the past weeks, meetings done and coming, so the calendar is not empty."""
+    """Calls in the past weeks; meetings done (with outcomes) and coming this week and next,
+    in working hours of the workspace's time zone, so the calendar has something real."""
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
     from patron.crm import meetings
+    from patron.crm.models import Deal
 
     people = list(
         Contact.objects.for_workspace(workspace)
         .exclude(lifecycle_stage=LifecycleStage.SUBSCRIBER)
+        .select_related("company")
         .order_by("pk")[:30]
     )
-    outcomes = ["connected", "connected", "voicemail", "no_answer", "busy"]
-    for contact in people[:15]:
+    deal_of: dict[int, Deal] = {}
+    for deal in Deal.objects.for_workspace(workspace).prefetch_related("contacts"):
+        for contact in deal.contacts.all():
+            deal_of.setdefault(contact.pk, deal)
+    outcomes = ["connected", "connected", "connected", "voicemail", "no_answer", "busy"]
+    for contact in people[:18]:
+        outcome = rng.choice(outcomes)
+        when = now - timedelta(days=rng.randint(1, 20), hours=rng.randint(0, 8))
         meetings.log_call(
             workspace=workspace,
             contact=contact,
-            outcome=rng.choice(outcomes),
-            occurred_at=now - timedelta(days=rng.randint(1, 20), hours=rng.randint(0, 8)),
-            duration_minutes=rng.randint(1, 25),
+            outcome=outcome,
+            direction=rng.choice(["outbound", "outbound", "inbound"]),
+            occurred_at=max(when, contact.created_at + timedelta(minutes=5)),
+            duration_minutes=rng.randint(3, 25) if outcome == "connected" else rng.randint(0, 1),
+            notes=rng.choice(CALL_NOTES) if outcome == "connected" else "",
+            deal=deal_of.get(contact.pk),
             logged_by=rng.choice(owners),
         )
-    topics = [
-        "Discovery call",
-        "Product demo",
-        "Pricing review",
-        "Onboarding",
-        "Quarterly check-in",
-    ]
-    for index, contact in enumerate(people[10:30]):
-        # From two weeks ago to two weeks ahead, in working hours.
-        day = (now + timedelta(days=index - 10)).replace(
-            hour=rng.choice([9, 10, 11, 14, 15, 16]), minute=0, second=0, microsecond=0
+    zone = ZoneInfo(workspace.time_zone or "UTC")
+    today = now.astimezone(zone).date()
+    past_outcomes = ["completed", "completed", "completed", "no_show", "rescheduled", "cancelled"]
+    for index, contact in enumerate(people[8:30]):
+        # From ten days ago to the end of next week, on weekdays, in working hours.
+        day = today + timedelta(days=index - 10)
+        if day.weekday() >= 5:
+            day -= timedelta(days=day.weekday() - 4)
+        starts_at = datetime.combine(day, time(rng.choice([9, 10, 11, 14, 15, 16])), zone)
+        attendees = [contact]
+        colleague = next(
+            (p for p in people if p.company_id and p.company_id == contact.company_id), None
         )
+        if colleague is not None and colleague != contact:
+            attendees.append(colleague)
         meeting = meetings.schedule_meeting(
             workspace=workspace,
-            title=f"{rng.choice(topics)}: {contact}",
-            starts_at=day,
-            ends_at=day + timedelta(minutes=rng.choice([30, 45, 60])),
-            contacts=[contact],
+            title=f"{rng.choice(MEETING_TOPICS)}: {contact.company or contact}",
+            starts_at=starts_at,
+            ends_at=starts_at + timedelta(minutes=rng.choice([30, 45, 60])),
+            contacts=attendees,
             organizer=rng.choice(owners),
             location=rng.choice(["Video call", "Their office", "Our office"]),
+            description="Agenda: where they are today, what they need, next steps.",
+            deal=deal_of.get(contact.pk),
         )
-        if day < now:
-            meetings.record_meeting_outcome(
-                meeting=meeting, outcome=rng.choice(["completed", "completed", "no_show"])
-            )
+        if starts_at < now:
+            meetings.record_meeting_outcome(meeting=meeting, outcome=rng.choice(past_outcomes))
 
 
 def _seed_views_rules_and_duplicates(

@@ -22,7 +22,7 @@ from tests.factories import WorkspaceFactory
 def test_record_writes_an_event_with_its_source_and_properties(workspace, owner):
     event = record(
         workspace=workspace,
-        kind="contact.call_logged",
+        kind="call.logged",
         contact_id=7,
         actor=owner,
         source=("crm.contact", 7),
@@ -31,7 +31,7 @@ def test_record_writes_an_event_with_its_source_and_properties(workspace, owner)
     stored = Event.objects.for_workspace(workspace).get()
     assert stored.pk == event.pk
     assert (stored.kind, stored.contact_id, stored.actor, stored.source_type, stored.source_id) == (
-        "contact.call_logged",
+        "call.logged",
         7,
         owner,
         "crm.contact",

@@ -1,227 +1,356 @@
-"""Calls, meetings and the calendar."""
+"""Calls and meetings: the services, and the calendar's days."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from patron.activity.models import Event
+from patron.activity.templatetags.activity import event_summary
 from patron.core.roles import Role
 from patron.crm import meetings
 from patron.crm.models import Call, Meeting, Task
+from patron.crm.services import CrossWorkspaceReference
 from tests.conftest import member
-from tests.factories import ContactFactory, WorkspaceFactory
+from tests.factories import (
+    CallFactory,
+    CompanyFactory,
+    ContactFactory,
+    DealFactory,
+    MeetingFactory,
+    UserFactory,
+    WorkspaceFactory,
+)
 
 pytestmark = pytest.mark.django_db
 BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
 
 
-def test_a_logged_call_lands_on_the_timeline(workspace, owner):
-    contact = ContactFactory(workspace=workspace)
+# --- Calls ------------------------------------------------------------------------------
+
+
+def test_a_logged_call_lands_on_the_contacts_timeline(workspace, owner):
+    company = CompanyFactory(workspace=workspace)
+    contact = ContactFactory(workspace=workspace, company=company)
+    deal = DealFactory(workspace=workspace)
     call = meetings.log_call(
         workspace=workspace,
         contact=contact,
         outcome="voicemail",
+        direction="inbound",
         duration_minutes=2,
         notes="<script>x</script>Call back Friday",
+        deal=deal,
         logged_by=owner,
     )
     assert "<script>" not in call.notes and "Call back Friday" in call.notes
-    event = Event.objects.for_workspace(workspace).get(kind="contact.call_logged")
-    assert event.contact_id == contact.pk and event.properties["outcome"] == "Left voicemail"
-    with pytest.raises(meetings.CrossWorkspaceReference):
-        meetings.log_call(
-            workspace=workspace,
-            contact=ContactFactory(workspace=WorkspaceFactory()),
-            outcome="busy",
-        )
+    assert (call.company, call.deal, call.direction) == (company, deal, "inbound")
+    event = Event.objects.for_workspace(workspace).get(kind="call.logged")
+    assert event.contact_id == contact.pk and event.actor == owner
+    assert (event.source_type, event.source_id) == ("crm.call", str(call.pk))
+    assert event.properties == {
+        "outcome": "voicemail",
+        "outcome_label": "Left voicemail",
+        "direction": "inbound",
+        "minutes": 2,
+        "who": "Olivia Owner",
+    }
+    assert event_summary(event.properties) == "Left voicemail"
 
 
-def test_meetings_are_scheduled_and_their_outcome_recorded(workspace, owner):
-    ana, ben = ContactFactory(workspace=workspace), ContactFactory(workspace=workspace)
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"outcome": "maybe"}, "outcome"),
+        ({"direction": "sideways"}, "direction"),
+        ({"duration_minutes": -1}, "duration_minutes"),
+        ({"duration_minutes": 24 * 60 + 1}, "duration_minutes"),
+        ({"occurred_at": timezone.now() + timedelta(days=1)}, "occurred_at"),
+    ],
+)
+def test_a_call_with_a_bad_value_is_refused_and_not_recorded(workspace, values, field):
+    contact = ContactFactory(workspace=workspace)
+    with pytest.raises(meetings.CallInvalid) as caught:
+        meetings.log_call(workspace=workspace, contact=contact, **{"outcome": "busy", **values})
+    assert caught.value.field == field
+    assert not Call.objects.for_workspace(workspace).exists()
+    assert not Event.objects.for_workspace(workspace).filter(kind="call.logged").exists()
+
+
+def test_a_call_refuses_records_of_another_workspace(workspace):
+    other = WorkspaceFactory()
+    mine = ContactFactory(workspace=workspace)
+    for values in (
+        {"contact": ContactFactory(workspace=other)},
+        {"contact": mine, "company": CompanyFactory(workspace=other)},
+        {"contact": mine, "deal": DealFactory(workspace=other)},
+    ):
+        with pytest.raises(CrossWorkspaceReference):
+            meetings.log_call(workspace=workspace, outcome="busy", **values)
+    assert not Call.objects.for_workspace(workspace).exists()
+
+
+def test_a_call_is_corrected_and_deleted(workspace, owner):
+    call = CallFactory(workspace=workspace, outcome="no_answer", duration_minutes=0)
+    meetings.update_call(call=call, outcome="connected", duration_minutes=12, notes="<b>ok</b>")
+    call.refresh_from_db()
+    assert (call.outcome, call.duration_minutes, call.notes) == ("connected", 12, "<b>ok</b>")
+    with pytest.raises(meetings.CallInvalid):
+        meetings.update_call(call=call, outcome="later")
+    with pytest.raises(CrossWorkspaceReference):
+        meetings.update_call(call=call, deal=DealFactory(workspace=WorkspaceFactory()))
+    with pytest.raises(TypeError):
+        meetings.update_call(call=call, contact=ContactFactory(workspace=workspace))
+    meetings.delete_call(call=call)
+    assert not Call.objects.for_workspace(workspace).exists()
+    # The log keeps what was said at the time.
+    assert Event.objects.for_workspace(workspace).filter(kind="call.logged").count() == 1
+
+
+# --- Meetings ---------------------------------------------------------------------------
+
+
+def test_a_meeting_is_scheduled_with_its_attendees_and_outcome_recorded(workspace, owner):
+    company = CompanyFactory(workspace=workspace, name="Kontor")
+    ana = ContactFactory(workspace=workspace, company=company)
+    ben = ContactFactory(workspace=workspace)
     start = timezone.now() + timedelta(days=1)
-    with pytest.raises(meetings.MeetingInvalid, match="ends after it starts"):
-        meetings.schedule_meeting(
-            workspace=workspace, title="Demo", starts_at=start, ends_at=start, contacts=[ana]
-        )
     meeting = meetings.schedule_meeting(
         workspace=workspace,
-        title="Demo",
+        title=" Demo ",
         starts_at=start,
         ends_at=start + timedelta(hours=1),
-        contacts=[ana, ben],
+        contacts=[ben, ana],
         organizer=owner,
+        actor=owner,
     )
+    assert meeting.title == "Demo" and meeting.company == company  # from the first with one
     events = Event.objects.for_workspace(workspace)
-    assert sorted(
-        events.filter(kind="meeting.scheduled").values_list("contact_id", flat=True)
-    ) == sorted([ana.pk, ben.pk])
+    scheduled = events.filter(kind="meeting.scheduled")
+    assert sorted(scheduled.values_list("contact_id", flat=True)) == sorted([ana.pk, ben.pk])
+    assert scheduled.first().properties["who"] == "Olivia Owner"
     meetings.record_meeting_outcome(
         meeting=meeting, outcome="completed", notes="Signed up", actor=owner
     )
     meeting.refresh_from_db()
     assert meeting.outcome == "completed" and "Signed up" in meeting.description
-    assert events.filter(kind="contact.meeting_logged", contact_id=ana.pk).exists()
-    with pytest.raises(meetings.CrossWorkspaceReference):
-        meetings.schedule_meeting(
-            workspace=workspace,
-            title="X",
-            starts_at=start,
-            ends_at=start + timedelta(hours=1),
-            contacts=[ContactFactory(workspace=WorkspaceFactory())],
-        )
+    recorded = events.filter(kind="meeting.outcome_recorded", contact_id=ana.pk).get()
+    assert recorded.properties == {
+        "title": "Demo",
+        "outcome": "completed",
+        "outcome_label": "Completed",
+        "who": "Olivia Owner",
+    }
+    assert event_summary(recorded.properties) == "Demo · Completed"
+    with pytest.raises(meetings.MeetingInvalid):
+        meetings.record_meeting_outcome(meeting=meeting, outcome="went well")
 
 
-def test_month_grid_has_whole_weeks_and_marks_the_month():
-    first, last, month_start, month_end = meetings.month_bounds(date(2026, 2, 14))
-    assert (first, last) == (date(2026, 1, 26), date(2026, 3, 1))  # Monday to Sunday
-    assert (month_start, month_end) == (date(2026, 2, 1), date(2026, 2, 28))
-    assert meetings.week_bounds(date(2026, 3, 1)) == (date(2026, 2, 23), date(2026, 3, 1))
-
-
-def test_calendar_days_follow_the_time_zone_across_dst(workspace, owner):
-    # Europe/Berlin moves to summer time on 2026-03-29 at 02:00.
-    colleague = member(workspace, Role.SALES)
-    late = datetime(2026, 3, 28, 23, 30, tzinfo=BERLIN)  # 22:30 UTC
-    after = datetime(2026, 3, 29, 0, 30, tzinfo=BERLIN)  # 22:30 UTC the day before, too
-    contact = ContactFactory(workspace=workspace)
-    for title, start in (("Late", late), ("After midnight", after)):
+@pytest.mark.parametrize(
+    ("title", "length", "field", "message"),
+    [
+        ("Demo", timedelta(0), "ends_at", "ends after it starts"),
+        ("Demo", timedelta(hours=-1), "ends_at", "ends after it starts"),
+        ("Demo", timedelta(days=8), "ends_at", "at most a week"),
+        ("  ", timedelta(hours=1), "title", "title"),
+    ],
+)
+def test_a_meeting_with_bad_times_or_no_title_is_refused(workspace, title, length, field, message):
+    start = timezone.now()
+    with pytest.raises(meetings.MeetingInvalid, match=message) as caught:
         meetings.schedule_meeting(
             workspace=workspace,
             title=title,
             starts_at=start,
-            ends_at=start + timedelta(minutes=20),
-            contacts=[contact],
-            organizer=owner,
+            ends_at=start + length,
+            contacts=[ContactFactory(workspace=workspace)],
         )
-    Task.objects.create(
-        workspace=workspace,
-        title="Mine",
-        assignee=owner,
-        due_at=datetime(2026, 3, 30, 9, 0, tzinfo=BERLIN),
+    assert caught.value.field == field
+    assert not Meeting.objects.for_workspace(workspace).exists()
+
+
+def test_the_database_also_refuses_a_meeting_that_ends_before_it_starts(workspace):
+    start = timezone.now()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Meeting.objects.create(workspace=workspace, title="X", starts_at=start, ends_at=start)
+
+
+def test_a_meeting_refuses_records_and_people_of_another_workspace(workspace):
+    other = WorkspaceFactory()
+    outsider = UserFactory()  # a member of no workspace
+    start = timezone.now()
+    mine = [ContactFactory(workspace=workspace)]
+    for values in (
+        {"contacts": [ContactFactory(workspace=other)]},
+        {"contacts": mine, "company": CompanyFactory(workspace=other)},
+        {"contacts": mine, "deal": DealFactory(workspace=other)},
+        {"contacts": mine, "organizer": outsider},
+    ):
+        with pytest.raises(CrossWorkspaceReference):
+            meetings.schedule_meeting(
+                workspace=workspace,
+                title="X",
+                starts_at=start,
+                ends_at=start + timedelta(hours=1),
+                **values,
+            )
+    assert not Meeting.objects.for_workspace(workspace).exists()
+
+
+def test_updating_a_meeting_tells_only_new_attendees(workspace, owner):
+    ana, ben = ContactFactory(workspace=workspace), ContactFactory(workspace=workspace)
+    meeting = MeetingFactory(workspace=workspace, contacts=[ana], organizer=owner)
+    later = meeting.starts_at + timedelta(days=2)
+    meetings.update_meeting(
+        meeting=meeting,
+        contacts=[ana, ben],
+        starts_at=later,
+        ends_at=later + timedelta(minutes=30),
+        location="Room 4",
     )
-    Task.objects.create(
+    meeting.refresh_from_db()
+    assert meeting.starts_at == later and meeting.location == "Room 4"
+    assert set(meeting.contacts.all()) == {ana, ben}
+    scheduled = Event.objects.for_workspace(workspace).filter(kind="meeting.scheduled")
+    assert sorted(scheduled.values_list("contact_id", flat=True)) == sorted([ana.pk, ben.pk])
+    with pytest.raises(meetings.MeetingInvalid):
+        meetings.update_meeting(meeting=meeting, ends_at=meeting.starts_at)
+    with pytest.raises(CrossWorkspaceReference):
+        meetings.update_meeting(
+            meeting=meeting, contacts=[ContactFactory(workspace=WorkspaceFactory())]
+        )
+    meetings.delete_meeting(meeting=meeting)
+    assert not Meeting.objects.for_workspace(workspace).exists()
+
+
+# --- The calendar ---------------------------------------------------------------------
+
+
+def test_week_and_month_bounds_cross_months_and_years():
+    assert meetings.week_bounds(date(2026, 3, 1)) == (date(2026, 2, 23), date(2026, 3, 1))
+    assert meetings.week_bounds(date(2026, 12, 31)) == (date(2026, 12, 28), date(2027, 1, 3))
+    first, last, month_start, month_end = meetings.month_bounds(date(2026, 2, 14))
+    assert (first, last) == (date(2026, 1, 26), date(2026, 3, 1))  # Monday to Sunday
+    assert (month_start, month_end) == (date(2026, 2, 1), date(2026, 2, 28))
+    assert meetings.month_bounds(date(2028, 2, 29))[3] == date(2028, 2, 29)  # leap year
+    first, last, _, month_end = meetings.month_bounds(date(2026, 12, 5))
+    assert (first, last, month_end) == (date(2026, 11, 30), date(2027, 1, 3), date(2026, 12, 31))
+    # A month that starts on a Monday and ends on a Sunday is exactly its own grid.
+    first, last, _, _ = meetings.month_bounds(date(2027, 2, 10))
+    assert (first, last) == (date(2027, 2, 1), date(2027, 2, 28))
+
+
+def _meeting_at(workspace, owner, title, start, minutes=20):
+    return MeetingFactory(
         workspace=workspace,
-        title="Theirs",
-        assignee=colleague,
-        due_at=datetime(2026, 3, 30, 9, 0, tzinfo=BERLIN),
+        title=title,
+        starts_at=start,
+        ends_at=start.astimezone(UTC) + timedelta(minutes=minutes),
+        organizer=owner,
     )
+
+
+def test_days_follow_the_time_zone_into_summer_time(workspace, owner):
+    # Europe/Berlin moves to summer time on 2026-03-29 at 02:00 (the day has 23 hours).
+    _meeting_at(workspace, owner, "Late", datetime(2026, 3, 28, 23, 30, tzinfo=BERLIN))
+    _meeting_at(workspace, owner, "After midnight", datetime(2026, 3, 29, 0, 30, tzinfo=BERLIN))
+    _meeting_at(workspace, owner, "Last of Sunday", datetime(2026, 3, 29, 23, 45, tzinfo=BERLIN))
+    _meeting_at(workspace, owner, "Monday early", datetime(2026, 3, 30, 0, 15, tzinfo=BERLIN))
     days = meetings.calendar_days(
         workspace, first=date(2026, 3, 23), last=date(2026, 3, 29), zone=BERLIN, user=owner
     )
-    by_day = {d.day: ([m.title for m in d.meetings], [t.title for t in d.tasks]) for d in days}
-    assert by_day[date(2026, 3, 28)] == (["Late"], [])
-    assert by_day[date(2026, 3, 29)] == (["After midnight"], [])
-    later = meetings.calendar_days(
-        workspace, first=date(2026, 3, 30), last=date(2026, 4, 5), zone=BERLIN, user=None
+    by_day = {d.day: [m.title for m in d.meetings] for d in days}
+    assert by_day[date(2026, 3, 28)] == ["Late"]
+    assert by_day[date(2026, 3, 29)] == ["After midnight", "Last of Sunday"]
+    assert len(days) == 7 and sum(len(titles) for titles in by_day.values()) == 3
+    # The same moments seen from New York fall on other days.
+    seen_there = meetings.calendar_days(
+        workspace, first=date(2026, 3, 23), last=date(2026, 3, 29), zone=NEW_YORK, user=owner
     )
-    assert sorted(later[0].tasks, key=lambda t: t.title)[0].title == "Mine"
-    assert len(later[0].tasks) == 2
-    mine_only = meetings.calendar_days(
-        workspace, first=date(2026, 3, 30), last=date(2026, 4, 5), zone=BERLIN, user=owner
-    )
-    assert [t.title for t in mine_only[0].tasks] == ["Mine"]
+    there = {d.day: [m.title for m in d.meetings] for d in seen_there}
+    assert there[date(2026, 3, 28)] == ["Late", "After midnight"]
+    assert there[date(2026, 3, 29)] == ["Last of Sunday", "Monday early"]
 
 
-def test_pages(logged_in, workspace, owner, django_assert_max_num_queries):
-    workspace.time_zone = "Europe/Berlin"
-    workspace.save()
-    contact = ContactFactory(workspace=workspace, first_name="Lotte")
-    response = logged_in.post(
-        f"/calls/new/?contact={contact.pk}",
-        {
-            "outcome": "connected",
-            "direction": "outbound",
-            "occurred_at": "2026-03-02T10:00",
-            "duration_minutes": "5",
-            "notes": "Wants a quote",
-        },
-    )
-    assert response.url == f"/contacts/{contact.pk}/"
-    call = Call.objects.for_workspace(workspace).get()
-    assert call.occurred_at == datetime(2026, 3, 2, 10, 0, tzinfo=BERLIN)
-    assert "Call logged" in logged_in.get(f"/contacts/{contact.pk}/").content.decode()
-    bad = logged_in.post(
-        f"/meetings/new/?contact={contact.pk}",
-        {
-            "title": "Kick-off",
-            "starts_at": "2026-03-03T10:00",
-            "ends_at": "2026-03-03T09:00",
-            "organizer": owner.pk,
-            "contacts": [contact.pk],
-        },
-    )
-    assert "A meeting ends after it starts" in bad.content.decode()
-    logged_in.post(
-        f"/meetings/new/?contact={contact.pk}",
-        {
-            "title": "Kick-off",
-            "starts_at": "2026-03-03T10:00",
-            "ends_at": "2026-03-03T11:00",
-            "organizer": owner.pk,
-            "contacts": [contact.pk],
-        },
-    )
-    meeting = Meeting.objects.for_workspace(workspace).get()
-    for i in range(10):
-        Task.objects.create(
+def test_days_follow_the_time_zone_back_to_winter_time(workspace, owner):
+    # New York leaves summer time on 2026-11-01 at 02:00: 01:30 happens twice that night.
+    first_pass = datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK)  # 05:30 UTC
+    second_pass = datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK)  # 06:30 UTC
+    _meeting_at(workspace, owner, "First 1:30", first_pass)
+    _meeting_at(workspace, owner, "Second 1:30", second_pass)
+    _meeting_at(workspace, owner, "Last of Sunday", datetime(2026, 11, 1, 23, 50, tzinfo=NEW_YORK))
+    _meeting_at(workspace, owner, "Monday", datetime(2026, 11, 2, 0, 5, tzinfo=NEW_YORK))
+    # Twenty minutes after the second 01:30 is 01:50 on the wall, but "01:50" alone
+    # means the first pass, an hour earlier: that meeting would end before it starts.
+    with pytest.raises(meetings.MeetingInvalid, match="ends after it starts"):
+        meetings.schedule_meeting(
             workspace=workspace,
-            title=f"T{i}",
-            assignee=owner,
-            due_at=datetime(2026, 3, 4 + i, 9, 0, tzinfo=BERLIN),
+            title="Backwards",
+            starts_at=second_pass,
+            ends_at=datetime(2026, 11, 1, 1, 50, tzinfo=NEW_YORK),
+            contacts=[],
         )
-    with django_assert_max_num_queries(12):
-        month = logged_in.get(
-            "/calendar/", {"view": "month", "date": "2026-03-15"}
-        ).content.decode()
-    assert "March 2026" in month and "Kick-off" in month and "09:00 T9" in month
-    week = logged_in.get("/calendar/", {"date": "2026-03-03"}).content.decode()
-    assert "10:00 Kick-off" in week and "09:00 T9" not in week and "09:00 T0" in week
-    logged_in.post(f"/meetings/{meeting.pk}/outcome/", {"outcome": "no_show"})
-    meeting.refresh_from_db()
-    assert meeting.outcome == "no_show"
+    days = meetings.calendar_days(
+        workspace, first=date(2026, 10, 26), last=date(2026, 11, 1), zone=NEW_YORK, user=None
+    )
+    sunday = days[-1]
+    assert sunday.day == date(2026, 11, 1)
+    assert [m.title for m in sunday.meetings] == ["First 1:30", "Second 1:30", "Last of Sunday"]
 
 
-def test_api(api, workspace, owner):
-    contact = ContactFactory(workspace=workspace)
-    created = api.post(
-        "/api/v1/calls", {"contact_id": contact.pk, "outcome": "connected", "duration_minutes": 7}
+def test_month_grid_places_entries_across_month_boundaries(workspace, owner):
+    _meeting_at(workspace, owner, "Last of March", datetime(2026, 3, 31, 23, 30, tzinfo=BERLIN))
+    _meeting_at(workspace, owner, "First of April", datetime(2026, 4, 1, 0, 10, tzinfo=BERLIN))
+    _meeting_at(workspace, owner, "Too early", datetime(2026, 3, 29, 23, 0, tzinfo=BERLIN))
+    _meeting_at(workspace, owner, "Too late", datetime(2026, 5, 4, 0, 0, tzinfo=BERLIN))
+    # Began before the grid and still running: shown on its first day.
+    _meeting_at(
+        workspace, owner, "Offsite", datetime(2026, 3, 29, 18, 0, tzinfo=BERLIN), minutes=60 * 30
     )
-    assert created.status_code == 201, created.content
-    assert created.json()["outcome"] == "connected"
-    bad = api.post("/api/v1/calls", {"contact_id": contact.pk, "outcome": "maybe"})
-    assert bad.status_code == 422 and "outcome" in bad.json()["error"]["fields"]
-    listed = api.get("/api/v1/calls", contact_id=contact.pk).json()["items"]
-    assert [c["duration_minutes"] for c in listed] == [7]
-    meeting = api.post(
-        "/api/v1/meetings",
-        {
-            "title": "Review",
-            "starts_at": "2026-05-04T09:00:00Z",
-            "ends_at": "2026-05-04T10:00:00Z",
-            "organizer_id": owner.pk,
-            "contact_ids": [contact.pk],
-        },
+    first, last, month_start, month_end = meetings.month_bounds(date(2026, 4, 15))
+    assert (first, last) == (date(2026, 3, 30), date(2026, 5, 3))
+    days = meetings.calendar_days(
+        workspace,
+        first=first,
+        last=last,
+        zone=BERLIN,
+        user=owner,
+        in_range=(month_start, month_end),
+        today=date(2026, 4, 15),
     )
-    assert meeting.status_code == 201, meeting.content
-    body = meeting.json()
-    assert body["contact_ids"] == [contact.pk] and body["outcome"] == "scheduled"
-    backwards = api.post(
-        "/api/v1/meetings",
-        {"title": "X", "starts_at": "2026-05-04T10:00:00Z", "ends_at": "2026-05-04T09:00:00Z"},
-    )
-    assert backwards.status_code == 422 and "ends_at" in backwards.json()["error"]["fields"]
-    done = api.post(f"/api/v1/meetings/{body['id']}/outcome", {"outcome": "completed"})
-    assert done.json()["outcome"] == "completed"
-    window = api.get(
-        "/api/v1/meetings", after="2026-05-04T00:00:00Z", before="2026-05-05T00:00:00Z"
-    ).json()["items"]
-    assert [m["title"] for m in window] == ["Review"]
-    foreign = ContactFactory(workspace=WorkspaceFactory())
-    assert (
-        api.post("/api/v1/calls", {"contact_id": foreign.pk, "outcome": "busy"}).status_code == 422
-    )
-    assert api.delete(f"/api/v1/meetings/{body['id']}").status_code == 204
+    by_day = {d.day: d for d in days}
+    assert [m.title for m in by_day[date(2026, 3, 30)].meetings] == ["Offsite"]
+    assert [m.title for m in by_day[date(2026, 3, 31)].meetings] == ["Last of March"]
+    assert [m.title for m in by_day[date(2026, 4, 1)].meetings] == ["First of April"]
+    titles = {m.title for d in days for m in d.meetings}
+    assert "Too early" not in titles and "Too late" not in titles
+    assert not by_day[date(2026, 3, 31)].in_range and by_day[date(2026, 4, 1)].in_range
+    assert [d.day for d in days if d.is_today] == [date(2026, 4, 15)]
+    assert by_day[date(2026, 4, 2)].is_empty
+
+
+def test_whose_calendar(workspace, owner):
+    colleague = member(workspace, Role.SALES)
+    due = datetime(2026, 3, 30, 9, 0, tzinfo=BERLIN)
+    Task.objects.create(workspace=workspace, title="Mine", assignee=owner, due_at=due)
+    Task.objects.create(workspace=workspace, title="Theirs", assignee=colleague, due_at=due)
+    Task.objects.create(workspace=workspace, title="Someday", assignee=owner)
+    _meeting_at(workspace, owner, "My meeting", due)
+    _meeting_at(workspace, colleague, "Their meeting", due)
+    other = WorkspaceFactory()
+    Task.objects.create(workspace=other, title="Elsewhere", due_at=due)
+
+    def monday(user):
+        day = meetings.calendar_days(
+            workspace, first=date(2026, 3, 30), last=date(2026, 4, 5), zone=BERLIN, user=user
+        )[0]
+        return sorted(m.title for m in day.meetings), sorted(t.title for t in day.tasks)
+
+    assert monday(owner) == (["My meeting"], ["Mine"])
+    assert monday(colleague) == (["Their meeting"], ["Theirs"])
+    assert monday(None) == (["My meeting", "Their meeting"], ["Mine", "Theirs"])

@@ -27,6 +27,10 @@ DEALS_VIEW = "crm.view_deals"
 DEALS_EDIT = "crm.edit_deals"
 NOTES_VIEW = "crm.view_notes"
 TICKETS_VIEW = "crm.view_tickets"
+# Calls and meetings are the sales conversation itself (with notes), so the agency
+# role, which works on marketing only, neither sees nor logs them.
+CALLS_MEETINGS_VIEW = "crm.view_calls_and_meetings"
+CALLS_MEETINGS_EDIT = "crm.log_calls_and_meetings"
 MARKETING_EDIT = "marketing.edit"
 OUTBOX_VIEW = "mail.view_outbox"
 ACTIVITY_VIEW = "activity.view"
@@ -44,6 +48,8 @@ _EVERYTHING = frozenset(
         DEALS_EDIT,
         NOTES_VIEW,
         TICKETS_VIEW,
+        CALLS_MEETINGS_VIEW,
+        CALLS_MEETINGS_EDIT,
         MARKETING_EDIT,
         OUTBOX_VIEW,
         ACTIVITY_VIEW,
@@ -54,7 +60,17 @@ _EVERYTHING = frozenset(
         DATA_EXPORT,
     }
 )
-_TEAM = frozenset({CONTACTS_VIEW, CONTACTS_EDIT, NOTES_VIEW, OUTBOX_VIEW, ACTIVITY_VIEW})
+_TEAM = frozenset(
+    {
+        CONTACTS_VIEW,
+        CONTACTS_EDIT,
+        NOTES_VIEW,
+        CALLS_MEETINGS_VIEW,
+        CALLS_MEETINGS_EDIT,
+        OUTBOX_VIEW,
+        ACTIVITY_VIEW,
+    }
+)
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OWNER: _EVERYTHING,

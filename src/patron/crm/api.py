@@ -740,6 +740,7 @@ def delete_custom_field(request: ApiRequest, custom_field_id: int) -> Status:
 class CallOut(Schema):
     id: int
     contact_id: int
+    company_id: int | None
     deal_id: int | None
     direction: str
     outcome: str
@@ -756,6 +757,18 @@ class CallIn(Schema):
     occurred_at: datetime | None = None
     duration_minutes: int = Field(0, ge=0, le=24 * 60)
     notes: str = Field("", max_length=20_000)
+    company_id: int | None = None
+    deal_id: int | None = None
+
+
+class CallPatch(Schema):
+    outcome: CallOutcome | None = None
+    direction: CallDirection | None = None
+    occurred_at: datetime | None = None
+    duration_minutes: int | None = Field(None, ge=0, le=24 * 60)
+    notes: str | None = Field(None, max_length=20_000)
+    company_id: int | None = None
+    deal_id: int | None = None
 
 
 class MeetingOut(Schema):
@@ -767,7 +780,10 @@ class MeetingOut(Schema):
     description: str
     organizer_id: int | None
     contact_ids: list[int]
+    company_id: int | None
+    deal_id: int | None
     outcome: str
+    created_at: datetime
 
     @staticmethod
     def resolve_contact_ids(meeting: Meeting) -> list[int]:
@@ -782,6 +798,21 @@ class MeetingIn(Schema):
     description: str = Field("", max_length=20_000)
     organizer_id: int | None = None
     contact_ids: list[int] = Field(default_factory=list, max_length=100)
+    company_id: int | None = None
+    deal_id: int | None = None
+
+
+class MeetingPatch(Schema):
+    title: str | None = Field(None, min_length=1, max_length=200)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    location: str | None = Field(None, max_length=300)
+    description: str | None = Field(None, max_length=20_000)
+    organizer_id: int | None = None
+    contact_ids: list[int] | None = Field(None, max_length=100)
+    company_id: int | None = None
+    deal_id: int | None = None
+    outcome: MeetingOutcome | None = None
 
 
 class MeetingOutcomeIn(Schema):
@@ -801,22 +832,52 @@ class MeetingPage(Schema):
 
 class DateRangeFilters(Schema):
     contact_id: int | None = None
-    after: datetime | None = None
-    before: datetime | None = None
+    company_id: int | None = None
+    deal_id: int | None = None
+    after: datetime | None = Field(None, description="From this moment (inclusive).")
+    before: datetime | None = Field(None, description="Until this moment (exclusive).")
     cursor: str | None = None
     limit: int = 50
 
 
-def _meeting_errors(exc: Exception, field: str = "__all__") -> ApiError:
-    name = getattr(exc, "field", field)
-    return ApiError(422, "invalid", str(exc), {name: [str(exc)]})
+def _date_range(filters: DateRangeFilters) -> None:
+    if filters.after and filters.before and filters.before <= filters.after:
+        raise ApiError(
+            422, "invalid", "before must be later than after.", {"before": ["not after 'after'"]}
+        )
+
+
+def _activity_references(request: ApiRequest, data: dict[str, Any]) -> dict[str, Any]:
+    """company_id/owner_id/deal_id into rows of this workspace, or a 422 naming the field."""
+    values = _references(request, data)
+    if "deal_id" in values:
+        deal_id = values.pop("deal_id")
+        deal = None
+        if deal_id is not None:
+            deal = Deal.objects.for_workspace(request.workspace).filter(pk=deal_id).first()
+            if deal is None:
+                raise ApiError(
+                    422,
+                    "invalid",
+                    "No deal with this id in the workspace.",
+                    {"deal_id": ["unknown deal"]},
+                )
+        values["deal"] = deal
+    return values
+
+
+def _calls(request: ApiRequest) -> QuerySet[Call]:
+    return Call.objects.for_workspace(request.workspace)
 
 
 @router.get("/calls", response=CallPage)
 def list_calls(request: ApiRequest, filters: Query[DateRangeFilters]) -> dict[str, Any]:
-    calls = Call.objects.for_workspace(request.workspace)
-    if filters.contact_id is not None:
-        calls = calls.filter(contact_id=filters.contact_id)
+    """Logged calls, newest first; ``after``/``before`` bound the time of the call."""
+    _date_range(filters)
+    calls = _calls(request)
+    for name in ("contact_id", "company_id", "deal_id"):
+        if getattr(filters, name) is not None:
+            calls = calls.filter(**{name: getattr(filters, name)})
     if filters.after:
         calls = calls.filter(occurred_at__gte=filters.after)
     if filters.before:
@@ -831,31 +892,47 @@ def create_call(request: ApiRequest, payload: CallIn) -> Status:
         raise ApiError(
             422, "invalid", "No contact with this id.", {"contact_id": ["unknown contact"]}
         )
-    data = payload.dict(exclude={"contact_id"})
-    call = meetings.log_call(workspace=request.workspace, contact=contact, **data)
+    values = _activity_references(request, payload.dict(exclude={"contact_id"}))
+    call = meetings.log_call(workspace=request.workspace, contact=contact, **values)
     return Status(201, call)
 
 
 @router.get("/calls/{call_id}", response=CallOut)
 def get_call(request: ApiRequest, call_id: int) -> Call:
-    return get_object_or_404(Call.objects.for_workspace(request.workspace), pk=call_id)
+    return get_object_or_404(_calls(request), pk=call_id)
+
+
+@router.patch("/calls/{call_id}", response=CallOut)
+def update_call(request: ApiRequest, call_id: int, payload: CallPatch) -> Call:
+    call = get_object_or_404(_calls(request), pk=call_id)
+    values = _activity_references(request, payload.dict(exclude_unset=True))
+    for name in ("outcome", "direction", "duration_minutes", "notes", "occurred_at"):
+        if name in values and values[name] is None:
+            raise ApiError(422, "invalid", f"{name} cannot be null.", {name: ["cannot be null"]})
+    return meetings.update_call(call=call, **values)
 
 
 @router.delete("/calls/{call_id}", response={204: None})
 def delete_call(request: ApiRequest, call_id: int) -> Status:
-    get_object_or_404(Call.objects.for_workspace(request.workspace), pk=call_id).delete()
+    meetings.delete_call(call=get_object_or_404(_calls(request), pk=call_id))
     return Status(204, None)
 
 
-def _meetings(request: ApiRequest) -> Any:
+def _meetings(request: ApiRequest) -> QuerySet[Meeting]:
     return Meeting.objects.for_workspace(request.workspace).prefetch_related("contacts")
 
 
 @router.get("/meetings", response=MeetingPage)
 def list_meetings(request: ApiRequest, filters: Query[DateRangeFilters]) -> dict[str, Any]:
+    """Meetings, newest first; ``after``/``before`` keep those that overlap the window."""
+    _date_range(filters)
     found = _meetings(request)
     if filters.contact_id is not None:
         found = found.filter(contacts=filters.contact_id)
+    if filters.company_id is not None:
+        found = found.filter(company_id=filters.company_id)
+    if filters.deal_id is not None:
+        found = found.filter(deal_id=filters.deal_id)
     if filters.after:
         found = found.filter(ends_at__gt=filters.after)
     if filters.before:
@@ -865,25 +942,42 @@ def list_meetings(request: ApiRequest, filters: Query[DateRangeFilters]) -> dict
 
 @router.post("/meetings", response={201: MeetingOut})
 def create_meeting(request: ApiRequest, payload: MeetingIn) -> Status:
-    values = _references(request, {"owner_id": payload.organizer_id})
-    try:
-        meeting = meetings.schedule_meeting(
-            workspace=request.workspace,
-            title=payload.title,
-            starts_at=payload.starts_at,
-            ends_at=payload.ends_at,
-            location=payload.location,
-            description=payload.description,
-            organizer=values["owner"],
-            contacts=_deal_contacts(request, payload.contact_ids),
-        )
-    except meetings.MeetingInvalid as exc:
-        raise _meeting_errors(exc) from exc
+    data = payload.dict(exclude={"contact_ids", "organizer_id"})
+    values = _activity_references(request, {**data, "owner_id": payload.organizer_id})
+    values["organizer"] = values.pop("owner")
+    meeting = meetings.schedule_meeting(
+        workspace=request.workspace,
+        contacts=_deal_contacts(request, payload.contact_ids),
+        **values,
+    )
     return Status(201, get_object_or_404(_meetings(request), pk=meeting.pk))
 
 
 @router.get("/meetings/{meeting_id}", response=MeetingOut)
 def get_meeting(request: ApiRequest, meeting_id: int) -> Meeting:
+    return get_object_or_404(_meetings(request), pk=meeting_id)
+
+
+@router.patch("/meetings/{meeting_id}", response=MeetingOut)
+def update_meeting(request: ApiRequest, meeting_id: int, payload: MeetingPatch) -> Meeting:
+    """Change the given fields; ``contact_ids`` replaces the attendees, ``outcome``
+    records the outcome (as ``POST .../outcome`` does)."""
+    meeting = get_object_or_404(_meetings(request), pk=meeting_id)
+    data = payload.dict(exclude_unset=True)
+    outcome = data.pop("outcome", None)
+    contact_ids = data.pop("contact_ids", None)
+    if "organizer_id" in data:
+        data["owner_id"] = data.pop("organizer_id")
+    for name in ("title", "starts_at", "ends_at", "location", "description"):
+        if name in data and data[name] is None:
+            raise ApiError(422, "invalid", f"{name} cannot be null.", {name: ["cannot be null"]})
+    values = _activity_references(request, data)
+    if "owner" in values:
+        values["organizer"] = values.pop("owner")
+    contacts = _deal_contacts(request, contact_ids) if contact_ids is not None else None
+    meetings.update_meeting(meeting=meeting, contacts=contacts, **values)
+    if outcome is not None and outcome != meeting.outcome:
+        meetings.record_meeting_outcome(meeting=meeting, outcome=outcome)
     return get_object_or_404(_meetings(request), pk=meeting_id)
 
 
@@ -898,7 +992,7 @@ def record_meeting_outcome(
 
 @router.delete("/meetings/{meeting_id}", response={204: None})
 def delete_meeting(request: ApiRequest, meeting_id: int) -> Status:
-    get_object_or_404(_meetings(request), pk=meeting_id).delete()
+    meetings.delete_meeting(meeting=get_object_or_404(_meetings(request), pk=meeting_id))
     return Status(204, None)
 
 

@@ -6,6 +6,8 @@ from typing import Any
 from django import forms
 from django.conf.locale import LANG_INFO
 from django.core.validators import validate_email
+from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from patron.core.models import User, Workspace
@@ -21,6 +23,7 @@ from patron.crm.models import (
     Deal,
     FieldType,
     LifecycleStage,
+    Meeting,
     MeetingOutcome,
     Pipeline,
     Stage,
@@ -383,6 +386,11 @@ class CustomFieldForm(forms.Form):
 
 
 class CallForm(forms.Form):
+    """Log a call. ``contacts`` offers a choice of person (from a company or deal
+    page; None when the contact is given); ``deals`` offers the deals to file it
+    under (None when there is no choice to make)."""
+
+    contact = forms.ModelChoiceField(label=_("With"), queryset=Contact.objects.none())
     outcome = forms.ChoiceField(label=_("Outcome"), choices=CallOutcome.choices)
     direction = forms.ChoiceField(
         label=_("Direction"), choices=CallDirection.choices, initial=CallDirection.OUTBOUND
@@ -395,6 +403,7 @@ class CallForm(forms.Form):
     duration_minutes = forms.IntegerField(
         label=_("Duration (minutes)"), min_value=0, max_value=24 * 60, initial=0
     )
+    deal = forms.ModelChoiceField(label=_("Deal"), queryset=Deal.objects.none(), required=False)
     notes = forms.CharField(
         label=_("Notes"),
         required=False,
@@ -402,28 +411,57 @@ class CallForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
     )
 
+    def __init__(
+        self,
+        *args: Any,
+        contacts: QuerySet[Contact] | None = None,
+        deals: QuerySet[Deal] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if contacts is None:
+            del self.fields["contact"]
+        else:
+            self.fields["contact"].queryset = contacts  # type: ignore[attr-defined]
+        if deals is None:
+            del self.fields["deal"]
+        else:
+            self.fields["deal"].queryset = deals  # type: ignore[attr-defined]
+
+
+def _datetime_field(label: Any, help_text: Any = "") -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=label,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text=help_text,
+    )
+
 
 class MeetingForm(forms.Form):
+    """Schedule or edit a meeting. ``deals`` is None for roles without deals."""
+
     title = forms.CharField(label=_("Title"), max_length=200)
-    starts_at = forms.DateTimeField(
-        label=_("Starts"),
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text=_("In your time zone."),
-    )
-    ends_at = forms.DateTimeField(
-        label=_("Ends"),
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-    )
+    starts_at = _datetime_field(_("Starts"), _("In your time zone."))
+    ends_at = _datetime_field(_("Ends"))
     location = forms.CharField(label=_("Place or link"), max_length=300, required=False)
     organizer = forms.ModelChoiceField(label=_("Organizer"), queryset=User.objects.none())
     contacts = forms.ModelMultipleChoiceField(
         label=_("With"), queryset=Contact.objects.none(), required=False
     )
+    company = forms.ModelChoiceField(
+        label=_("Company"), queryset=Company.objects.none(), required=False
+    )
+    deal = forms.ModelChoiceField(label=_("Deal"), queryset=Deal.objects.none(), required=False)
     description = forms.CharField(
-        label=_("Agenda"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+        label=_("Agenda"),
+        required=False,
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
 
-    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, workspace: Workspace, deals: QuerySet[Deal] | None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         organizer = _owner_field(workspace)
         organizer.label = _("Organizer")
@@ -432,11 +470,33 @@ class MeetingForm(forms.Form):
         self.fields["contacts"].queryset = (  # type: ignore[attr-defined]
             Contact.objects.for_workspace(workspace).order_by("last_name", "first_name")
         )
+        self.fields["company"].queryset = (  # type: ignore[attr-defined]
+            Company.objects.for_workspace(workspace).order_by("name")
+        )
+        if deals is None:
+            del self.fields["deal"]
+        else:
+            self.fields["deal"].queryset = deals  # type: ignore[attr-defined]
+
+    @staticmethod
+    def initial_for(meeting: Meeting) -> dict[str, Any]:
+        return {
+            "title": meeting.title,
+            "starts_at": timezone.localtime(meeting.starts_at),
+            "ends_at": timezone.localtime(meeting.ends_at),
+            "location": meeting.location,
+            "organizer": meeting.organizer_id,
+            "contacts": list(meeting.contacts.values_list("pk", flat=True)),
+            "company": meeting.company_id,
+            "deal": meeting.deal_id,
+            "description": meeting.description,
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         starts, ends = data.get("starts_at"), data.get("ends_at")
-        if starts and ends and ends <= starts:
+        # By timestamp: times of one zone compare by their wall clocks.
+        if starts and ends and ends.timestamp() <= starts.timestamp():
             self.add_error("ends_at", _("A meeting ends after it starts."))
         return data
 

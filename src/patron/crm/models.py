@@ -436,6 +436,8 @@ class Task(TenantModel):
             models.Index(
                 fields=["workspace", "assignee", "completed_at", "due_at"], name="task_todo"
             ),
+            # The calendar of everyone: the tasks due in a week or a month.
+            models.Index(fields=["workspace", "due_at"], name="task_due"),
             models.Index(
                 fields=["remind_at"],
                 name="task_reminder_due",
@@ -713,7 +715,9 @@ class Meeting(TenantModel):
         verbose_name = _("meeting")
         ordering = ["starts_at", "id"]
         indexes = [
-            models.Index(fields=["workspace", "organizer", "starts_at"], name="meeting_calendar")
+            models.Index(fields=["workspace", "organizer", "starts_at"], name="meeting_calendar"),
+            # Everyone's calendar and the API's date windows.
+            models.Index(fields=["workspace", "starts_at"], name="meeting_starts"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -50,11 +50,13 @@ urlpatterns = [
     path("calls/new/", views_meetings.call_create, name="call_create"),
     path("meetings/new/", views_meetings.meeting_create, name="meeting_create"),
     path("meetings/<int:meeting_id>/", views_meetings.meeting_detail, name="meeting_detail"),
+    path("meetings/<int:meeting_id>/edit/", views_meetings.meeting_edit, name="meeting_edit"),
     path(
         "meetings/<int:meeting_id>/outcome/",
         views_meetings.meeting_outcome,
         name="meeting_outcome",
     ),
+    path("meetings/<int:meeting_id>/delete/", views_meetings.meeting_delete, name="meeting_delete"),
     path("settings/assignment/", views_assignment.rule_list, name="assignment_rules"),
     path("settings/assignment/new/", views_assignment.rule_create, name="assignment_rule_create"),
     path(
@@ -125,6 +127,7 @@ urlpatterns = [
     path("notes/<int:note_id>/delete/", views.note_delete, name="note_delete"),
     path("tasks/", views.task_list, name="task_list"),
     path("tasks/new/", views.task_create, name="task_create"),
+    path("tasks/<int:task_id>/", views.task_detail, name="task_detail"),
     path("tasks/<int:task_id>/complete/", views.task_complete, name="task_complete"),
     path("companies/", list_views.company_list, name="company_list"),
     path("companies/bulk/", list_views.company_bulk, name="company_bulk"),

@@ -25,6 +25,7 @@ from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.roles import (
     ACTIVITY_VIEW,
+    CALLS_MEETINGS_VIEW,
     CONTACTS_EDIT,
     CONTACTS_VIEW,
     DEALS_EDIT,
@@ -33,7 +34,7 @@ from patron.core.roles import (
     SETTINGS_MANAGE,
     TICKETS_VIEW,
 )
-from patron.crm import custom_fields, selectors, services
+from patron.crm import custom_fields, meetings, selectors, services
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.forms import (
     CompanyForm,
@@ -89,6 +90,30 @@ def _notes(request: WorkspaceRequest, notes: Any) -> Any:
     return notes.select_related("author")[:50]
 
 
+def _calls_and_meetings(
+    request: WorkspaceRequest,
+    *,
+    contact: Contact | None = None,
+    company: Company | None = None,
+    deal: Deal | None = None,
+) -> dict[str, Any]:
+    """Recent calls and coming meetings of a record, or None for roles without them."""
+    if not request.membership.can(CALLS_MEETINGS_VIEW):
+        return {"calls": None, "upcoming_meetings": None}
+    row = contact or company or deal
+    assert row is not None
+    name = "contact" if contact else "company" if company else "deal"
+    calls = meetings.calls_for(request.workspace, contact=contact, company=company, deal=deal)
+    upcoming = meetings.meetings_for(
+        request.workspace, contact=contact, company=company, deal=deal
+    ).filter(ends_at__gte=timezone.now())
+    return {
+        "about": urlencode({name: row.pk}),
+        "calls": calls[:5],
+        "upcoming_meetings": upcoming[:5],
+    }
+
+
 def _custom_rows(request: WorkspaceRequest, record_: Contact | Company | Deal) -> Any:
     fields = services.field_definitions(request.workspace, record_._meta.model_name or "")
     return custom_fields.rows_for(fields, record_.custom)
@@ -114,7 +139,7 @@ def contact_detail(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
         "contact": contact,
         "custom_rows": _custom_rows(request, contact),
         "other_emails": contact.other_emails.all(),
-        "meetings": contact.meetings.filter(ends_at__gte=timezone.now()).order_by("starts_at")[:5],
+        **_calls_and_meetings(request, contact=contact),
         "tickets": contact.tickets.order_by("-created_at")[:10]
         if request.membership.can(TICKETS_VIEW)
         else None,
@@ -213,6 +238,7 @@ def company_detail(request: WorkspaceRequest, company_id: int) -> HttpResponse:
         "contacts": contacts,
         "tags": company.tags.all(),
         "notes": _notes(request, company.notes.all()),
+        **_calls_and_meetings(request, company=company),
         "tickets": company.tickets.select_related("contact").order_by("-created_at")[:10]
         if request.membership.can(TICKETS_VIEW)
         else None,
@@ -359,6 +385,7 @@ def deal_detail(request: WorkspaceRequest, deal_id: int) -> HttpResponse:
             "contacts": deal.contacts.order_by("last_name", "first_name"),
             "history": history,
             "move_form": MoveDealForm(deal=deal, initial={"stage": deal.stage_id}),
+            **_calls_and_meetings(request, deal=deal),
         },
     )
 
@@ -641,6 +668,26 @@ def task_create(request: WorkspaceRequest) -> HttpResponse:
 
 def _task(request: WorkspaceRequest, task_id: int) -> Task:
     return get_object_or_404(Task.objects.for_workspace(request.workspace), pk=task_id)
+
+
+@workspace_view(CONTACTS_VIEW)
+def task_detail(request: WorkspaceRequest, task_id: int) -> HttpResponse:
+    """One task with what it is about (the calendar links here)."""
+    task = get_object_or_404(
+        Task.objects.for_workspace(request.workspace).select_related(
+            "assignee", "created_by", "contact", "company", "deal", "ticket"
+        ),
+        pk=task_id,
+    )
+    return render(
+        request,
+        "crm/task_detail.html",
+        {
+            "task": task,
+            "sees_deals": request.membership.can(DEALS_VIEW),
+            "sees_tickets": request.membership.can(TICKETS_VIEW),
+        },
+    )
 
 
 @workspace_view(CONTACTS_EDIT)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.http import urlencode
@@ -18,93 +22,237 @@ from django.views.decorators.http import require_POST
 from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.models import User
-from patron.core.roles import CONTACTS_EDIT, CONTACTS_VIEW
-from patron.crm import meetings
+from patron.core.roles import CALLS_MEETINGS_EDIT, CALLS_MEETINGS_VIEW, DEALS_VIEW
+from patron.crm import meetings, selectors
 from patron.crm.forms import CallForm, MeetingForm, MeetingOutcomeForm
-from patron.crm.models import Contact, Meeting
+from patron.crm.models import Company, Contact, Deal, Meeting
 
 
-def _contact_from_query(request: WorkspaceRequest) -> Contact | None:
-    value = request.GET.get("contact", "")
-    if not value.isdigit():
+@dataclass
+class Origin:
+    """The page a call or meeting is added from: a contact's, a company's or a deal's."""
+
+    contact: Contact | None = None
+    company: Company | None = None
+    deal: Deal | None = None
+
+    @property
+    def record(self) -> Contact | Company | Deal:
+        found = self.contact or self.company or self.deal
+        assert found is not None
+        return found
+
+    @property
+    def url(self) -> str:
+        if self.contact is not None:
+            return reverse("crm:contact_detail", args=[self.contact.pk])
+        if self.company is not None:
+            return reverse("crm:company_detail", args=[self.company.pk])
+        return reverse("crm:deal_detail", args=[self.record.pk])
+
+
+def _origin(request: WorkspaceRequest) -> Origin | None:
+    """The contact, company or deal named in the query string, if any."""
+    workspace = request.workspace
+    for name in ("contact", "company", "deal"):
+        value = request.GET.get(name, "")
+        if not value.isdigit():
+            continue
+        if name == "contact":
+            contact = get_object_or_404(
+                Contact.objects.for_workspace(workspace).select_related("company"), pk=int(value)
+            )
+            return Origin(contact=contact)
+        if name == "company":
+            return Origin(
+                company=get_object_or_404(Company.objects.for_workspace(workspace), pk=int(value))
+            )
+        if not request.membership.can(DEALS_VIEW):
+            raise PermissionDenied
+        deal = get_object_or_404(
+            Deal.objects.for_workspace(workspace).select_related("company"), pk=int(value)
+        )
+        return Origin(deal=deal)
+    return None
+
+
+def _deal_choices(request: WorkspaceRequest) -> QuerySet[Deal] | None:
+    """Deals a meeting may be filed under, or None for roles that do not see deals."""
+    if not request.membership.can(DEALS_VIEW):
         return None
-    return get_object_or_404(
-        Contact.objects.for_workspace(request.workspace).select_related("company"),
-        pk=int(value),
+    return Deal.objects.for_workspace(request.workspace).order_by("name")
+
+
+# --- Calls --------------------------------------------------------------------------
+
+
+@workspace_view(CALLS_MEETINGS_EDIT)
+def call_create(request: WorkspaceRequest) -> HttpResponse:
+    """Log a call from a contact's page, or with one of a company's or a deal's people."""
+    origin = _origin(request)
+    if origin is None:
+        messages.error(request, _("Log a call from a contact's, company's or deal's page."))
+        return redirect("crm:contact_list")
+    sees_deals = request.membership.can(DEALS_VIEW)
+    contacts: QuerySet[Contact] | None = None
+    deals: QuerySet[Deal] | None = None
+    if origin.contact is not None:
+        deals = origin.contact.deals.order_by("name") if sees_deals else None
+    elif origin.company is not None:
+        contacts = selectors.company_contacts(origin.company)
+        deals = origin.company.deals.order_by("name") if sees_deals else None
+    elif origin.deal is not None:
+        contacts = origin.deal.contacts.order_by("last_name", "first_name")
+    initial = {"occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M")}
+    form = CallForm(request.POST or None, initial=initial, contacts=contacts, deals=deals)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        contact = origin.contact or data["contact"]
+        try:
+            meetings.log_call(
+                workspace=request.workspace,
+                contact=contact,
+                company=origin.company or (origin.deal.company if origin.deal else None),
+                deal=origin.deal or data.get("deal"),
+                outcome=data["outcome"],
+                direction=data["direction"],
+                occurred_at=data["occurred_at"],
+                duration_minutes=data["duration_minutes"],
+                notes=data["notes"],
+                logged_by=request.user,
+            )
+        except meetings.CallInvalid as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            messages.success(request, _("Call with %(name)s logged.") % {"name": contact})
+            return redirect(origin.url)
+    return render(
+        request,
+        "crm/call_form.html",
+        {"form": form, "origin": origin, "no_contacts": contacts is not None and not contacts},
     )
 
 
-@workspace_view(CONTACTS_EDIT)
-def call_create(request: WorkspaceRequest) -> HttpResponse:
-    contact = _contact_from_query(request)
-    if contact is None:
-        messages.error(request, _("Log a call from the contact's page."))
-        return redirect("crm:contact_list")
-    initial = {"occurred_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M")}
-    form = CallForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        meetings.log_call(
-            workspace=request.workspace,
-            contact=contact,
-            logged_by=request.user,
-            **form.cleaned_data,
-        )
-        messages.success(request, _("Call logged."))
-        return redirect("crm:contact_detail", contact_id=contact.pk)
-    return render(request, "crm/call_form.html", {"form": form, "contact": contact})
+# --- Meetings -----------------------------------------------------------------------
 
 
-@workspace_view(CONTACTS_EDIT)
+def _meeting_values(form: MeetingForm) -> dict[str, Any]:
+    data = form.cleaned_data
+    values = {
+        name: data[name]
+        for name in ("title", "starts_at", "ends_at", "location", "description", "organizer")
+    }
+    values["company"] = data["company"]
+    if "deal" in form.fields:
+        values["deal"] = data["deal"]
+    return values
+
+
+@workspace_view(CALLS_MEETINGS_EDIT)
 def meeting_create(request: WorkspaceRequest) -> HttpResponse:
-    contact = _contact_from_query(request)
-    initial: dict[str, Any] = {"organizer": request.user}
-    if contact is not None:
-        initial["contacts"] = [contact]
-    if request.GET.get("day") and parse_date(request.GET["day"]):
-        initial["starts_at"] = f"{request.GET['day']}T10:00"
-        initial["ends_at"] = f"{request.GET['day']}T10:30"
-    form = MeetingForm(request.POST or None, workspace=request.workspace, initial=initial)
+    """Schedule a meeting from a contact, company or deal page, or from the calendar."""
+    origin = _origin(request)
+    initial: dict[str, Any] = {"organizer": request.user.pk}
+    if origin is not None and origin.contact is not None:
+        initial["contacts"] = [origin.contact.pk]
+        initial["company"] = origin.contact.company_id
+    elif origin is not None and origin.company is not None:
+        initial["company"] = origin.company.pk
+    elif origin is not None and origin.deal is not None:
+        initial["contacts"] = list(origin.deal.contacts.values_list("pk", flat=True))
+        initial["company"] = origin.deal.company_id
+        initial["deal"] = origin.deal.pk
+    day = parse_date(request.GET.get("day", "") or "")
+    if day is not None:
+        initial["starts_at"] = f"{day.isoformat()}T10:00"
+        initial["ends_at"] = f"{day.isoformat()}T10:30"
+    form = MeetingForm(
+        request.POST or None,
+        workspace=request.workspace,
+        deals=_deal_choices(request),
+        initial=initial,
+    )
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
             meeting = meetings.schedule_meeting(
                 workspace=request.workspace,
-                title=data["title"],
-                starts_at=data["starts_at"],
-                ends_at=data["ends_at"],
-                contacts=list(data["contacts"]),
-                organizer=data["organizer"],
-                location=data["location"],
-                description=data["description"],
+                contacts=list(form.cleaned_data["contacts"]),
                 actor=request.user,
+                **_meeting_values(form),
             )
         except meetings.MeetingInvalid as exc:
-            form.add_error(exc.field, str(exc))
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
             messages.success(request, _("Meeting scheduled."))
             return redirect("crm:meeting_detail", meeting_id=meeting.pk)
-    return render(request, "crm/meeting_form.html", {"form": form, "contact": contact})
+    cancel_url = origin.url if origin is not None else reverse("crm:calendar")
+    return render(
+        request,
+        "crm/meeting_form.html",
+        {"form": form, "origin": origin, "meeting": None, "cancel_url": cancel_url},
+    )
 
 
 def _meeting(request: WorkspaceRequest, meeting_id: int) -> Meeting:
     return get_object_or_404(
-        Meeting.objects.for_workspace(request.workspace).select_related("organizer"),
+        Meeting.objects.for_workspace(request.workspace).select_related(
+            "organizer", "company", "deal"
+        ),
         pk=meeting_id,
     )
 
 
-@workspace_view(CONTACTS_VIEW)
+@workspace_view(CALLS_MEETINGS_VIEW)
 def meeting_detail(request: WorkspaceRequest, meeting_id: int) -> HttpResponse:
     meeting = _meeting(request, meeting_id)
     form = MeetingOutcomeForm(initial={"outcome": meeting.outcome})
     return render(
         request,
         "crm/meeting_detail.html",
-        {"meeting": meeting, "contacts": meeting.contacts.order_by("last_name"), "form": form},
+        {
+            "meeting": meeting,
+            "contacts": meeting.contacts.order_by("last_name", "first_name"),
+            "form": form,
+            "sees_deals": request.membership.can(DEALS_VIEW),
+        },
     )
 
 
-@workspace_view(CONTACTS_EDIT)
+@workspace_view(CALLS_MEETINGS_EDIT)
+def meeting_edit(request: WorkspaceRequest, meeting_id: int) -> HttpResponse:
+    meeting = _meeting(request, meeting_id)
+    form = MeetingForm(
+        request.POST or None,
+        workspace=request.workspace,
+        deals=_deal_choices(request),
+        initial=MeetingForm.initial_for(meeting),
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            meetings.update_meeting(
+                meeting=meeting,
+                actor=request.user,
+                contacts=list(form.cleaned_data["contacts"]),
+                **_meeting_values(form),
+            )
+        except meetings.MeetingInvalid as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            messages.success(request, _("Meeting saved."))
+            return redirect("crm:meeting_detail", meeting_id=meeting.pk)
+    return render(
+        request,
+        "crm/meeting_form.html",
+        {
+            "form": form,
+            "origin": None,
+            "meeting": meeting,
+            "cancel_url": reverse("crm:meeting_detail", args=[meeting.pk]),
+        },
+    )
+
+
+@workspace_view(CALLS_MEETINGS_EDIT)
 @require_POST
 def meeting_outcome(request: WorkspaceRequest, meeting_id: int) -> HttpResponse:
     meeting = _meeting(request, meeting_id)
@@ -117,24 +265,40 @@ def meeting_outcome(request: WorkspaceRequest, meeting_id: int) -> HttpResponse:
     return redirect("crm:meeting_detail", meeting_id=meeting.pk)
 
 
-@workspace_view(CONTACTS_VIEW)
+@workspace_view(CALLS_MEETINGS_EDIT)
+@require_POST
+def meeting_delete(request: WorkspaceRequest, meeting_id: int) -> HttpResponse:
+    meeting = _meeting(request, meeting_id)
+    day = timezone.localtime(meeting.starts_at).date()
+    meetings.delete_meeting(meeting=meeting, actor=request.user)
+    messages.success(request, _("Meeting deleted."))
+    return redirect(f"{reverse('crm:calendar')}?{urlencode({'date': day.isoformat()})}")
+
+
+# --- The calendar -------------------------------------------------------------------
+
+
+def _calendar_member(request: WorkspaceRequest, who: str) -> tuple[str, User | None]:
+    """("me" | "all" | a member's id, the user to narrow to or None for everyone)."""
+    if who == "all":
+        return who, None
+    if who.isdigit():
+        member = User.objects.filter(
+            pk=int(who), memberships__workspace=request.workspace, memberships__is_active=True
+        ).first()
+        if member is not None:
+            return who, member
+    return "me", request.user
+
+
+@workspace_view(CALLS_MEETINGS_VIEW)
 def calendar(request: WorkspaceRequest) -> HttpResponse:
-    """Week or month of meetings and due tasks, in the workspace's time zone."""
+    """A week or a month of meetings and due tasks, in the workspace's time zone."""
     zone = ZoneInfo(request.workspace.time_zone or "UTC")
     today = timezone.now().astimezone(zone).date()
-    day = parse_date(request.GET.get("date", "")) or today
+    day = parse_date(request.GET.get("date", "") or "") or today
     mode = "month" if request.GET.get("view") == "month" else "week"
-    who = request.GET.get("user", "me")
-    user: User | None = request.user
-    if who == "all":
-        user = None
-    elif who.isdigit():
-        user = (
-            User.objects.filter(
-                pk=int(who), memberships__workspace=request.workspace, memberships__is_active=True
-            ).first()
-            or request.user
-        )
+    who, user = _calendar_member(request, request.GET.get("user", "me"))
     if mode == "week":
         first, last = meetings.week_bounds(day)
         bounds = (first, last)
@@ -145,7 +309,13 @@ def calendar(request: WorkspaceRequest) -> HttpResponse:
         previous = (month_start - timedelta(days=1)).replace(day=1)
         following = month_end + timedelta(days=1)
     days = meetings.calendar_days(
-        request.workspace, first=first, last=last, zone=zone, user=user, in_range=bounds
+        request.workspace,
+        first=first,
+        last=last,
+        zone=zone,
+        user=user,
+        in_range=bounds,
+        today=today,
     )
 
     def link(target: date, view: str = mode) -> str:
@@ -169,6 +339,6 @@ def calendar(request: WorkspaceRequest) -> HttpResponse:
             "today_url": link(today),
             "week_url": link(day, "week"),
             "month_url": link(day, "month"),
-            "zone": zone.key,
+            "zone": zone,
         },
     )

@@ -18,17 +18,22 @@ def kind_label(kind: str) -> str:
 def event_summary(properties: dict) -> str:
     """A short line from an event's properties for lists and timelines.
 
-    The headline (a subject, title, name, ...) comes first, then the changes
-    the event records, if any: "Printer jammed · status: Open → Solved".
+    The headline (a subject, title, name, ...) comes first, then an outcome
+    and the changes the event records, if any: "Printer jammed · status:
+    Open → Solved", "Quarterly review · Completed".
     """
     if not isinstance(properties, dict):
         return ""
     parts = []
-    for key in ("subject", "title", "url", "name", "outcome", "note", "form"):
+    for key in ("subject", "title", "url", "name", "note", "form"):
         value = properties.get(key)
         if value:
             parts.append(str(value)[:120])
             break
+    # An outcome (of a call, a meeting) follows its headline: "Demo · Completed".
+    outcome = properties.get("outcome_label") or properties.get("outcome")
+    if outcome:
+        parts.append(str(outcome)[:60])
     changes = properties.get("changes")
     if isinstance(changes, dict) and changes:
         parts.append(_changes_text(changes))
