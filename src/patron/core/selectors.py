@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from patron.core.models import ApiKey, AuditEntry, Invitation, Membership, TaskFailure, Workspace
+from patron.core.models import (
+    ApiKey,
+    AuditEntry,
+    Invitation,
+    Membership,
+    TaskFailure,
+    User,
+    Workspace,
+)
 
 
 def members(workspace: Workspace) -> QuerySet[Membership]:
     return (
         Membership.objects.for_workspace(workspace).select_related("user").order_by("user__email")
     )
+
+
+def active_users(workspace: Workspace | int) -> QuerySet[User]:
+    """The people who can act in the workspace now, by name: owners, assignees, organizers."""
+    return User.objects.filter(
+        memberships__workspace=workspace, memberships__is_active=True
+    ).order_by("name", "email")
 
 
 def open_invitations(workspace: Workspace) -> QuerySet[Invitation]:

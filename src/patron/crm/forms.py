@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from patron.core.models import User, Workspace
+from patron.core.selectors import active_users
 from patron.crm import custom_fields
 from patron.crm.custom_fields import FORM_PREFIX, CustomFieldInvalid
 from patron.crm.models import (
@@ -35,9 +36,7 @@ from patron.crm.models import (
 def _owner_field(workspace: Workspace) -> forms.ModelChoiceField:
     return forms.ModelChoiceField(
         label=_("Owner"),
-        queryset=User.objects.filter(
-            memberships__workspace=workspace, memberships__is_active=True
-        ).order_by("name", "email"),
+        queryset=active_users(workspace),
         required=False,
     )
 

@@ -34,6 +34,7 @@ from patron.core.roles import (
     DEALS_VIEW,
     SETTINGS_MANAGE,
 )
+from patron.core.selectors import active_users
 from patron.crm import custom_fields, selectors, services
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.models import (
@@ -269,9 +270,7 @@ def contact_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
         "tag": tag,
         "tags": selectors.tags(request.workspace),
         "owner": owner_param,
-        "members": User.objects.filter(
-            memberships__workspace=request.workspace, memberships__is_active=True
-        ).order_by("name", "email"),
+        "members": active_users(request.workspace),
         "sort": sort,
         "sorts": SORT_LABELS.items(),
         "custom_filters": [
@@ -507,9 +506,7 @@ def company_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
         "tag": tag,
         "tags": selectors.tags(request.workspace),
         "owner": owner_param,
-        "members": User.objects.filter(
-            memberships__workspace=request.workspace, memberships__is_active=True
-        ).order_by("name", "email"),
+        "members": active_users(request.workspace),
         "sort": sort,
         "sorts": COMPANY_SORTS.items(),
         "custom_filters": [
@@ -622,9 +619,7 @@ def deal_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
         ],
         "query": query,
         "query_string": urlencode({k: v for k, v in filters.items() if v}),
-        "members": User.objects.filter(
-            memberships__workspace=request.workspace, memberships__is_active=True
-        ).order_by("name", "email"),
+        "members": active_users(request.workspace),
         "current_view": view,
         "saved_views": _visible_views(request, "deal"),
         # The same order as query_string writes them, so the active view is marked.

@@ -16,6 +16,7 @@ from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.models import User, Workspace
 from patron.core.roles import SETTINGS_MANAGE
+from patron.core.selectors import active_users
 from patron.crm import assignment, custom_fields
 from patron.crm.models import AssignmentRule, AssignmentStrategy, CustomField, CustomFieldObject
 
@@ -52,9 +53,7 @@ class RuleForm(forms.Form):
 
     def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        members = User.objects.filter(
-            memberships__workspace=workspace, memberships__is_active=True
-        ).order_by("name", "email")
+        members = active_users(workspace)
         self.fields["user"].queryset = members  # type: ignore[attr-defined]
         self.fields["team"].queryset = members  # type: ignore[attr-defined]
         choices = [("", "—"), *[(k, str(v)) for k, v in assignment.CONDITION_FIELDS.items()]]

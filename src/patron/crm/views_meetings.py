@@ -23,6 +23,7 @@ from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.models import User
 from patron.core.roles import CALLS_MEETINGS_EDIT, CALLS_MEETINGS_VIEW, DEALS_VIEW
+from patron.core.selectors import active_users
 from patron.crm import meetings, selectors
 from patron.crm.forms import CallForm, MeetingForm, MeetingOutcomeForm
 from patron.crm.models import Company, Contact, Deal, Meeting
@@ -331,9 +332,7 @@ def calendar(request: WorkspaceRequest) -> HttpResponse:
             "range_start": bounds[0],
             "range_end": bounds[1],
             "who": who,
-            "members": User.objects.filter(
-                memberships__workspace=request.workspace, memberships__is_active=True
-            ).order_by("name", "email"),
+            "members": active_users(request.workspace),
             "previous_url": link(previous),
             "next_url": link(following),
             "today_url": link(today),

@@ -21,6 +21,7 @@ from patron.core.http import WorkspaceRequest
 from patron.core.models import User, Workspace
 from patron.core.paging import SeekPage
 from patron.core.roles import DATA_EXPORT, SETTINGS_MANAGE, TICKETS_VIEW
+from patron.core.selectors import active_users
 from patron.crm import custom_fields, selectors, tickets
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.forms import CustomFieldsForm
@@ -52,9 +53,7 @@ WEEKDAYS = [
 
 
 def _members(workspace: Workspace) -> Any:
-    return User.objects.filter(
-        memberships__workspace=workspace, memberships__is_active=True
-    ).order_by("name", "email")
+    return active_users(workspace)
 
 
 class TicketForm(CustomFieldsForm):
