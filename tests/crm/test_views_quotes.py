@@ -336,11 +336,7 @@ def test_tampered_tokens_and_drafts_are_not_found(deal):
 
 
 def test_the_public_page_speaks_the_workspaces_language(workspace, deal):
-    from django.conf import settings
-
-    other = next((code for code, _name in settings.LANGUAGES if code != "en"), None)
-    if other is None:
-        pytest.skip("only one language is available")
+    other = "id"  # one of settings.LANGUAGES besides English
     quote = quotes.send_quote(quote=make_quote(deal))
     workspace.language = other
     workspace.save()
