@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "patron.core",
     "patron.activity",
     "patron.crm",
+    "patron.audience",
     "patron.mail",
     "patron.api",
 ]
