@@ -48,6 +48,11 @@ MARKER = "zzsecretworkspacea"
 
 # How to make one row of a model in a workspace, carrying MARKER where it shows.
 ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
+    "audience.Segment": lambda ws: apps.get_model("audience", "Segment").objects.create(
+        workspace=ws,
+        name=f"{MARKER} segment",
+        definition={"match": "all", "conditions": []},
+    ),
     "core.Membership": lambda ws: MembershipFactory(
         workspace=ws, user=UserFactory(email=f"{MARKER}-member@example.com"), role="sales"
     ),

@@ -10,6 +10,7 @@ urlpatterns = [
     path("activity/", include("patron.activity.urls")),
     path("outbox/", include("patron.mail.urls")),
     path("", include("patron.crm.urls")),
+    path("", include("patron.audience.urls")),
     path("api/v1/", api.urls),
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False), name="api_docs"),
 ]

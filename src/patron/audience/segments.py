@@ -1046,3 +1046,22 @@ def referenced_ids(definition: dict[str, Any], key: str) -> Iterable[int]:
             yield from referenced_ids(child, key)
         elif child.get(key):
             yield int(child[key])
+
+
+def segment_filter(workspace: Workspace, value: str) -> tuple[Any, Q]:
+    """The saved segment a list or export is narrowed to (by id), and its ``Q``.
+
+    An unknown id, or a segment whose definition no longer runs, selects no one
+    rather than everyone.
+    """
+    from patron.audience.models import Segment
+
+    if not str(value).isdigit():
+        return None, Q()
+    segment = Segment.objects.for_workspace(workspace).filter(pk=int(value)).first()
+    if segment is None:
+        return None, Q(pk__in=[])
+    try:
+        return segment, compile_definition(workspace, segment.definition)
+    except SegmentInvalid:
+        return segment, Q(pk__in=[])

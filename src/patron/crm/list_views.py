@@ -183,6 +183,14 @@ def condition_chips(
     return chips
 
 
+def segment_chip(segment: Any, filters: dict[str, Any]) -> list[tuple[str, str]]:
+    """The "in segment" chip of a list narrowed to a segment, to show and remove."""
+    if segment is None:
+        return []
+    rest = {k: v for k, v in filters.items() if v and k != "segment"}
+    return [(_("In segment %(name)s") % {"name": segment.name}, urlencode(rest))]
+
+
 def _add_condition(params: dict[str, str]) -> None:
     """Turn the "add a condition" controls into a ``cf_<key>__<operator>`` parameter."""
     key = params.pop("cond_field", "")
@@ -250,8 +258,13 @@ def contact_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
         custom=conditions,
         sort=sort,
     )
+    from patron.audience.segments import segment_filter
+
+    segment, segment_q = segment_filter(request.workspace, params.get("segment", ""))
+    contacts = contacts.filter(segment_q)
     columns = _columns(params, fields)
     filters = {
+        "segment": str(segment.pk) if segment else "",
         "q": query,
         "stage": stage,
         "tag": tag,
@@ -281,19 +294,20 @@ def contact_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
         "custom_fields": {custom_fields.FORM_PREFIX + f.key: f for f in fields},
         "condition_fields": fields,
         "operators": custom_fields.OPERATOR_LABELS.items(),
-        "chips": condition_chips(fields, chosen, filters),
+        "chips": condition_chips(fields, chosen, filters) + segment_chip(segment, filters),
         "active_conditions": [
             (custom_fields.FORM_PREFIX + name, value)
             for name, value in chosen.items()
             if "__" in name
-        ],
+        ]
+        + ([("segment", filters["segment"])] if segment else []),
         "columns": columns,
         "column_choices": [
             *[(key, label) for key, (label, _value) in STANDARD_COLUMNS.items()],
             *[(custom_fields.FORM_PREFIX + f.key, f.label) for f in fields],
         ],
         "chosen_columns": {key for key, _label in columns},
-        "filtered": bool(query or stage or tag or chosen or owner_param),
+        "filtered": bool(query or stage or tag or chosen or owner_param or segment),
         "query_string": query_string,
         "current_view": view,
         "saved_views": _visible_views(request),
