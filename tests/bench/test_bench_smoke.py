@@ -20,6 +20,7 @@ import bench_activity_log  # noqa: E402
 import bench_contact_list  # noqa: E402
 import bench_generator  # noqa: E402
 import bench_import  # noqa: E402
+import bench_segments  # noqa: E402
 import common  # noqa: E402
 from generate import generate  # noqa: E402
 
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "activity_log": bench_activity_log,
     "import": bench_import,
     "contact_list": bench_contact_list,
+    "segments": bench_segments,
 }
 
 

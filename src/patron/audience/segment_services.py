@@ -45,6 +45,9 @@ from patron.crm.models import Contact
 CONSUMER = "audience.segments"
 # Events that cannot change a segment's membership (and that a refresh itself writes).
 IGNORED_KINDS = ("segment.entered", "segment.left")
+# Contacts re-evaluated per statement: their ids appear in the query once per
+# behaviour condition, well under SQLite's limit of 32,766 parameters.
+REFRESH_CHUNK = 4000
 
 
 class SegmentNameTaken(ValueError):
@@ -154,6 +157,7 @@ def refresh_segment(
     # One refresh of a segment at a time: the periodic one and the consumer may meet.
     segment = Segment.objects.for_workspace(workspace).select_for_update().get(pk=segment.pk)
     vocab = vocab or segments.vocabulary(workspace)
+    vocab.only_contacts = list(contact_ids) if contact_ids is not None else None
     try:
         query = segments.compile_definition(workspace, segment.definition, vocab=vocab)
     except segments.SegmentInvalid:
@@ -275,7 +279,7 @@ def refresh_for_contacts(workspace: Workspace, contact_ids: Iterable[int]) -> Re
         return Refresh()
     vocab = segments.vocabulary(workspace)
     for segment in Segment.objects.for_workspace(workspace).exclude(evaluated_at=None):
-        for chunk in _chunks(ids, 10_000):
+        for chunk in _chunks(ids, REFRESH_CHUNK):
             result = refresh_segment(segment, contact_ids=chunk, vocab=vocab)
             entered += result.entered
             left += result.left

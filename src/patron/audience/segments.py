@@ -291,6 +291,9 @@ class Vocabulary:
     lists: dict[int, str] = field(default_factory=dict)
     pipelines: dict[int, str] = field(default_factory=dict)
     users: dict[int, str] = field(default_factory=dict)
+    # When set, subqueries over events and deals look at these contacts only, so
+    # re-evaluating a few contacts does not aggregate the whole activity log.
+    only_contacts: list[int] | None = None
 
     @property
     def today(self) -> date:
@@ -905,6 +908,8 @@ def _deal_q(vocab: Vocabulary, node: dict[str, Any]) -> Q:
     )
     if node.get("pipeline"):
         totals = totals.filter(pipeline_id=node["pipeline"])
+    if vocab.only_contacts is not None:
+        totals = totals.filter(contacts__in=vocab.only_contacts)
     compare, value = node["compare"], node["value"]
     if compare == "between":
         totals = totals.filter(total__gte=value[0], total__lte=value[1])
@@ -918,6 +923,8 @@ def events_matching(vocab: Vocabulary, node: dict[str, Any]) -> QuerySet[Event]:
     events = Event.objects.for_workspace(vocab.workspace).filter(
         kind=node["kind"], contact_id__isnull=False
     )
+    if vocab.only_contacts is not None:
+        events = events.filter(contact_id__in=vocab.only_contacts)
     window = node["window"]
     if window["type"] == "last_days":
         events = events.filter(occurred_at__gte=vocab.now - timedelta(days=window["days"]))
