@@ -45,9 +45,8 @@ from patron.crm.models import Contact
 CONSUMER = "audience.segments"
 # Events that cannot change a segment's membership (and that a refresh itself writes).
 IGNORED_KINDS = ("segment.entered", "segment.left")
-# Contacts re-evaluated per statement: their ids appear in the query once per
-# behaviour condition, well under SQLite's limit of 32,766 parameters.
-REFRESH_CHUNK = 4000
+# Contacts re-evaluated per statement (their ids travel as one parameter).
+REFRESH_CHUNK = 20_000
 
 
 class SegmentNameTaken(ValueError):
@@ -170,8 +169,8 @@ def refresh_segment(
     members = members.filter(query) if query is not None else members.none()
     kept = SegmentMembership.objects.for_workspace(workspace).filter(segment=segment)
     if contact_ids is not None:
-        members = members.filter(pk__in=contact_ids)
-        kept = kept.filter(contact_id__in=contact_ids)
+        members = members.filter(pk__in_ids=contact_ids)
+        kept = kept.filter(contact_id__in_ids=contact_ids)
     newcomers = members.exclude(
         Exists(
             SegmentMembership.objects.for_workspace(workspace).filter(

@@ -8,7 +8,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from patron.core import signals  # noqa: F401  (login audit glue)
+        from patron.core import bulk, signals  # noqa: F401  (the in_ids lookup; login audit)
 
         # Every app's tasks.py registers its background and periodic tasks.
         autodiscover_modules("tasks")
