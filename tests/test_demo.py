@@ -89,3 +89,20 @@ def test_the_demo_has_a_quote_in_each_state(owner):
     assert statuses == set(QuoteStatus.values)
     kinds = set(Event.objects.for_workspace(workspace).values_list("kind", flat=True))
     assert {"quote.sent", "quote.accepted", "quote.declined", "quote.expired"} <= kinds
+
+
+def test_the_demo_has_segments_with_members(owner):
+    from patron.audience import segments
+    from patron.audience.models import Segment, SegmentMembership
+
+    workspace = seed_demo_workspace(owner=owner)
+    saved = Segment.objects.for_workspace(workspace).order_by("name")
+    assert saved.count() == 4
+    for segment in saved:
+        assert segment.evaluated_at is not None
+        # Memberships are what the definition selects today.
+        members = SegmentMembership.objects.for_workspace(workspace).filter(segment=segment)
+        assert segment.member_count == members.count()
+        assert segment.member_count == segments.count(workspace, segment.definition)
+    engaged = saved.get(name="Engaged Gold customers")
+    assert 0 < engaged.member_count < 251

@@ -22,7 +22,7 @@ from patron.core.models import Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import create_workspace
 from patron.crm import services as crm_services
-from patron.crm.models import Company, Contact, LifecycleStage
+from patron.crm.models import Company, Contact, LifecycleStage, Tag
 from patron.crm.services import (
     add_note,
     add_tags,
@@ -203,7 +203,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_calls_and_meetings(workspace, rng, owners=[owner, sales], now=now)
     _seed_tickets(workspace, rng, agents=[owner, sales], now=now)
     _seed_quotes(workspace, owner=owner, now=now)
-    del marketing
+    _seed_segments(workspace, author=marketing)
     return workspace
 
 
@@ -261,6 +261,64 @@ def _seed_tags_and_notes(workspace: Workspace, rng: random.Random, *, author: Us
         add_tags(record_=contact, names=rng.sample(INTERESTS, rng.randint(1, 2)))
     for contact in contacts[:20]:
         add_note(workspace=workspace, author=author, body=rng.choice(NOTES), contact=contact)
+
+
+def _seed_segments(workspace: Workspace, *, author: User) -> None:
+    """Segments of every kind of condition, evaluated so their counts show."""
+    from patron.audience import segment_services
+
+    pricing = Tag.objects.for_workspace(workspace).get(name="pricing-page")
+    definitions = {
+        "Engaged Gold customers": {
+            "match": "all",
+            "conditions": [
+                {"type": "field", "field": "custom.customer_tier", "op": "in", "value": ["Gold"]},
+                {
+                    "type": "event",
+                    "kind": "email.opened",
+                    "count": {"op": "at_least", "value": 1},
+                    "window": {"type": "last_days", "days": 30},
+                },
+            ],
+        },
+        "Pricing visitors without an open deal": {
+            "match": "all",
+            "conditions": [
+                {
+                    "match": "any",
+                    "conditions": [
+                        {"type": "tag", "op": "has", "tag": pricing.pk},
+                        {
+                            "type": "event",
+                            "kind": "page.viewed",
+                            "filters": [{"property": "url", "op": "contains", "value": "/pricing"}],
+                            "count": {"op": "at_least", "value": 2},
+                            "window": {"type": "last_days", "days": 90},
+                        },
+                    ],
+                },
+                {"type": "deal", "op": "has_no_open", "pipeline": None},
+            ],
+        },
+        "Birthdays this week": {
+            "match": "all",
+            "conditions": [
+                {"type": "field", "field": "birthday", "op": "anniversary_in_days", "value": 7}
+            ],
+        },
+        "Leads nobody owns": {
+            "match": "all",
+            "conditions": [
+                {"type": "field", "field": "lifecycle_stage", "op": "in", "value": ["lead", "mql"]},
+                {"type": "field", "field": "owner", "op": "empty"},
+            ],
+        },
+    }
+    for name, definition in definitions.items():
+        segment = segment_services.create_segment(
+            workspace=workspace, name=name, definition=definition, actor=author
+        )
+        segment_services.refresh_segment(segment)
 
 
 TASKS = [
