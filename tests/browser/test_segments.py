@@ -59,9 +59,15 @@ def test_build_a_behavioural_segment_and_export_it(page, tmp_path: Path):
     expect(page.locator("#r\\.2\\.1-field")).to_have_value("email")
     page.locator("#r\\.2\\.1-value").press_sequentially("zzz")
     expect(page.locator("#segment-total")).to_have_text("0")
+    # Emptying the value makes the condition invalid while typing: the count
+    # names it and the condition is marked; typing a value clears the mark.
     page.locator("#r\\.2\\.1-value").fill("")
+    page.locator("#r\\.2\\.1-value").press("Backspace")
+    expect(page.locator("#segment-invalid")).to_contain_text("Condition 2.1")
+    expect(page.locator("#condition-r\\.2\\.1")).to_have_attribute("aria-invalid", "true")
     page.locator("#r\\.2\\.1-value").press_sequentially("ann@")
     expect(page.locator("#segment-total")).to_have_text("1")
+    expect(page.locator(".segment-condition[aria-invalid]")).to_have_count(0)
     page.screenshot(path=str(tmp_path / "segment-builder.png"), full_page=True)
 
     page.get_by_label("Name", exact=True).fill("Engaged openers")

@@ -28,6 +28,22 @@
       box.checked = event.target.checked;
     });
   });
+  // The segment builder: when the live count comes back, mark the condition it
+  // names as invalid (data-invalid-condition) and clear marks it no longer names.
+  // (A whole builder swap carries the same marks, so syncing after any swap is safe.)
+  document.addEventListener("htmx:afterSwap", function () {
+    var count = document.getElementById("segment-count");
+    if (!count) return;
+    var invalid = count.getAttribute("data-invalid-condition");
+    document.querySelectorAll(".segment-condition").forEach(function (condition) {
+      var wrong = condition.id === invalid;
+      condition.classList.toggle("border-danger", wrong);
+      if (wrong) condition.setAttribute("aria-invalid", "true");
+      else condition.removeAttribute("aria-invalid");
+    });
+    var alert = document.getElementById("segment-error");
+    if (alert && !invalid) alert.remove();
+  });
   // The deal board: drag a card ([data-move-url]) onto a column ([data-stage-id]).
   // The "Move to" menu on each card does the same without a mouse.
   var dragged = null;
