@@ -89,3 +89,21 @@ def test_the_demo_has_a_quote_in_each_state(owner):
     assert statuses == set(QuoteStatus.values)
     kinds = set(Event.objects.for_workspace(workspace).values_list("kind", flat=True))
     assert {"quote.sent", "quote.accepted", "quote.declined", "quote.expired"} <= kinds
+
+
+def test_the_demo_has_lists_with_subscribers_in_every_status(owner):
+    from patron.audience.models import ConsentRecord, MailingList, Subscription
+
+    workspace = seed_demo_workspace(owner=owner)
+    assert MailingList.objects.for_workspace(workspace).count() == 3
+    assert MailingList.objects.for_workspace(workspace).filter(double_opt_in=True).exists()
+    subscriptions = Subscription.objects.for_workspace(workspace)
+    assert set(subscriptions.values_list("status", flat=True)) == {
+        "subscribed",
+        "pending",
+        "unsubscribed",
+        "cleaned",
+    }
+    records = ConsentRecord.objects.for_workspace(workspace)
+    assert records.count() >= subscriptions.count()
+    assert records.filter(source="confirmation", ip_address__isnull=False).count() == 3
