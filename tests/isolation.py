@@ -53,6 +53,7 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
         name=f"{MARKER} segment",
         definition={"match": "all", "conditions": []},
     ),
+    "audience.MailingList": lambda ws: _mailing_list(ws),
     "core.Membership": lambda ws: MembershipFactory(
         workspace=ws, user=UserFactory(email=f"{MARKER}-member@example.com"), role="sales"
     ),
@@ -386,3 +387,23 @@ def _quote(ws: Workspace) -> models.Model:
         contact=ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@quote.example"),
         terms=MARKER,
     )
+
+
+def _mailing_list(ws: Workspace) -> models.Model:
+    """A list of workspace A with a subscriber, a pending one and their consent records."""
+    from patron.audience import lists
+    from patron.audience.models import ConsentSource
+
+    mailing_list = lists.create_list(
+        workspace=ws,
+        name=f"{MARKER} list",
+        public_name=f"{MARKER} public",
+        description=MARKER,
+        double_opt_in=True,
+    )
+    consent = lists.Consent(source=ConsentSource.API, consent_text=MARKER)
+    subscriber = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@list.example")
+    lists.subscribe(mailing_list=mailing_list, contact=subscriber, consent=consent, confirmed=True)
+    waiting = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@wait.example")
+    lists.subscribe(mailing_list=mailing_list, contact=waiting, consent=consent)
+    return mailing_list

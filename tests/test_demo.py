@@ -106,3 +106,21 @@ def test_the_demo_has_segments_with_members(owner):
         assert segment.member_count == segments.count(workspace, segment.definition)
     engaged = saved.get(name="Engaged Gold customers")
     assert 0 < engaged.member_count < 251
+
+
+def test_the_demo_has_lists_with_subscribers_in_every_status(owner):
+    from patron.audience.models import ConsentRecord, MailingList, Subscription
+
+    workspace = seed_demo_workspace(owner=owner)
+    assert MailingList.objects.for_workspace(workspace).count() == 3
+    assert MailingList.objects.for_workspace(workspace).filter(double_opt_in=True).exists()
+    subscriptions = Subscription.objects.for_workspace(workspace)
+    assert set(subscriptions.values_list("status", flat=True)) == {
+        "subscribed",
+        "pending",
+        "unsubscribed",
+        "cleaned",
+    }
+    records = ConsentRecord.objects.for_workspace(workspace)
+    assert records.count() >= subscriptions.count()
+    assert records.filter(source="confirmation", ip_address__isnull=False).count() == 3

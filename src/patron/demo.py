@@ -203,8 +203,77 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_calls_and_meetings(workspace, rng, owners=[owner, sales], now=now)
     _seed_tickets(workspace, rng, agents=[owner, sales], now=now)
     _seed_quotes(workspace, owner=owner, now=now)
+    _seed_lists(workspace, actor=marketing)
     _seed_segments(workspace, author=marketing)
     return workspace
+
+
+def _seed_lists(workspace: Workspace, *, actor: User) -> None:
+    """Three lists, subscribers in every status, each with its consent history."""
+    from patron.audience import lists
+    from patron.audience.models import ConsentSource
+
+    ids = list(Contact.objects.for_workspace(workspace).order_by("pk").values_list("pk", flat=True))
+    newsletter = lists.create_list(
+        workspace=workspace,
+        name="Monthly newsletter",
+        public_name="Northwind monthly",
+        description="News, guides and offers, once a month.",
+        actor=actor,
+    )
+    lists.subscribe_contacts(
+        mailing_list=newsletter,
+        contacts=ids[:120],
+        consent=lists.Consent(
+            source=ConsentSource.IMPORT,
+            consent_text="Signed up on the website (newsletter box in the footer)",
+            actor=actor,
+        ),
+    )
+    manual = lists.Consent(source=ConsentSource.MANUAL, actor=actor)
+    lists.unsubscribe_contacts(mailing_list=newsletter, contacts=ids[:10], consent=manual)
+    lists.clean_contacts(
+        mailing_list=newsletter,
+        contacts=ids[10:14],
+        consent=lists.Consent(source=ConsentSource.BOUNCE, details={"reason": "mailbox unknown"}),
+    )
+    updates = lists.create_list(
+        workspace=workspace,
+        name="Product updates",
+        public_name="Northwind product updates",
+        description="What is new in the product, when it ships.",
+        double_opt_in=True,
+        actor=actor,
+    )
+    lists.subscribe_contacts(
+        mailing_list=updates,
+        contacts=ids[100:130],
+        consent=lists.Consent(
+            source=ConsentSource.API,
+            consent_text="Confirmed by email in the previous newsletter tool",
+        ),
+        confirmed=True,
+    )
+    form = lists.Consent(
+        source=ConsentSource.FORM,
+        consent_text="Yes, tell me about new features",
+        ip_address="198.51.100.23",
+        user_agent="Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) Firefox/128.0",
+    )
+    lists.subscribe_contacts(mailing_list=updates, contacts=ids[130:138], consent=form)
+    for contact_id in ids[130:133]:  # three of them confirmed by the link
+        lists.confirm_subscription(
+            token=lists.confirmation_token((workspace.pk, updates.pk, contact_id)),
+            ip_address="198.51.100.23",
+            user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 17_5) Mobile Safari",
+        )
+    events = lists.create_list(
+        workspace=workspace,
+        name="Event invitations",
+        description="Webinars and meet-ups near you.",
+        actor=actor,
+    )
+    lists.subscribe_contacts(mailing_list=events, contacts=ids[200:240], consent=manual)
 
 
 INTERESTS = ["ebook-crm-guide", "webinar-2026", "newsletter", "vip", "pricing-page", "trial"]

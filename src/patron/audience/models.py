@@ -17,6 +17,8 @@ last evaluation so entering and leaving can be recorded as events.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
@@ -155,6 +157,14 @@ class ConsentRecord(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.contact_id}: {self.status} ({self.source})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Consent records are appended, never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError("Consent records are kept; they are deleted only with their contact.")
 
 
 class SuppressionReason(models.TextChoices):

@@ -37,3 +37,17 @@ def refresh_segments() -> int:
     from patron.audience import segment_services
 
     return segment_services.refresh_all()
+
+
+@background_task
+def send_confirmation_emails(list_id: int, contact_ids: list[int]) -> int:
+    """Send a list's double opt-in email to those of the contacts still pending."""
+    from patron.audience import lists
+    from patron.audience.models import MailingList
+
+    mailing_list = (
+        MailingList.objects.unscoped().select_related("workspace").filter(pk=list_id).first()
+    )
+    if mailing_list is None:
+        return 0
+    return lists.send_confirmation_emails(mailing_list, contact_ids)

@@ -1,11 +1,13 @@
 from django.urls import path
 
-from patron.audience import views_segments
+from patron.audience import views_lists, views_segments
 from patron.core.tenancy import register_url_parameter
 
 app_name = "audience"
 
 register_url_parameter("segment_id", "audience.Segment")
+register_url_parameter("list_id", "audience.MailingList")
+register_url_parameter("contact_id", "crm.Contact")
 
 urlpatterns = [
     path("segments/", views_segments.segment_list, name="segment_list"),
@@ -16,5 +18,31 @@ urlpatterns = [
         "segments/<int:segment_id>/delete/",
         views_segments.segment_delete,
         name="segment_delete",
+    ),
+    path("lists/", views_lists.list_index, name="list_index"),
+    path("lists/new/", views_lists.list_new, name="list_new"),
+    path("lists/<int:list_id>/", views_lists.list_detail, name="list_detail"),
+    path("lists/<int:list_id>/edit/", views_lists.list_edit, name="list_edit"),
+    path("lists/<int:list_id>/delete/", views_lists.list_delete, name="list_delete"),
+    path("lists/<int:list_id>/search/", views_lists.list_contact_search, name="list_search"),
+    path("lists/<int:list_id>/add/", views_lists.list_add, name="list_add"),
+    path("lists/<int:list_id>/member/", views_lists.list_member_change, name="list_member"),
+    path("lists/<int:list_id>/resend/", views_lists.list_resend_all, name="list_resend"),
+    path("lists/<int:list_id>/export/", views_lists.list_export, name="list_export"),
+    path(
+        "contacts/<int:contact_id>/lists/subscribe/",
+        views_lists.contact_subscribe,
+        name="contact_subscribe",
+    ),
+    path(
+        "contacts/<int:contact_id>/lists/<int:list_id>/unsubscribe/",
+        views_lists.contact_unsubscribe,
+        name="contact_unsubscribe",
+    ),
+    # Public: the double opt-in link of the confirmation email.
+    path(
+        "subscribe/confirm/<str:token>/",
+        views_lists.subscription_confirm,
+        name="subscription_confirm",
     ),
 ]

@@ -563,12 +563,34 @@ def start_import(
     tags: list[str],
     update_existing: bool,
     actor: User | None = None,
+    subscribe_list: Any = None,
+    subscribe_confirmed: bool = False,
+    consent_text: str = "",
 ) -> ImportJob:
+    """Start the import; ``subscribe_list`` subscribes every imported contact (consent "import").
+
+    On a double opt-in list the contacts are pending and get the confirmation
+    email, unless ``subscribe_confirmed`` says they confirmed elsewhere, which
+    needs the ``consent_text`` they agreed to.
+    """
     if job.status != ImportStatus.MAPPING:
         raise ImportInvalid(_("This import has already started."))
     job.mapping = check_mapping(job, mapping)
     job.tags = [t.strip()[:60] for t in tags if t.strip()]
     job.update_existing = update_existing
+    if subscribe_list is not None:
+        if job.object_type != CustomFieldObject.CONTACT:
+            raise ImportInvalid(_("Only contacts can be subscribed to a list."))
+        if subscribe_list.workspace_id != job.workspace_id:
+            raise ImportInvalid(_("Choose a list of this workspace."))
+        consent_text = consent_text.strip()
+        if subscribe_confirmed and subscribe_list.double_opt_in and not consent_text:
+            raise ImportInvalid(
+                _("Say what the contacts agreed to (the consent text) to skip confirmation.")
+            )
+    job.subscribe_list = subscribe_list
+    job.subscribe_confirmed = subscribe_confirmed and subscribe_list is not None
+    job.consent_text = consent_text if subscribe_list is not None else ""
     job.status = ImportStatus.QUEUED
     job.save()
     from patron.crm.tasks import run_import_job
@@ -793,6 +815,34 @@ def _apply_contacts(job: ImportJob, rows: list[ParsedRow], result: BatchResult) 
         )
     result.created += len(created)
     result.updated += len(changed)
+    if job.subscribe_list_id:
+        _subscribe_to_list(job, [*created, *(contact.pk for _row, contact in changed)])
+
+
+def _subscribe_to_list(job: ImportJob, contact_ids: list[int]) -> None:
+    """Subscribe the batch's contacts to the job's list, set-based, as consent "import"."""
+    from patron.audience import lists
+    from patron.audience.models import ConsentSource, MailingList
+
+    mailing_list = (
+        MailingList.objects.for_workspace(job.workspace_id)
+        .select_related("workspace")
+        .filter(pk=job.subscribe_list_id)
+        .first()
+    )
+    if mailing_list is None or not contact_ids:
+        return  # the list was deleted meanwhile
+    lists.subscribe_contacts(
+        mailing_list=mailing_list,
+        contacts=contact_ids,
+        consent=lists.Consent(
+            source=ConsentSource.IMPORT,
+            consent_text=job.consent_text,
+            actor=job.created_by,
+            details={"import": job.pk, "file": job.file_name},
+        ),
+        confirmed=job.subscribe_confirmed and mailing_list.double_opt_in,
+    )
 
 
 def _set_changed(record_: Any, values: dict[str, Any], update_fields: set[str], now: Any) -> None:

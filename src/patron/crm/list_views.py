@@ -312,8 +312,15 @@ def contact_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
         "current_view": view,
         "saved_views": _visible_views(request),
         "built_in_views": [(label, urlencode(p)) for label, p in BUILT_IN_VIEWS],
+        "mailing_lists": _mailing_lists(request),
     }
     return contacts, context
+
+
+def _mailing_lists(request: WorkspaceRequest) -> Any:
+    from patron.audience.models import MailingList
+
+    return MailingList.objects.for_workspace(request.workspace).only("id", "name")
 
 
 @workspace_view(CONTACTS_VIEW)
@@ -450,10 +457,94 @@ def _bulk_done(request: WorkspaceRequest, action: str, changed: int) -> None:
     messages.success(request, text % {"count": changed})
 
 
+LIST_ACTIONS = {"list_add", "list_remove"}
+
+
+def _contact_list_action(request: WorkspaceRequest) -> HttpResponse:
+    """Add the ticked contacts (or the whole filtered list) to a list, or unsubscribe them."""
+    from patron.audience import lists
+    from patron.audience.models import ConsentSource, MailingList
+    from patron.core.signals import request_info
+
+    back = f"{reverse('crm:contact_list')}?{request.POST.get('query_string', '')}"
+    list_id = request.POST.get("mailing_list", "")
+    mailing_list = (
+        MailingList.objects.for_workspace(request.workspace)
+        .select_related("workspace")
+        .filter(pk=int(list_id) if list_id.isdigit() else 0)
+        .first()
+    )
+    if mailing_list is None:
+        messages.error(request, _("Choose a list."))
+        return redirect(back)
+    if request.POST.get("scope") == "all":
+        # The whole filtered list, as the list's own parameters select it: set-based.
+        filtered = QueryDict(request.POST.get("query_string", ""))
+        request.GET = filtered  # type: ignore[assignment]
+        contacts: Any = contact_query(request)[0]
+    else:
+        contacts = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+        if not contacts:
+            messages.error(request, _("Tick the contacts first, or choose every contact listed."))
+            return redirect(back)
+    info = request_info(request)
+    consent = lists.Consent(
+        source=ConsentSource.MANUAL,
+        ip_address=info.ip_address,
+        user_agent=info.user_agent,
+        actor=request.user,
+        details={"bulk": True},
+    )
+    names = {"list": mailing_list.name}
+    if request.POST.get("change") == "list_add":
+        outcome = lists.subscribe_contacts(
+            mailing_list=mailing_list, contacts=contacts, consent=consent
+        )
+        if outcome.status == "pending":
+            text = ngettext(
+                "%(count)d contact was sent the confirmation email for %(list)s.",
+                "%(count)d contacts were sent the confirmation email for %(list)s.",
+                outcome.count,
+            )
+        else:
+            text = ngettext(
+                "%(count)d contact subscribed to %(list)s.",
+                "%(count)d contacts subscribed to %(list)s.",
+                outcome.count,
+            )
+        messages.success(request, text % {**names, "count": outcome.count})
+        if outcome.opted_out:
+            messages.warning(
+                request,
+                ngettext(
+                    "%(count)d had unsubscribed or been cleaned and was left out.",
+                    "%(count)d had unsubscribed or been cleaned and were left out.",
+                    outcome.opted_out,
+                )
+                % {"count": outcome.opted_out},
+            )
+    else:
+        outcome = lists.unsubscribe_contacts(
+            mailing_list=mailing_list, contacts=contacts, consent=consent
+        )
+        messages.success(
+            request,
+            ngettext(
+                "%(count)d contact unsubscribed from %(list)s.",
+                "%(count)d contacts unsubscribed from %(list)s.",
+                outcome.count,
+            )
+            % {**names, "count": outcome.count},
+        )
+    return redirect(back)
+
+
 @workspace_view(CONTACTS_EDIT)
 @require_POST
 def contact_bulk(request: WorkspaceRequest) -> HttpResponseBase:
-    """Tag, assign, change the stage of, delete or export the ticked contacts."""
+    """Tag, assign, change the stage of, delete, export or (un)subscribe the ticked contacts."""
+    if request.POST.get("action") == "apply" and request.POST.get("change") in LIST_ACTIONS:
+        return _contact_list_action(request)
     bulk = _bulk_request(request, "crm:contact_list", stages=True)
     if bulk.problem:
         messages.error(request, bulk.problem)

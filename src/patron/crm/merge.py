@@ -191,6 +191,9 @@ def merge_contacts(
     )
 
     _move_links(workspace_id, other.pk, primary.pk)
+    from patron.audience.lists import move_subscriptions
+
+    move_subscriptions(workspace=workspace_id, from_contact_id=other.pk, to_contact_id=primary.pk)
     moved = move_contact_events(
         workspace=workspace_id, from_contact_id=other.pk, to_contact_id=primary.pk
     )

@@ -488,6 +488,17 @@ class ImportJob(TenantModel):
     mapping = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
     update_existing = models.BooleanField(_("update existing records"), default=True)
+    # Contacts imported (created or updated) are subscribed to this list, as consent "import".
+    subscribe_list = models.ForeignKey(
+        "audience.MailingList",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("subscribe to list"),
+    )
+    subscribe_confirmed = models.BooleanField(_("subscribers confirmed already"), default=False)
+    consent_text = models.TextField(_("consent text"), blank=True)
     status = models.CharField(
         max_length=20, choices=ImportStatus.choices, default=ImportStatus.MAPPING
     )

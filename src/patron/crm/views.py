@@ -152,6 +152,9 @@ def contact_detail(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
         .order_by("due_at"),
         **_timeline(request, [contact.pk]),
     }
+    from patron.audience.views_lists import contact_panel_context
+
+    context["lists_panel"] = contact_panel_context(request, contact)
     return render(request, "crm/contact_detail.html", context)
 
 

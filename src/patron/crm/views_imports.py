@@ -52,8 +52,39 @@ class MappingForm(forms.Form):
         initial=True,
     )
 
+    subscribe_list: forms.ModelChoiceField = forms.ModelChoiceField(
+        label=gettext_lazy("Subscribe the imported contacts to"),
+        queryset=None,
+        required=False,
+        empty_label=gettext_lazy("— No list —"),
+    )
+    subscribe_confirmed = forms.BooleanField(
+        label=gettext_lazy(
+            "They confirmed already (double opt-in done elsewhere): do not send the "
+            "confirmation email"
+        ),
+        required=False,
+    )
+    consent_text = forms.CharField(
+        label=gettext_lazy("What they agreed to (consent text)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=gettext_lazy(
+            "Kept in each contact's consent history; needed to skip the confirmation."
+        ),
+    )
+
     def __init__(self, *args: Any, job: ImportJob, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        from patron.audience.models import MailingList
+
+        if job.object_type == CustomFieldObject.CONTACT:
+            self.fields["subscribe_list"].queryset = MailingList.objects.for_workspace(  # type: ignore[attr-defined]
+                job.workspace_id
+            ).select_related("workspace")
+        else:
+            for name in ("subscribe_list", "subscribe_confirmed", "consent_text"):
+                del self.fields[name]
         choices = [
             ("", _("— Do not import —")),
             *importer.targets(job.workspace_id, job.object_type).items(),
@@ -126,6 +157,9 @@ def import_detail(request: WorkspaceRequest, import_id: int) -> HttpResponse:
                     tags=form.tag_list(),
                     update_existing=form.cleaned_data["update_existing"],
                     actor=request.user,
+                    subscribe_list=form.cleaned_data.get("subscribe_list"),
+                    subscribe_confirmed=form.cleaned_data.get("subscribe_confirmed", False),
+                    consent_text=form.cleaned_data.get("consent_text", ""),
                 )
                 return redirect("crm:import_detail", import_id=job.pk)
             rows = importer.preview(job, mapping)
