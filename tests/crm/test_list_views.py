@@ -389,3 +389,28 @@ def test_views_keep_the_new_list_parameters():
         "page": "2",
     }
     assert services.clean_view_query(query) == {k: v for k, v in query.items() if k != "page"}
+
+
+def test_bulk_on_every_company_that_matches(logged_in, workspace):
+    from patron.crm.models import Company
+
+    acme = services.create_company(workspace=workspace, name="Acme Tools")
+    ContactFactory(workspace=workspace, company=acme)
+    services.create_company(workspace=workspace, name="Acme Foods")
+    services.create_company(workspace=workspace, name="Bolt")
+    foreign = services.create_company(workspace=WorkspaceFactory(), name="Acme Abroad")
+    form = {
+        "scope": "all",
+        "action": "apply",
+        "change": "tag",
+        "tag": "acme",
+        "query_string": "q=acme",
+    }
+    logged_in.post("/companies/bulk/", {**form, "confirmed": "yes"})
+    tagged = Company.objects.unscoped().filter(tags__name="acme")
+    assert sorted(tagged.values_list("name", flat=True)) == ["Acme Foods", "Acme Tools"]
+    delete = {"scope": "all", "action": "delete", "query_string": "q=acme"}
+    assert "Delete 2 records" in logged_in.post("/companies/bulk/", delete).content.decode()
+    logged_in.post("/companies/bulk/", {**delete, "confirmed": "yes"})
+    assert list(Company.objects.for_workspace(workspace).values_list("name", flat=True)) == ["Bolt"]
+    assert Company.objects.unscoped().filter(pk=foreign.pk).exists()
