@@ -217,12 +217,19 @@ def test_bulk_add_ticked_contacts_then_unsubscribe_the_filtered_set(
             "mailing_list": newsletter.pk,
             "scope": "all",
             "query_string": "q=bob",
+            "confirmed": "yes",
         },
     )
     assert statuses(newsletter) == {"ann@x.test": "subscribed", "bob@x.test": "unsubscribed"}
     logged_in.post(
         "/contacts/bulk/",
-        {"action": "apply", "change": "list_add", "mailing_list": newsletter.pk, "scope": "all"},
+        {
+            "action": "apply",
+            "change": "list_add",
+            "mailing_list": newsletter.pk,
+            "scope": "all",
+            "confirmed": "yes",
+        },
     )
     # Bob unsubscribed: a bulk action does not take him back.
     assert statuses(newsletter) == {

@@ -259,4 +259,4 @@ def test_deal_list_saved_views_and_bulk(logged_in, workspace, owner):
     refused = logged_in.post(
         "/deals/bulk/", {"ids": [first.pk], "action": "apply", "change": "tag"}, follow=True
     )
-    assert "Name the tag to add" in refused.content.decode()
+    assert "Choose what to do with the ticked records" in refused.content.decode()  # no tags

@@ -80,8 +80,9 @@ def test_the_list_filters_and_its_views(logged_in, workspace, owner, django_asse
     for _ in range(15):
         TicketFactory(workspace=workspace, contact=ContactFactory(workspace=workspace))
     # Session, user, membership with its workspace, members for the filter, one
-    # page of tickets with contacts, companies and assignees, the unread count.
-    with django_assert_num_queries(6):
+    # page of tickets with contacts, companies and assignees, the unread count,
+    # the ticket custom fields and the saved views.
+    with django_assert_num_queries(8):
         response = logged_in.get("/tickets/", {"status": "open"})
     assert response.content.decode().count("/tickets/") > 15
 

@@ -62,6 +62,7 @@ class NewEvent:
     occurred_at: datetime | None = None
     source_type: str = ""
     source_id: str = ""
+    actor_id: int | None = None
 
 
 def record_many(events: Iterable[NewEvent], *, batch_size: int = 1000) -> int:
@@ -81,6 +82,7 @@ def record_many(events: Iterable[NewEvent], *, batch_size: int = 1000) -> int:
                 recorded_at=now,
                 source_type=event.source_type,
                 source_id=event.source_id,
+                actor_id=event.actor_id,
             )
         )
     Event.objects.bulk_create(rows, batch_size=batch_size)

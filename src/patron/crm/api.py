@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import EmailStr
@@ -1070,11 +1070,16 @@ class TicketPage(Schema):
 
 
 class TicketFilters(Schema):
+    """As the ticket list filters; ``custom.<key>=<value>`` filters on custom fields too."""
+
     status: TicketStatus | None = None
+    unsolved: bool | None = None
     priority: TicketPriority | None = None
     assignee_id: int | None = None
+    unassigned: bool | None = None
     contact_id: int | None = None
     sla: str | None = Field(None, pattern="^(breached|at_risk|on_track)$")
+    q: str | None = Field(None, max_length=200)
     cursor: str | None = None
     limit: int = 50
 
@@ -1127,8 +1132,16 @@ def list_tickets(request: ApiRequest, filters: Query[TicketFilters]) -> dict[str
         value = getattr(filters, name)
         if value is not None:
             found = found.filter(**{name: value})
+    if filters.unsolved is not None:
+        unsolved = Q(status__in=selectors.OPEN_TICKET_STATUSES)
+        found = found.filter(unsolved if filters.unsolved else ~unsolved)
+    if filters.unassigned is not None:
+        found = found.filter(assignee__isnull=filters.unassigned)
     if filters.sla:
         found = tickets_service.filter_by_sla(found, filters.sla)
+    if filters.q and filters.q.strip():
+        found = found.filter(subject__icontains=filters.q.strip())
+    found = _custom_filters(request, found, CustomFieldObject.TICKET)
     return paginate(found, cursor=filters.cursor, limit=filters.limit)
 
 
@@ -1232,12 +1245,18 @@ class TaskPage(Schema):
 
 
 class TaskFilters(Schema):
+    """As the task list filters: ``due`` is one of its tabs (in the workspace's time zone)."""
+
     assignee_id: int | None = None
+    unassigned: bool | None = None
     contact_id: int | None = None
     deal_id: int | None = None
     ticket_id: int | None = None
     done: bool | None = None
     due_before: datetime | None = None
+    due: str | None = Field(None, pattern="^(overdue|today|upcoming|someday|open|done)$")
+    priority: TaskPriority | None = None
+    q: str | None = Field(None, max_length=200)
     cursor: str | None = None
     limit: int = 50
 
@@ -1266,6 +1285,14 @@ def list_tasks(request: ApiRequest, filters: Query[TaskFilters]) -> dict[str, An
         found = found.filter(completed_at__isnull=not filters.done)
     if filters.due_before is not None:
         found = found.filter(due_at__lt=filters.due_before)
+    if filters.unassigned is not None:
+        found = found.filter(assignee__isnull=filters.unassigned)
+    if filters.due:
+        found = selectors.filter_tasks_due(found, filters.due)
+    if filters.priority:
+        found = found.filter(priority=filters.priority)
+    if filters.q and filters.q.strip():
+        found = found.filter(title__icontains=filters.q.strip())
     return paginate(found, cursor=filters.cursor, limit=filters.limit)
 
 

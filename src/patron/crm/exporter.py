@@ -1,4 +1,5 @@
-"""CSV export of contacts and companies, streamed, safe to open in a spreadsheet."""
+"""CSV export of contacts, companies, deals, tasks and tickets, streamed, safe to open in a
+spreadsheet."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from patron.crm.models import Company, Contact, CustomField, CustomFieldObject, Deal, Ticket
+from patron.crm.models import (
+    Company,
+    Contact,
+    CustomField,
+    CustomFieldObject,
+    Deal,
+    Task,
+    Ticket,
+)
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and
 # Google Sheets ("=HYPERLINK(...)", "@SUM(...)"); prefixing a quote keeps it text.
@@ -238,4 +247,47 @@ def ticket_rows(tickets: QuerySet[Ticket], workspace_id: int) -> Iterator[list[A
             _moment(ticket.solved_at),
             ticket.resolution_seconds,
             *[ticket.custom.get(field.key) for field in fields],
+        ]
+
+
+def task_rows(
+    tasks: QuerySet[Task], *, deals: bool = True, tickets: bool = True
+) -> Iterator[list[Any]]:
+    """Tasks with what they are about; ``deals`` and ``tickets`` say whether the exporting
+    member may see those (their columns are left out otherwise)."""
+    yield [
+        "id",
+        "title",
+        "description",
+        "priority",
+        "due_at",
+        "remind_at",
+        "done",
+        "completed_at",
+        "assignee",
+        "contact_email",
+        "company",
+        *(["deal"] if deals else []),
+        *(["ticket_id"] if tickets else []),
+        "created_by",
+        "created_at",
+    ]
+    records = tasks.select_related("assignee", "contact", "company", "deal", "created_by")
+    for task in records.iterator(chunk_size=2000):
+        yield [
+            task.pk,
+            task.title,
+            task.description,
+            task.priority,
+            _moment(task.due_at),
+            _moment(task.remind_at),
+            task.completed_at is not None,
+            _moment(task.completed_at),
+            task.assignee.email if task.assignee else "",
+            task.contact.email if task.contact else "",
+            task.company.name if task.company else "",
+            *([task.deal.name if task.deal else ""] if deals else []),
+            *([task.ticket_id or ""] if tickets else []),
+            task.created_by.email if task.created_by else "",
+            _moment(task.created_at),
         ]

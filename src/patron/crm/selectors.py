@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import CharField, Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -169,6 +169,15 @@ def board(workspace: Workspace, pipeline: Pipeline) -> list[BoardColumn]:
     return columns
 
 
+DEAL_SORTS = {
+    "close": (F("expected_close_date").asc(nulls_last=True), "-id"),
+    "-amount": ("-amount", "-id"),
+    "-created": ("-created_at", "-id"),
+    "-stage_changed": ("-stage_changed_at", "-id"),
+    "name": ("name", "id"),
+}
+
+
 def search_deals(
     workspace: Workspace,
     *,
@@ -178,6 +187,7 @@ def search_deals(
     owner: User | str | None = "",
     closing_between: tuple[Any, Any] | None = None,
     custom: Sequence[Condition] = (),
+    sort: str = "close",
 ) -> QuerySet[Deal]:
     """Deals matching the filters; ``owner`` "" means any, None means without owner."""
     deals = Deal.objects.for_workspace(workspace).select_related(
@@ -196,7 +206,7 @@ def search_deals(
     if query.strip():
         deals = deals.filter(name__icontains=query.strip())
     return deals.annotate(weighted_amount=F("amount") * F("stage__probability") / 100).order_by(
-        "expected_close_date", "-id"
+        *DEAL_SORTS.get(sort, DEAL_SORTS["close"])
     )
 
 
@@ -210,26 +220,76 @@ def _day_bounds() -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def tasks_for(workspace: Workspace, *, assignee: User | None, view: str) -> QuerySet[Task]:
-    tasks = Task.objects.for_workspace(workspace).select_related("contact", "assignee", "deal")
-    if assignee is not None:
-        tasks = tasks.filter(assignee=assignee)
+TASK_DUE = ("overdue", "today", "upcoming", "someday", "open", "done")
+TASK_PRIORITY_ORDER = Case(
+    When(priority="high", then=Value(0)),
+    When(priority="normal", then=Value(1)),
+    default=Value(2),
+)
+TASK_SORTS: dict[str, tuple[Any, ...]] = {
+    "due": (F("due_at").asc(nulls_last=True), "-created_at", "-id"),
+    "-priority": (TASK_PRIORITY_ORDER, F("due_at").asc(nulls_last=True), "-id"),
+    "-created": ("-created_at", "-id"),
+    "title": ("title", "id"),
+}
+
+
+def filter_tasks_due(tasks: QuerySet[Task], due: str) -> QuerySet[Task]:
+    """Tasks by when they are due: "overdue", "today", "upcoming", "someday" (no due
+    time), "open" (any not done) or "done"; anything else leaves ``tasks`` as they are."""
     start, end = _day_bounds()
     open_tasks = tasks.filter(completed_at__isnull=True)
-    if view == "done":
-        return tasks.filter(completed_at__isnull=False).order_by("-completed_at")
-    if view == "overdue":
-        return open_tasks.filter(due_at__lt=timezone.now()).order_by("due_at")
-    if view == "today":
-        return open_tasks.filter(due_at__gte=start, due_at__lt=end).order_by("due_at")
-    if view == "upcoming":
-        return open_tasks.filter(due_at__gte=end).order_by("due_at")
-    return open_tasks.filter(due_at__isnull=True).order_by("-created_at")
+    if due == "done":
+        return tasks.filter(completed_at__isnull=False)
+    if due == "open":
+        return open_tasks
+    if due == "overdue":
+        return open_tasks.filter(due_at__lt=timezone.now())
+    if due == "today":
+        return open_tasks.filter(due_at__gte=start, due_at__lt=end)
+    if due == "upcoming":
+        return open_tasks.filter(due_at__gte=end)
+    if due == "someday":
+        return open_tasks.filter(due_at__isnull=True)
+    return tasks
 
 
-def task_counts(workspace: Workspace, *, assignee: User | None) -> dict[str, int]:
+def search_tasks(
+    workspace: Workspace,
+    *,
+    assignee: User | str | None = "",
+    due: str = "",
+    priority: str = "",
+    query: str = "",
+    sort: str = "due",
+) -> QuerySet[Task]:
+    """Tasks matching the filters; ``assignee`` "" means anyone, None nobody.
+
+    Sorted "by due date", done tasks come most recently completed first and
+    tasks without a due time newest first, as "my tasks" always showed them.
+    """
+    tasks = Task.objects.for_workspace(workspace).select_related(
+        "contact", "company", "assignee", "deal", "ticket", "created_by"
+    )
+    if assignee != "":
+        tasks = tasks.filter(assignee=assignee)
+    tasks = filter_tasks_due(tasks, due)
+    if priority:
+        tasks = tasks.filter(priority=priority)
+    query = query.strip()
+    if query:
+        tasks = tasks.filter(title__icontains=query)
+    if sort == "due" and due == "done":
+        return tasks.order_by("-completed_at", "-id")
+    if sort == "due" and due == "someday":
+        return tasks.order_by("-created_at", "-id")
+    return tasks.order_by(*TASK_SORTS.get(sort, TASK_SORTS["due"]))
+
+
+def task_counts(workspace: Workspace, *, assignee: User | str | None = "") -> dict[str, int]:
+    """Open tasks per due bucket; ``assignee`` as for ``search_tasks``."""
     tasks = Task.objects.for_workspace(workspace).filter(completed_at__isnull=True)
-    if assignee is not None:
+    if assignee != "":
         tasks = tasks.filter(assignee=assignee)
     start, end = _day_bounds()
     now = timezone.now()
@@ -244,6 +304,19 @@ def task_counts(workspace: Workspace, *, assignee: User | None) -> dict[str, int
 # --- Tickets ------------------------------------------------------------------------
 
 OPEN_TICKET_STATUSES = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING)
+TICKET_PRIORITY_ORDER = Case(
+    When(priority="urgent", then=Value(0)),
+    When(priority="high", then=Value(1)),
+    When(priority="normal", then=Value(2)),
+    default=Value(3),
+)
+TICKET_SORTS = {
+    "-created": ("-created_at", "-id"),
+    "created": ("created_at", "id"),
+    "-priority": (TICKET_PRIORITY_ORDER, "-created_at", "-id"),
+    "resolution_due": (F("resolution_due_at").asc(nulls_last=True), "-id"),
+    "-updated": ("-updated_at", "-id"),
+}
 
 
 def search_tickets(
@@ -255,6 +328,7 @@ def search_tickets(
     contact_id: int | None = None,
     sla: str = "",
     query: str = "",
+    sort: str = "-created",
 ) -> QuerySet[Ticket]:
     """Tickets matching the filters, newest first.
 
@@ -282,7 +356,7 @@ def search_tickets(
     query = query.strip()
     if query:
         found = found.filter(subject__icontains=query)
-    return found.order_by("-created_at", "-id")
+    return found.order_by(*TICKET_SORTS.get(sort, TICKET_SORTS["-created"]))
 
 
 def company_ticket_source_ids(company: Company) -> QuerySet[Ticket, Any]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import nh3
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.html import escape, linebreaks, strip_tags
@@ -1030,7 +1032,26 @@ def reorder_custom_fields(*, workspace: Workspace, object_type: str, keys: list[
 
 # --- Saved views and bulk actions ----------------------------------------------------
 
-LIST_PARAMETERS = {"q", "stage", "tag", "owner", "sort", "cols", "pipeline", "outcome", "closing"}
+# Deals add pipeline, outcome and closing; tickets status, priority, assignee and
+# sla; tasks due, who and priority; contacts a segment.
+LIST_PARAMETERS = {
+    "q",
+    "stage",
+    "tag",
+    "owner",
+    "sort",
+    "cols",
+    "pipeline",
+    "outcome",
+    "closing",
+    "status",
+    "priority",
+    "assignee",
+    "sla",
+    "due",
+    "who",
+    "segment",
+}
 
 
 class InvalidView(ValueError):
@@ -1089,7 +1110,7 @@ class BulkAction:
 def bulk_update_contacts(
     *,
     workspace: Workspace,
-    contact_ids: list[int],
+    contact_ids: Iterable[int] | QuerySet[Any, Any],
     action: str,
     value: Any = None,
     actor: User | None = None,
@@ -1144,7 +1165,11 @@ def bulk_update_contacts(
 
 @transaction.atomic
 def bulk_update_companies(
-    *, workspace: Workspace, company_ids: list[int], action: str, value: Any = None
+    *,
+    workspace: Workspace,
+    company_ids: Iterable[int] | QuerySet[Any, Any],
+    action: str,
+    value: Any = None,
 ) -> int:
     """Tag, assign or delete many companies at once; returns how many."""
     from patron.core import bulk
@@ -1174,7 +1199,11 @@ def bulk_update_companies(
 
 @transaction.atomic
 def bulk_update_deals(
-    *, workspace: Workspace, deal_ids: list[int], action: str, value: Any = None
+    *,
+    workspace: Workspace,
+    deal_ids: Iterable[int] | QuerySet[Any, Any],
+    action: str,
+    value: Any = None,
 ) -> int:
     """Assign or delete many deals at once; returns how many."""
     deals = Deal.objects.for_workspace(workspace).filter(pk__in=deal_ids)

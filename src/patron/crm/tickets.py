@@ -101,14 +101,31 @@ def clock_for(ticket: Ticket) -> sla.Clock:
     )
 
 
+def clocks(workspace: Workspace) -> tuple[dict[str, SlaPolicy], dict[str, sla.Clock]]:
+    """The workspace's policy and clock per priority, read once (for changes to many tickets)."""
+    found = policies(workspace)
+    hours = schedule(workspace)
+    zone = ZoneInfo(workspace.time_zone or "UTC")
+    return found, {
+        priority: sla.Clock(business_hours=policy.business_hours, schedule=hours, zone=zone)
+        for priority, policy in found.items()
+    }
+
+
 def _warn_at(start: datetime, due: datetime) -> datetime:
     return due - (due - start) * AT_RISK_SHARE
 
 
-def _set_due_times(ticket: Ticket) -> None:
-    """Both targets from the ticket's creation, by the policy of its current priority."""
-    policy = policies(ticket.workspace_id)[ticket.priority]
-    clock = clock_for(ticket)
+def set_due_times(
+    ticket: Ticket, policy: SlaPolicy | None = None, clock: sla.Clock | None = None
+) -> None:
+    """Both targets from the ticket's creation, by the policy of its current priority.
+
+    ``policy`` and ``clock`` are that priority's, passed by callers that
+    change many tickets at once.
+    """
+    policy = policy or policies(ticket.workspace_id)[ticket.priority]
+    clock = clock or clock_for(ticket)
     start = ticket.created_at
     ticket.first_response_due_at = clock.due(start, policy.first_response_minutes)
     ticket.first_response_warn_at = _warn_at(start, ticket.first_response_due_at)
@@ -130,11 +147,24 @@ def _check(
         raise CrossWorkspaceReference(_("The assignee is not a member of this workspace."))
 
 
-def _check_choices(priority: str | None = None, channel: str | None = None) -> None:
+def check_choices(priority: str | None = None, channel: str | None = None) -> None:
     if priority is not None and priority not in TicketPriority.values:
         raise TicketInvalid("priority", _("Choose a priority."))
     if channel is not None and channel not in TicketChannel.values:
         raise TicketInvalid("channel", _("Choose a channel."))
+
+
+def solved_properties(ticket: Ticket) -> dict[str, Any]:
+    """The properties of a ``ticket.solved`` event."""
+    return {
+        "subject": ticket.subject,
+        "resolution_seconds": ticket.resolution_seconds,
+        "resolution_met": bool(
+            ticket.resolution_due_at
+            and ticket.solved_at
+            and ticket.solved_at <= ticket.resolution_due_at
+        ),
+    }
 
 
 def _record_solved(ticket: Ticket, actor: User | None) -> None:
@@ -144,15 +174,7 @@ def _record_solved(ticket: Ticket, actor: User | None) -> None:
         contact_id=ticket.contact_id,
         actor=actor,
         source=("crm.ticket", ticket.pk),
-        properties={
-            "subject": ticket.subject,
-            "resolution_seconds": ticket.resolution_seconds,
-            "resolution_met": bool(
-                ticket.resolution_due_at
-                and ticket.solved_at
-                and ticket.solved_at <= ticket.resolution_due_at
-            ),
-        },
+        properties=solved_properties(ticket),
     )
 
 
@@ -173,7 +195,7 @@ def open_ticket(
     """Open a ticket; without an assignee, the workspace's assignment rules pick one."""
     if not subject.strip():
         raise TicketInvalid("subject", _("Give the ticket a subject."))
-    _check_choices(priority, channel)
+    check_choices(priority, channel)
     _check(workspace, contact, company, assignee)
     custom_values = custom_fields.clean_values(
         field_definitions(workspace, CustomFieldObject.TICKET), custom or {}
@@ -199,7 +221,7 @@ def open_ticket(
         custom=custom_values,
         created_by=actor,
     )
-    _set_due_times(ticket)
+    set_due_times(ticket)
     ticket.save()
     record(
         workspace=workspace,
@@ -212,6 +234,22 @@ def open_ticket(
     return ticket
 
 
+def status_change_properties(ticket: Ticket, previous: str) -> dict[str, Any]:
+    """The properties of a ``ticket.status_changed`` event."""
+    return {
+        "subject": ticket.subject,
+        "from": previous,
+        "to": ticket.status,
+        # Timelines show the change in words; the values above are for automation.
+        "changes": {
+            "status": [
+                str(TicketStatus(previous).label),
+                str(TicketStatus(ticket.status).label),
+            ]
+        },
+    }
+
+
 def _record_status_change(ticket: Ticket, previous: str, actor: User | None) -> None:
     record(
         workspace=ticket.workspace_id,
@@ -219,18 +257,7 @@ def _record_status_change(ticket: Ticket, previous: str, actor: User | None) -> 
         contact_id=ticket.contact_id,
         actor=actor,
         source=("crm.ticket", ticket.pk),
-        properties={
-            "subject": ticket.subject,
-            "from": previous,
-            "to": ticket.status,
-            # Timelines show the change in words; the values above are for automation.
-            "changes": {
-                "status": [
-                    str(TicketStatus(previous).label),
-                    str(TicketStatus(ticket.status).label),
-                ]
-            },
-        },
+        properties=status_change_properties(ticket, previous),
     )
 
 
@@ -278,16 +305,21 @@ def reply_to_ticket(
     return reply
 
 
-def _change_status(ticket: Ticket, status: str, actor: User | None, now: datetime) -> None:
+def set_status(ticket: Ticket, status: str, now: datetime, clock: sla.Clock | None = None) -> bool:
+    """Give ``ticket`` the status and its clock fields (unsaved); True if solved just now.
+
+    ``clock`` is the ticket's (``clock_for``), passed by callers that change
+    many tickets so that it is built once per priority.
+    """
     if status not in TicketStatus.values:
         raise TicketInvalid("status", _("Choose a status."))
-    previous = ticket.status
     ticket.status = status
     solved_now = False
     if status in (TicketStatus.SOLVED, TicketStatus.CLOSED):
         if ticket.solved_at is None:
             ticket.solved_at = now
-            ticket.resolution_seconds = clock_for(ticket).elapsed(ticket.created_at, now)
+            clock = clock or clock_for(ticket)
+            ticket.resolution_seconds = clock.elapsed(ticket.created_at, now)
             solved_now = True
         ticket.closed_at = now if status == TicketStatus.CLOSED else None
     else:
@@ -295,6 +327,12 @@ def _change_status(ticket: Ticket, status: str, actor: User | None, now: datetim
         ticket.solved_at = None
         ticket.closed_at = None
         ticket.resolution_seconds = None
+    return solved_now
+
+
+def _change_status(ticket: Ticket, status: str, actor: User | None, now: datetime) -> None:
+    previous = ticket.status
+    solved_now = set_status(ticket, status, now)
     _record_status_change(ticket, previous, actor)
     if solved_now:
         _record_solved(ticket, actor)
@@ -341,7 +379,7 @@ def update_ticket(
         new_company if company != "" else None,
         new_assignee if assignee != "" else None,
     )
-    _check_choices(priority, channel)
+    check_choices(priority, channel)
     ticket.assignee = new_assignee
     ticket.contact = new_contact
     ticket.company = new_company
@@ -362,7 +400,7 @@ def update_ticket(
         )
     if priority is not None and priority != ticket.priority:
         ticket.priority = priority
-        _set_due_times(ticket)
+        set_due_times(ticket)
     if status is not None and status != ticket.status:
         _change_status(ticket, status, actor, now)
     ticket.updated_at = now
@@ -399,7 +437,7 @@ def save_service_levels(
     opened (or given a new priority) from now on.
     """
     for priority, target in targets.items():
-        _check_choices(priority=priority)
+        check_choices(priority=priority)
         if target.first_response_minutes < 1 or target.resolution_minutes < 1:
             raise TicketInvalid(f"{priority}_first", _("Targets are at least one minute."))
     for day, (opens, closes) in schedule.items():

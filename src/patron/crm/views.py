@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,18 +23,20 @@ from patron.activity import selectors as activity
 from patron.activity.kinds import EVENT_KINDS
 from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
+from patron.core.models import User
 from patron.core.roles import (
     ACTIVITY_VIEW,
     CALLS_MEETINGS_VIEW,
     CONTACTS_EDIT,
     CONTACTS_VIEW,
+    DATA_EXPORT,
     DEALS_EDIT,
     DEALS_VIEW,
     NOTES_VIEW,
     SETTINGS_MANAGE,
     TICKETS_VIEW,
 )
-from patron.crm import custom_fields, meetings, selectors, services
+from patron.crm import bulk_actions, custom_fields, meetings, selectors, services
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.forms import (
     CompanyForm,
@@ -45,6 +47,24 @@ from patron.crm.forms import (
     NoteForm,
     TaskForm,
 )
+from patron.crm.list_views import (
+    BulkList,
+    Column,
+    ListSpec,
+    bulk_form,
+    choice_value,
+    day,
+    member_value,
+    moment,
+    no_value,
+    owner_filter,
+    person,
+    read_list,
+    related,
+    render_list,
+    run_bulk,
+    view_endpoints,
+)
 from patron.crm.models import (
     Company,
     Contact,
@@ -54,6 +74,7 @@ from patron.crm.models import (
     Note,
     Pipeline,
     Task,
+    TaskPriority,
     Ticket,
 )
 
@@ -607,34 +628,189 @@ TASK_VIEWS = {
     "today": gettext_lazy("Today"),
     "upcoming": gettext_lazy("Upcoming"),
     "someday": gettext_lazy("No due date"),
+    "open": gettext_lazy("All open"),
     "done": gettext_lazy("Done"),
 }
+TASK_SPEC = ListSpec(
+    object_type="task",
+    columns={
+        "due": Column(gettext_lazy("Due"), lambda t: moment(t.due_at)),
+        "priority": Column(gettext_lazy("Priority"), lambda t: t.get_priority_display()),
+        "contact": related("contact", "contact_detail", gettext_lazy("Contact")),
+        "assignee": Column(gettext_lazy("Assigned to"), lambda t: person(t.assignee)),
+        "company": related("company", "company_detail", gettext_lazy("Company")),
+        "deal": related("deal", "deal_detail", gettext_lazy("Deal"), DEALS_VIEW),
+        "ticket": related("ticket", "ticket_detail", gettext_lazy("Ticket"), TICKETS_VIEW),
+        "reminder": Column(
+            gettext_lazy("Reminder"), lambda t: "" if t.reminded_at else moment(t.remind_at)
+        ),
+        "created": Column(gettext_lazy("Created"), lambda t: day(t.created_at)),
+        "created_by": Column(gettext_lazy("Created by"), lambda t: person(t.created_by)),
+        "completed": Column(gettext_lazy("Done on"), lambda t: day(t.completed_at)),
+    },
+    default_columns=("due", "priority", "contact", "assignee"),
+    sorts={
+        "due": gettext_lazy("Due date"),
+        "-priority": gettext_lazy("Highest priority"),
+        "-created": gettext_lazy("Newest first"),
+        "title": gettext_lazy("Title"),
+    },
+    default_sort="due",
+    # The same order as task_query writes its filters: due, who, priority, q.
+    built_in_views=(
+        (gettext_lazy("My tasks today"), ""),
+        (gettext_lazy("My overdue tasks"), "due=overdue"),
+        (gettext_lazy("Everyone's overdue tasks"), "due=overdue&who=everyone"),
+        (gettext_lazy("Unassigned"), "due=open&who=none"),
+        (gettext_lazy("My high priority"), "due=open&priority=high"),
+    ),
+)
+
+
+def _task_assignee(request: WorkspaceRequest, who: str) -> tuple[str, User | str | None]:
+    """``who`` as (the value kept, the assignee filter): mine, "everyone", "none" or a member."""
+    if who == "everyone":
+        return who, ""
+    if who == "none":
+        return who, None
+    if who.isdigit():
+        kept, member = owner_filter(request, who)
+        if kept:
+            return kept, member
+    return "", request.user
+
+
+def task_query(
+    request: WorkspaceRequest, data: QueryDict | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The tasks the list's parameters select, and the context to show them.
+
+    ``due`` is the tab (today by default; ``?view=overdue`` is its old name),
+    ``who`` whose tasks: mine by default, "everyone", "none" or a member's id.
+    """
+    state = read_list(request, TASK_SPEC, data)
+    old_name = (request.GET if data is None else data).get("view", "")
+    due = state.get("due") or (old_name if old_name in TASK_VIEWS else "")
+    due = due if due in TASK_VIEWS else "today"
+    who, assignee = _task_assignee(request, state.get("who"))
+    priority = state.choice("priority", TaskPriority.values)
+    query = state.get("q").strip()
+    tasks = selectors.search_tasks(
+        request.workspace,
+        assignee=assignee,
+        due=due,
+        priority=priority,
+        query=query,
+        sort=state.sort,
+    )
+    filters = {"due": "" if due == "today" else due, "who": who, "priority": priority, "q": query}
+    context = state.context(filters, filtered=bool(who or priority or query))
+    context.update(
+        {
+            "due": due,
+            "who": who,
+            "assignee": assignee,
+            "priority": priority,
+            "priorities": TaskPriority.choices,
+            "query": query,
+        }
+    )
+    return tasks, context
+
+
+def _task_tabs(context: dict[str, Any], counts: dict[str, int]) -> list[tuple[str, Any, int, str]]:
+    """(due, label, count, query string) of each tab, keeping the other filters."""
+    rest = {k: v for k, v in context["filters"].items() if v and k != "due"}
+    return [
+        (
+            key,
+            label,
+            counts.get(key, 0),
+            urlencode({**({} if key == "today" else {"due": key}), **rest}),
+        )
+        for key, label in TASK_VIEWS.items()
+    ]
+
+
+def _export_tasks(request: WorkspaceRequest, tasks: Any) -> HttpResponseBase:
+    from patron.crm import exporter
+    from patron.crm.views_imports import export_csv
+
+    rows = exporter.task_rows(
+        tasks,
+        deals=request.membership.can(DEALS_VIEW),
+        tickets=request.membership.can(TICKETS_VIEW),
+    )
+    return export_csv(request, "tasks", rows, tasks.count())
+
+
+TASK_BULK = BulkList(
+    list_name="crm:task_list",
+    url_name="crm:task_bulk",
+    model=Task,
+    query=task_query,
+    actions={
+        "assign": member_value,
+        "complete": no_value,
+        "reopen": no_value,
+        "priority": choice_value(
+            "priority", TaskPriority.values, gettext_lazy("Choose a priority.")
+        ),
+        "delete": no_value,
+    },
+    apply=lambda request, bulk, ids: bulk_actions.update_tasks(
+        workspace=request.workspace,
+        task_ids=ids,
+        action=bulk.action,
+        value=bulk.value,
+        actor=request.user,
+    ),
+    export=_export_tasks,
+    options=(
+        ("complete", gettext_lazy("Mark as done")),
+        ("reopen", gettext_lazy("Reopen")),
+        ("assign", gettext_lazy("Assign to")),
+        ("priority", gettext_lazy("Set the priority")),
+    ),
+)
 
 
 @workspace_view(CONTACTS_VIEW)
 def task_list(request: WorkspaceRequest) -> HttpResponse:
-    """ "My tasks": overdue, today, upcoming, without a date, done."""
-    view = request.GET.get("view", "today")
-    if view not in TASK_VIEWS:
-        view = "today"
-    everyone = request.GET.get("who") == "everyone"
-    tasks = selectors.tasks_for(
-        request.workspace, assignee=None if everyone else request.user, view=view
-    )
-    counts = selectors.task_counts(request.workspace, assignee=None if everyone else request.user)
-    page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
+    """Tasks by due date (overdue, today, upcoming, no date, done), filtered, with views."""
+    bulk = bulk_form(
         request,
-        "crm/task_list.html",
-        {
-            "page_obj": page,
-            "view": view,
-            "views": TASK_VIEWS,
-            "counts": counts,
-            "everyone": everyone,
-            "query_string": urlencode({"view": view, **({"who": "everyone"} if everyone else {})}),
-        },
+        TASK_BULK,
+        "task-bulk-form",
+        _("With the ticked tasks"),
+        _("Delete the ticked tasks? This cannot be undone."),
+        priorities=TaskPriority.choices,
     )
+
+    def query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
+        tasks, context = task_query(request)
+        counts = selectors.task_counts(request.workspace, assignee=context["assignee"])
+        context["tabs"] = _task_tabs(context, counts)
+        return tasks, context
+
+    return render_list(request, TASK_SPEC, query, "crm/task_list.html", extra={"bulk": bulk})
+
+
+@workspace_view(DATA_EXPORT)
+def task_export(request: WorkspaceRequest) -> HttpResponseBase:
+    """The tasks of the list as filtered and sorted on screen, as CSV."""
+    tasks, _context = task_query(request)
+    return _export_tasks(request, tasks)
+
+
+task_view_save, task_view_delete = view_endpoints("task", CONTACTS_VIEW)
+
+
+@workspace_view(CONTACTS_EDIT)
+@require_POST
+def task_bulk(request: WorkspaceRequest) -> HttpResponseBase:
+    """Assign, complete, reopen, reprioritise, delete or export the ticked (or all) tasks."""
+    return run_bulk(request, TASK_BULK)
 
 
 @workspace_view(CONTACTS_EDIT)

@@ -8,10 +8,11 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, HttpResponseBase
+from django.http import HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import urlencode
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -19,12 +20,27 @@ from django.views.decorators.http import require_POST
 from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.models import User, Workspace
-from patron.core.paging import SeekPage
 from patron.core.roles import DATA_EXPORT, SETTINGS_MANAGE, TICKETS_VIEW
 from patron.core.selectors import active_users
-from patron.crm import custom_fields, selectors, tickets
+from patron.crm import bulk_actions, custom_fields, selectors, tickets
 from patron.crm.custom_fields import CustomFieldInvalid
 from patron.crm.forms import CustomFieldsForm
+from patron.crm.list_views import (
+    BulkList,
+    Column,
+    ListSpec,
+    bulk_form,
+    choice_value,
+    member_value,
+    moment,
+    no_value,
+    person,
+    read_list,
+    related,
+    render_list,
+    run_bulk,
+    view_endpoints,
+)
 from patron.crm.models import (
     Company,
     Contact,
@@ -132,16 +148,83 @@ class ReplyForm(forms.Form):
     )
 
 
-def ticket_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
-    """The tickets the list's filters select, and the filter values."""
-    status = request.GET.get("status", "open")
+def _customer_link(ticket: Ticket) -> str:
+    if ticket.contact_id:
+        return reverse("crm:contact_detail", args=[ticket.contact_id])
+    if ticket.company_id:
+        return reverse("crm:company_detail", args=[ticket.company_id])
+    return ""
+
+
+def _sla_cell(ticket: Ticket) -> str:
+    from patron.crm.templatetags.tickets import sla_badge, sla_due, sla_label
+
+    if ticket.is_done:
+        return mark_safe('<span class="text-body-secondary">—</span>')
+    state = tickets.sla_state(ticket)
+    return format_html(
+        '<span class="badge {}">{}</span> <small>{}</small>',
+        sla_badge(state),
+        sla_label(state),
+        sla_due(ticket),
+    )
+
+
+TICKET_SPEC = ListSpec(
+    object_type="ticket",
+    columns={
+        "customer": Column(
+            gettext_lazy("Customer"), lambda t: t.contact or t.company or "", _customer_link
+        ),
+        "status": Column(gettext_lazy("Status"), lambda t: t.get_status_display()),
+        "priority": Column(gettext_lazy("Priority"), lambda t: t.get_priority_display()),
+        "assignee": Column(gettext_lazy("Assigned to"), lambda t: person(t.assignee) or "—"),
+        "sla": Column(gettext_lazy("SLA"), _sla_cell),
+        "channel": Column(gettext_lazy("Channel"), lambda t: t.get_channel_display()),
+        "company": related("company", "company_detail", gettext_lazy("Company")),
+        "created": Column(gettext_lazy("Opened"), lambda t: moment(t.created_at)),
+        "updated": Column(gettext_lazy("Updated"), lambda t: moment(t.updated_at)),
+        "first_response_due": Column(
+            gettext_lazy("First response due"), lambda t: moment(t.first_response_due_at)
+        ),
+        "resolution_due": Column(
+            gettext_lazy("Resolution due"), lambda t: moment(t.resolution_due_at)
+        ),
+        "solved": Column(gettext_lazy("Solved"), lambda t: moment(t.solved_at)),
+    },
+    default_columns=("customer", "status", "priority", "assignee", "sla"),
+    sorts={
+        "-created": gettext_lazy("Newest first"),
+        "created": gettext_lazy("Oldest first"),
+        "-priority": gettext_lazy("Most urgent first"),
+        "resolution_due": gettext_lazy("Resolution due first"),
+        "-updated": gettext_lazy("Recently updated"),
+    },
+    default_sort="-created",
+    # The same order as ticket_query writes its filters: status, priority, assignee, sla.
+    built_in_views=(
+        (gettext_lazy("Open tickets"), "status=open"),
+        (gettext_lazy("My open tickets"), "status=open&assignee=me"),
+        (gettext_lazy("Unassigned"), "status=open&assignee=none"),
+        (gettext_lazy("Breached"), "status=open&sla=breached"),
+        (gettext_lazy("At risk"), "status=open&sla=at_risk"),
+        (gettext_lazy("All tickets"), "status=all"),
+    ),
+    custom_object=CustomFieldObject.TICKET,
+)
+
+
+def ticket_query(
+    request: WorkspaceRequest, data: QueryDict | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The tickets the list's parameters select, and the context to show them."""
+    state = read_list(request, TICKET_SPEC, data)
+    status = state.get("status", "open")
     if status not in ("open", *TicketStatus.values):
         status = "all"
-    priority = request.GET.get("priority", "")
-    if priority not in TicketPriority.values:
-        priority = ""
+    priority = state.choice("priority", TicketPriority.values)
     members = list(_members(request.workspace))
-    assignee = request.GET.get("assignee", "")
+    assignee = state.get("assignee")
     assignee_filter: User | str | None = ""
     if assignee == "me":
         assignee_filter = request.user
@@ -152,10 +235,8 @@ def ticket_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
         assignee_filter = by_id.get(assignee, "")
         if assignee_filter == "":
             assignee = ""
-    sla_filter = request.GET.get("sla", "")
-    if sla_filter not in SLA_STATES:
-        sla_filter = ""
-    query = request.GET.get("q", "").strip()
+    sla_filter = state.choice("sla", SLA_STATES)
+    query = state.get("q").strip()
     found = selectors.search_tickets(
         request.workspace,
         status="" if status == "all" else status,
@@ -163,43 +244,93 @@ def ticket_query(request: WorkspaceRequest) -> tuple[Any, dict[str, Any]]:
         assignee=assignee_filter,
         sla=sla_filter,
         query=query,
-    )
-    filters = {"status": status, "priority": priority, "assignee": assignee, "sla": sla_filter}
-    return found, {
+        sort=state.sort,
+    ).filter(*[custom_fields.filter_q(condition) for condition in state.conditions])
+    filters = {
         "status": status,
         "priority": priority,
         "assignee": assignee,
-        "members": members,
         "sla": sla_filter,
-        "query": query,
-        "query_string": urlencode({k: v for k, v in {**filters, "q": query}.items() if v}),
+        "q": query,
     }
+    context = state.context(filters, filtered=bool(priority or assignee or sla_filter or query))
+    context.update(
+        {
+            "status": status,
+            "statuses": TicketStatus.choices,
+            "priority": priority,
+            "priorities": TicketPriority.choices,
+            "assignee": assignee,
+            "members": members,
+            "sla": sla_filter,
+            "sla_states": SLA_STATES.items(),
+            "query": query,
+        }
+    )
+    return found, context
+
+
+def _export_tickets(request: WorkspaceRequest, found: Any) -> HttpResponseBase:
+    from patron.crm import exporter
+    from patron.crm.views_imports import export_csv
+
+    rows = exporter.ticket_rows(found, request.workspace.pk)
+    return export_csv(request, "tickets", rows, found.count())
+
+
+TICKET_BULK = BulkList(
+    list_name="crm:ticket_list",
+    url_name="crm:ticket_bulk",
+    model=Ticket,
+    query=ticket_query,
+    actions={
+        "assign": member_value,
+        "status": choice_value("status", TicketStatus.values, gettext_lazy("Choose a status.")),
+        "priority": choice_value(
+            "priority", TicketPriority.values, gettext_lazy("Choose a priority.")
+        ),
+        "delete": no_value,
+    },
+    apply=lambda request, bulk, ids: bulk_actions.update_tickets(
+        workspace=request.workspace,
+        ticket_ids=ids,
+        action=bulk.action,
+        value=bulk.value,
+        actor=request.user,
+    ),
+    export=_export_tickets,
+    options=(
+        ("assign", gettext_lazy("Assign to")),
+        ("status", gettext_lazy("Set the status")),
+        ("priority", gettext_lazy("Set the priority")),
+    ),
+)
 
 
 @workspace_view(TICKETS_VIEW)
 def ticket_list(request: WorkspaceRequest) -> HttpResponse:
-    found, values = ticket_query(request)
-    page = SeekPage(found, request.GET.get("page"), 50)
-    rows = [(ticket, tickets.sla_state(ticket)) for ticket in page]
-    return render(
+    bulk = bulk_form(
         request,
-        "crm/ticket_list.html",
-        {
-            **values,
-            "page_obj": page,
-            "rows": rows,
-            "statuses": TicketStatus.choices,
-            "priorities": TicketPriority.choices,
-            "sla_states": SLA_STATES.items(),
-            "views": [
-                (_("Open tickets"), "status=open"),
-                (_("My open tickets"), "status=open&assignee=me"),
-                (_("Unassigned"), "status=open&assignee=none"),
-                (_("Breached"), "status=open&sla=breached"),
-                (_("At risk"), "status=open&sla=at_risk"),
-            ],
-        },
+        TICKET_BULK,
+        "ticket-bulk-form",
+        _("With the ticked tickets"),
+        _("Delete the ticked tickets with their conversations? This cannot be undone."),
+        statuses=TicketStatus.choices,
+        priorities=TicketPriority.choices,
     )
+    return render_list(
+        request, TICKET_SPEC, ticket_query, "crm/ticket_list.html", extra={"bulk": bulk}
+    )
+
+
+ticket_view_save, ticket_view_delete = view_endpoints("ticket", TICKETS_VIEW)
+
+
+@workspace_view(TICKETS_VIEW)
+@require_POST
+def ticket_bulk(request: WorkspaceRequest) -> HttpResponseBase:
+    """Assign, set the status or priority of, delete or export the ticked (or all) tickets."""
+    return run_bulk(request, TICKET_BULK)
 
 
 def _save_errors(form: TicketForm, exc: Exception) -> None:
@@ -455,12 +586,7 @@ def sla_settings(request: WorkspaceRequest) -> HttpResponse:
 @workspace_view(TICKETS_VIEW)
 def ticket_export(request: WorkspaceRequest) -> HttpResponseBase:
     """The tickets of the list as filtered on screen, as CSV (needs the export permission)."""
-    from patron.crm import exporter
-    from patron.crm.views_imports import export_csv
-
     if not request.membership.can(DATA_EXPORT):
         raise PermissionDenied
-    found, _values = ticket_query(request)
-    return export_csv(
-        request, "tickets", exporter.ticket_rows(found, request.workspace.pk), found.count()
-    )
+    found, _context = ticket_query(request)
+    return _export_tickets(request, found)
