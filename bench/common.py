@@ -338,7 +338,8 @@ def main(
     args = build_parser(add_arguments, description).parse_args(arguments)
     if args.database or args.database_url:
         url = args.database_url or database_url(args.database, name)
-        vendor = setup_django(url)
+        # A script offering --reuse keeps the database of its earlier run.
+        vendor = setup_django(url, reset=not getattr(args, "reuse", False))
         run("sqlite" if vendor == "sqlite" else "postgresql", args)
         return
     for database in available_databases():

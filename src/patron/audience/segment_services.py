@@ -155,6 +155,7 @@ def refresh_segment(
     workspace = segment.workspace
     # One refresh of a segment at a time: the periodic one and the consumer may meet.
     segment = Segment.objects.for_workspace(workspace).select_for_update().get(pk=segment.pk)
+    segments.roomy_aggregates()
     vocab = vocab or segments.vocabulary(workspace)
     vocab.only_contacts = list(contact_ids) if contact_ids is not None else None
     try:

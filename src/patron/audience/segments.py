@@ -52,6 +52,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Substr
@@ -651,7 +652,23 @@ def matching_contacts(
 
 
 def count(workspace: Workspace, definition: Any) -> int:
-    return matching_contacts(workspace, definition).count()
+    with transaction.atomic():
+        roomy_aggregates()
+        return matching_contacts(workspace, definition).count()
+
+
+# Memory for one query's hashes (PostgreSQL's default, 4 MB, makes "opened at least
+# twice" over a million contacts spill to disk: 1.45 s instead of 1.33 s measured).
+WORK_MEM = "64MB"
+
+
+def roomy_aggregates() -> None:
+    """Give the current transaction's segment queries room to hash in memory (PostgreSQL)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
 
 
 def _group_q(vocab: Vocabulary, group: dict[str, Any]) -> Q:
