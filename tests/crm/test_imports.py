@@ -424,3 +424,141 @@ def test_excel_files_are_read_from_their_first_sheet(
             upload=SimpleUploadedFile("fake.xlsx", b"Email\\nx@example.com\\n"),
             actor=owner,
         )
+
+
+# --- The batch engine: staging table, database stage, writer thread -------------------
+
+
+def test_a_required_custom_field_is_checked_against_what_the_contact_has(
+    workspace, owner, django_capture_on_commit_callbacks
+):
+    services.create_custom_field(
+        workspace=workspace,
+        object_type="contact",
+        label="Region code",
+        field_type="text",
+        required=True,
+    )
+    ContactFactory(workspace=workspace, email="kept@example.com", custom={"region_code": "JK"})
+    job = importer.store_upload(
+        workspace=workspace,
+        object_type="contact",
+        upload=upload(
+            "Email,Region code\nnew@example.com,BD\nkept@example.com,\nbare@example.com,\n"
+        ),
+        actor=owner,
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        job = run(job)
+    # The existing contact keeps its region code; a new one without it is refused.
+    assert (job.created_count, job.updated_count, job.rejected_count) == (1, 1, 1)
+    rejection = job.rejections.get()
+    assert rejection.row_number == 4 and rejection.reason == "Region code is required."
+    assert rejection.values == ["bare@example.com", ""]
+    assert not Contact.objects.for_workspace(workspace).filter(email="bare@example.com").exists()
+
+
+def test_a_row_the_database_refuses_is_rejected_and_the_rest_of_its_batch_applied(
+    workspace, owner, settings, django_capture_on_commit_callbacks
+):
+    if not settings.IS_POSTGRES:
+        pytest.skip("the staging table and its database stage are PostgreSQL's")
+    # PostgreSQL text cannot hold a NUL character: only the database finds out (the
+    # upload looks for one at the start of the file only, so the filler rows).
+    filler = "".join(f"filler{i}@example.com,F{i},Town\n" for i in range(200))
+    text = "Email,First name,City\n" + filler
+    text += "a@example.com,A,Jakarta\nb@example.com,B,Ba\x00d\nc@example.com,C,Hanoi\n"
+    job = importer.store_upload(
+        workspace=workspace,
+        object_type="contact",
+        upload=upload(text),
+        actor=owner,
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        job = run(job, tags=["fair"])
+    assert job.status == ImportStatus.DONE
+    assert (job.created_count, job.updated_count, job.rejected_count) == (202, 0, 1)
+    rejection = job.rejections.get()
+    assert rejection.row_number == 203 and rejection.values == ["b@example.com", "B", "Ba\ufffdd"]
+    assert rejection.reason.startswith("The database refused this row:")
+    contacts = Contact.objects.for_workspace(workspace)
+    assert contacts.count() == 202 and not contacts.filter(email="b@example.com").exists()
+    assert Event.objects.for_workspace(workspace).filter(kind="contact.created").count() == 202
+    assert Tag.objects.for_workspace(workspace).get(name="fair").contacts.count() == 202
+
+
+def test_duplicate_emails_merge_within_a_batch_and_update_across_batches(
+    workspace, owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
+    text = (
+        "Email,First name,Last name,Tags\n"
+        "dup@example.com,Dee,,a\n"
+        "other@example.com,Oz,,\n"
+        "DUP@example.com,,Upp,b\n"  # same batch: merged into row 2
+        "dup@example.com,Dora,,c\n"  # next batch: updates the contact
+    )
+    job = importer.store_upload(
+        workspace=workspace, object_type="contact", upload=upload(text), actor=owner
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        job = run(job)
+    assert (job.created_count, job.updated_count, job.rejected_count) == (2, 1, 0)
+    dup = Contact.objects.for_workspace(workspace).get(email="dup@example.com")
+    assert (dup.first_name, dup.last_name) == ("Dora", "Upp")
+    assert sorted(dup.tags.values_list("name", flat=True)) == ["a", "b", "c"]
+    events = Event.objects.for_workspace(workspace)
+    assert events.filter(kind="contact.created").count() == 2
+    changed = events.get(kind="contact.field_changed")
+    assert changed.contact_id == dup.pk and changed.properties["fields"] == ["first_name"]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_batches_written_by_a_thread_of_their_own_resume_after_a_crash(settings, monkeypatch):
+    """Outside a transaction, PostgreSQL batches are applied by a writer thread."""
+    if not settings.IS_POSTGRES:
+        pytest.skip("only PostgreSQL imports overlap reading and writing")
+    workspace = WorkspaceFactory()
+    assert importer._can_overlap()
+    rows = "".join(f"t{i}@example.com,T{i}\n" for i in range(7))
+    job = importer.store_upload(
+        workspace=workspace,
+        object_type="contact",
+        upload=upload("Email,First name\n" + rows + "t0@example.com,Again\n"),
+        actor=None,
+    )
+    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
+    real_apply = importer._apply_contacts
+    threads: set[str] = set()
+    calls = {"n": 0}
+
+    def crash_on_second_batch(*args):
+        import threading
+
+        threads.add(threading.current_thread().name)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("worker lost")
+        return real_apply(*args)
+
+    monkeypatch.setattr(importer, "_apply_contacts", crash_on_second_batch)
+    # Queued as start_import() queues it, without handing it to a worker here.
+    job.tags, job.update_existing, job.status = ["t"], True, ImportStatus.QUEUED
+    job.save()
+    with pytest.raises(RuntimeError, match="worker lost"):
+        importer.run_import(job.pk)
+    assert threads == {f"import-{job.pk}"}
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED and job.processed_rows == 3
+    job.status = ImportStatus.RUNNING
+    job.save()
+    job = importer.run_import(job.pk)
+    assert job.status == ImportStatus.DONE and job.processed_rows == 8
+    assert (job.created_count, job.updated_count) == (7, 1)
+    contacts = Contact.objects.for_workspace(workspace)
+    assert contacts.count() == 7 and contacts.get(email="t0@example.com").first_name == "Again"
+    events = Event.objects.for_workspace(workspace)
+    assert events.filter(kind="contact.created").count() == 7
+    assert events.filter(kind="contact.field_changed").count() == 1
+    assert Tag.objects.for_workspace(workspace).get(name="t").contacts.count() == 7

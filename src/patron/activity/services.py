@@ -103,46 +103,94 @@ def record_for_contacts(
     Bypasses the ORM's per-object work: this is the bulk path of CRM writes,
     where ``record_many`` would cost more than the writes it describes.
     """
-    import json
-
     from django.db import connection
 
     get_kind(kind)
     if not contact_ids:
         return 0
-    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
-    source_type, source_id = source if source else ("", "")
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    fixed: list[Any] = [
-        workspace_id,
-        kind,
-        actor.pk if actor else None,
-        source_type,
-        str(source_id) if source_id != "" else "",
-        json.dumps(properties or {}),
-        now,
-        now,
-    ]
-    columns = (
-        "workspace_id, kind, actor_id, source_type, source_id, properties, occurred_at, "
-        "recorded_at, visitor_id, contact_id"
-    )
-    table = Event._meta.db_table
+    fixed = _fixed_values(workspace, kind, actor, source, properties)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) "  # noqa: S608 - fixed identifiers
-                "SELECT %s, %s, %s, %s, %s, %s::jsonb, %s, %s, '', c.id "
-                "FROM unnest(%s::bigint[]) AS c(id)",
+                f"INSERT INTO {Event._meta.db_table} ({_BULK_COLUMNS}) "  # noqa: S608 - fixed identifiers
+                f"SELECT {_BULK_FIXED}, c.id FROM unnest(%s::bigint[]) AS c(id)",
                 [*fixed, list(contact_ids)],
             )
         else:
             placeholders = ", ".join(["%s"] * 10)
             cursor.executemany(
-                f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608
+                f"INSERT INTO {Event._meta.db_table} ({_BULK_COLUMNS}) VALUES ({placeholders})",  # noqa: S608
                 [[*fixed, "", contact_id] for contact_id in contact_ids],
             )
     return len(contact_ids)
+
+
+def record_for_selected_contacts(
+    *,
+    workspace: Workspace | int,
+    kind: str,
+    contacts_sql: str,
+    params: Sequence[Any] = (),
+    actor: User | None = None,
+    source: tuple[str, Any] | None = None,
+    properties: dict[str, Any] | None = None,
+) -> int:
+    """The same event for each contact a query selects, without the ids leaving the database.
+
+    ``contacts_sql`` is a query whose one column, ``contact_id``, gives the
+    contacts (in the order the events are to be written); it runs inside the
+    INSERT, so a set-based writer (an import's staging table) records its
+    events in one statement. The caller owns the query: it must keep to the
+    workspace's contacts.
+    """
+    from django.db import connection
+
+    get_kind(kind)
+    fixed = _fixed_values(workspace, kind, actor, source, properties)
+    with connection.cursor() as cursor:
+        fixed_sql = _BULK_FIXED if connection.vendor == "postgresql" else _BULK_FIXED_SQLITE
+        cursor.execute(
+            f"INSERT INTO {Event._meta.db_table} ({_BULK_COLUMNS}) "  # noqa: S608 - fixed identifiers
+            f"SELECT {fixed_sql}, q.contact_id FROM ({contacts_sql}) AS q",
+            [*fixed, *params],
+        )
+        return max(cursor.rowcount, 0)
+
+
+_BULK_COLUMNS = (
+    "workspace_id, kind, actor_id, source_type, source_id, properties, occurred_at, "
+    "recorded_at, visitor_id, contact_id"
+)
+# The values shared by every event of a bulk write; the contact id follows.
+_BULK_FIXED = "%s, %s, %s, %s, %s, %s::jsonb, %s, %s, ''"
+_BULK_FIXED_SQLITE = "%s, %s, %s, %s, %s, %s, %s, %s, ''"
+
+
+def _fixed_values(
+    workspace: Workspace | int,
+    kind: str,
+    actor: User | None,
+    source: tuple[str, Any] | None,
+    properties: dict[str, Any] | None,
+) -> list[Any]:
+    import json
+
+    from django.db import connection
+
+    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
+    source_type, source_id = source if source else ("", "")
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    encoded = json.dumps(properties or {})
+    return [
+        workspace_id,
+        kind,
+        actor.pk if actor else None,
+        source_type,
+        str(source_id) if source_id != "" else "",
+        encoded,
+        now,
+        now,
+    ]
 
 
 def move_contact_events(

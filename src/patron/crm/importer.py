@@ -15,10 +15,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
+import queue
 import re
+import threading
 import zipfile
 import zoneinfo
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -28,14 +31,14 @@ from django.conf.locale import LANG_INFO
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, connection, connections, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from patron.activity.services import record_for_contacts
+from patron.activity.services import record_for_contacts, record_for_selected_contacts
 from patron.core import bulk
 from patron.core.models import User, Workspace
 from patron.crm import custom_fields
@@ -54,7 +57,7 @@ from patron.crm.models import (
 )
 
 CHUNK_BYTES = 1 << 20
-BATCH_ROWS = 2000
+BATCH_ROWS = 5000
 MAX_BYTES = int(getattr(settings, "IMPORT_MAX_MEGABYTES", 100)) << 20
 STALLED_AFTER = timedelta(minutes=5)
 TAGS = "tags"
@@ -420,7 +423,7 @@ def check_mapping(job: ImportJob, mapping: dict[str, str]) -> dict[str, str]:
 # --- Converting rows ------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class ParsedRow:
     number: int
     raw: list[str]
@@ -430,8 +433,27 @@ class ParsedRow:
     company_name: str = ""
 
 
+# Addresses that Django's EmailValidator accepts, written narrower: most rows of a file
+# match this and skip the validator's three regular expressions. Anything else still
+# goes through validate_email, so what is accepted does not change.
+_PLAIN_EMAIL = re.compile(
+    r"[a-z0-9_+\-]+(?:\.[a-z0-9_+\-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z"
+)
+_TAG_SEPARATORS = re.compile(r"[;,]")
+# Distinct cells remembered per custom field: a column of a few hundred distinct values
+# (options, seats, dates) is validated once per value, not once per row.
+NORMALISED_CACHE = 4096
+
+Put = Callable[[ParsedRow, str], None]
+
+
 class RowConverter:
-    """Turns a CSV row into field values, raising RowInvalid with every problem named."""
+    """Turns a CSV row into field values, raising RowInvalid with every problem named.
+
+    Each mapped column gets its converter once, when the import starts; converting
+    a row is then one call per non-empty cell.
+    """
 
     def __init__(self, job: ImportJob, mapping: dict[str, str]) -> None:
         self.job = job
@@ -448,90 +470,176 @@ class RowConverter:
         self.stages.update({str(label).lower(): value for value, label in LifecycleStage.choices})
         self.stages.update({"marketing qualified lead": "mql", "sales qualified lead": "sql"})
         self.zones = zoneinfo.available_timezones()
+        self.is_contact = job.object_type == CustomFieldObject.CONTACT
+        self.plan = [(index, self._converter(target), target) for index, target in self.columns]
 
     def convert(self, number: int, raw: list[str]) -> ParsedRow:
-        row = ParsedRow(number=number, raw=raw)
+        row = ParsedRow(number, raw)
         problems: list[str] = []
-        for index, target in self.columns:
-            cell = raw[index].strip() if index < len(raw) else ""
+        width = len(raw)
+        for index, put, target in self.plan:
+            if index >= width:
+                continue
+            cell = raw[index].strip()
             if not cell:
                 continue
             try:
-                self._put(row, target, cell)
+                put(row, cell)
             except (ValueError, ValidationError) as exc:
                 message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
                 problems.append(f"{self.labels[target]}: {message}")
         if not problems:
-            if self.job.object_type == CustomFieldObject.CONTACT:
-                if not (
-                    row.values.get("email")
-                    or row.values.get("first_name")
-                    or row.values.get("last_name")
-                ):
+            values = row.values
+            if self.is_contact:
+                if not (values.get("email") or values.get("first_name") or values.get("last_name")):
                     problems.append(_("Give at least a name or an email address."))
-            elif not (row.values.get("name") or row.values.get("domain")):
+            elif not (values.get("name") or values.get("domain")):
                 problems.append(_("Give a name or a domain."))
         if problems:
             raise RowInvalid("; ".join(problems))
         return row
 
-    def _put(self, row: ParsedRow, target: str, cell: str) -> None:
+    def _converter(self, target: str) -> Put:
+        """The function that puts one non-empty cell of ``target``'s column into a row."""
         if target.startswith(CUSTOM_PREFIX):
-            key = target.removeprefix(CUSTOM_PREFIX)
-            row.custom[key] = custom_fields.normalise(self.custom[key], cell)
-            return
+            return self._custom_converter(target.removeprefix(CUSTOM_PREFIX))
         if target == TAGS:
-            row.tags = [t.strip()[:60] for t in re.split(r"[;,]", cell) if t.strip()]
-            return
+
+            def put_tags(row: ParsedRow, cell: str) -> None:
+                row.tags = [t.strip()[:60] for t in _TAG_SEPARATORS.split(cell) if t.strip()]
+
+            return put_tags
+        put = self._standard_converter(target)
         limit = TEXT_LIMITS.get(target)
-        if limit and len(cell) > limit:
-            raise ValueError(_("Keep it to %(limit)d characters.") % {"limit": limit})
+        if not limit:
+            return put
+        too_long = _("Keep it to %(limit)d characters.") % {"limit": limit}
+
+        def put_limited(row: ParsedRow, cell: str) -> None:
+            if len(cell) > limit:
+                raise ValueError(too_long)
+            put(row, cell)
+
+        return put_limited
+
+    def _custom_converter(self, key: str) -> Put:
+        definition = self.custom[key]
+        normalise = custom_fields.normalise
+        known: dict[str, Any] = {}
+
+        def put_custom(row: ParsedRow, cell: str) -> None:
+            # normalise() depends on the definition and the cell alone: a value met
+            # before is not validated again. Invalid cells are not remembered (they
+            # raise each time), nor are lists, which a row could share and change.
+            try:
+                row.custom[key] = known[cell]
+                return
+            except KeyError:
+                pass
+            value = normalise(definition, cell)
+            if len(known) < NORMALISED_CACHE and not isinstance(value, list):
+                known[cell] = value
+            row.custom[key] = value
+
+        return put_custom
+
+    def _standard_converter(self, target: str) -> Put:
         if target == "company":
-            row.company_name = cell
-        elif target == "email":
-            email = cell.lower()
-            validate_email(email)
-            row.values["email"] = email
-        elif target == "domain":
-            domain = cell.lower().removeprefix("https://").removeprefix("http://")
-            domain = domain.split("/")[0].removeprefix("www.")
-            if "." not in domain or " " in domain:
-                raise ValueError(_("Enter a domain such as example.com."))
-            row.values["domain"] = domain
-        elif target == "lifecycle_stage":
-            stage = self.stages.get(cell.lower())
-            if stage is None:
-                raise ValueError(
-                    _("Use one of: %(stages)s.") % {"stages": ", ".join(LifecycleStage.values)}
-                )
-            row.values["lifecycle_stage"] = stage
-        elif target == "owner":
-            owner = self.owners.get(cell.lower())
-            if owner is None:
-                raise ValueError(_("No member of the workspace has this email."))
-            row.values["owner_id"] = owner
-        elif target == "birthday":
-            birthday = parse_date(cell)
-            if birthday is None:
-                raise ValueError(_("Enter a date as YYYY-MM-DD."))
-            row.values["birthday"] = birthday
-        elif target == "time_zone":
-            if cell not in self.zones:
-                raise ValueError(_("Choose a time zone such as Europe/Berlin."))
-            row.values["time_zone"] = cell
-        elif target == "language":
-            if cell.lower() not in LANG_INFO:
-                raise ValueError(_("Use a language code such as en, de or pt-br."))
-            row.values["language"] = cell.lower()
-        elif target == "size":
-            size = custom_fields._number(cell, 0)
-            if size < 0:
-                raise ValueError(_("Enter a number of at least 0."))
-            row.values["size"] = int(size)
-        elif target == "annual_revenue":
-            row.values["annual_revenue"] = custom_fields._number(cell, 2)
-        else:
+
+            def put_company(row: ParsedRow, cell: str) -> None:
+                row.company_name = cell
+
+            return put_company
+        if target == "email":
+            plain = _PLAIN_EMAIL.match
+
+            def put_email(row: ParsedRow, cell: str) -> None:
+                email = cell.lower()
+                if len(email) > 254:
+                    raise ValueError(_("Keep it to %(limit)d characters.") % {"limit": 254})
+                if not plain(email):
+                    validate_email(email)
+                row.values["email"] = email
+
+            return put_email
+        if target == "domain":
+
+            def put_domain(row: ParsedRow, cell: str) -> None:
+                domain = cell.lower().removeprefix("https://").removeprefix("http://")
+                domain = domain.split("/")[0].removeprefix("www.")
+                if "." not in domain or " " in domain:
+                    raise ValueError(_("Enter a domain such as example.com."))
+                row.values["domain"] = domain
+
+            return put_domain
+        if target == "lifecycle_stage":
+            stages = self.stages
+
+            def put_stage(row: ParsedRow, cell: str) -> None:
+                stage = stages.get(cell.lower())
+                if stage is None:
+                    raise ValueError(
+                        _("Use one of: %(stages)s.") % {"stages": ", ".join(LifecycleStage.values)}
+                    )
+                row.values["lifecycle_stage"] = stage
+
+            return put_stage
+        if target == "owner":
+            owners = self.owners
+
+            def put_owner(row: ParsedRow, cell: str) -> None:
+                owner = owners.get(cell.lower())
+                if owner is None:
+                    raise ValueError(_("No member of the workspace has this email."))
+                row.values["owner_id"] = owner
+
+            return put_owner
+        if target == "birthday":
+
+            def put_birthday(row: ParsedRow, cell: str) -> None:
+                birthday = parse_date(cell)
+                if birthday is None:
+                    raise ValueError(_("Enter a date as YYYY-MM-DD."))
+                row.values["birthday"] = birthday
+
+            return put_birthday
+        if target == "time_zone":
+            zones = self.zones
+
+            def put_zone(row: ParsedRow, cell: str) -> None:
+                if cell not in zones:
+                    raise ValueError(_("Choose a time zone such as Europe/Berlin."))
+                row.values["time_zone"] = cell
+
+            return put_zone
+        if target == "language":
+
+            def put_language(row: ParsedRow, cell: str) -> None:
+                if cell.lower() not in LANG_INFO:
+                    raise ValueError(_("Use a language code such as en, de or pt-br."))
+                row.values["language"] = cell.lower()
+
+            return put_language
+        if target == "size":
+
+            def put_size(row: ParsedRow, cell: str) -> None:
+                size = custom_fields._number(cell, 0)
+                if size < 0:
+                    raise ValueError(_("Enter a number of at least 0."))
+                row.values["size"] = int(size)
+
+            return put_size
+        if target == "annual_revenue":
+
+            def put_revenue(row: ParsedRow, cell: str) -> None:
+                row.values["annual_revenue"] = custom_fields._number(cell, 2)
+
+            return put_revenue
+
+        def put_text(row: ParsedRow, cell: str) -> None:
             row.values[target] = cell
+
+        return put_text
 
 
 def preview(job: ImportJob, mapping: dict[str, str], limit: int = 5) -> list[dict[str, Any]]:
@@ -600,7 +708,14 @@ def start_import(
 
 
 def run_import(job_id: int) -> ImportJob:
-    """Apply the job's rows in batches from where it stands; safe to call again."""
+    """Apply the job's rows in batches from where it stands; safe to call again.
+
+    Reading and converting the rows (Python) and applying them (the database)
+    overlap on PostgreSQL: a writer thread with a connection of its own applies
+    batch n while the next one is converted. Each batch still commits alone
+    together with the progress, in file order, so a resumed import starts from
+    the last committed batch either way.
+    """
     job = ImportJob.objects.unscoped().get(pk=job_id)
     if job.is_finished or job.status == ImportStatus.MAPPING:
         return job
@@ -611,21 +726,13 @@ def run_import(job_id: int) -> ImportJob:
     )
     job.refresh_from_db()
     converter = RowConverter(job, job.mapping)
+    stager = _Stager(job, converter) if _uses_staging(job) else None
     apply = _apply_contacts if job.object_type == CustomFieldObject.CONTACT else _apply_companies
+    writer: _Writer = _ThreadWriter(job, apply) if _can_overlap() else _Writer(job, apply)
     try:
-        batch: list[tuple[int, list[str]]] = []
-        start = 0
-        for position, raw in enumerate(read_rows(job)):
-            if position < job.processed_rows:
-                continue  # applied before a restart
-            if not batch:
-                start = position
-            batch.append((position + 2, raw))  # row 1 is the header
-            if len(batch) >= BATCH_ROWS:
-                _run_batch(job, converter, apply, start, batch)
-                batch = []
-        if batch:
-            _run_batch(job, converter, apply, start, batch)
+        with writer:
+            for batch in _batches(job, converter, stager):
+                writer.write(batch)
     except Exception as exc:
         ImportJob.objects.unscoped().filter(pk=job_id).update(
             status=ImportStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
@@ -639,36 +746,142 @@ def run_import(job_id: int) -> ImportJob:
 
 
 @dataclass
+class Batch:
+    """Rows of the file read and converted, ready to be applied in one transaction."""
+
+    start: int  # position of its first row among the data rows
+    size: int  # rows of the file it covers, rejected ones included
+    rows: list[ParsedRow]
+    rejections: list[ImportRejection]
+    staged: Staged | None = None
+
+
+@dataclass
 class BatchResult:
     created: int = 0
     updated: int = 0
     rejections: list[ImportRejection] = field(default_factory=list)
 
 
-def _run_batch(
+def _batches(job: ImportJob, converter: RowConverter, stager: _Stager | None) -> Iterator[Batch]:
+    """The batches still to apply, each converted (and staged) as the file is read."""
+    raws: list[tuple[int, list[str]]] = []
+    start = 0
+    for position, raw in enumerate(read_rows(job)):
+        if position < job.processed_rows:
+            continue  # applied before a restart
+        if not raws:
+            start = position
+        raws.append((position + 2, raw))  # row 1 is the header
+        if len(raws) >= BATCH_ROWS:
+            yield _prepare(job, converter, stager, start, raws)
+            raws = []
+    if raws:
+        yield _prepare(job, converter, stager, start, raws)
+
+
+def _prepare(
     job: ImportJob,
     converter: RowConverter,
-    apply: Any,
+    stager: _Stager | None,
     start: int,
-    batch: list[tuple[int, list[str]]],
-) -> None:
+    raws: list[tuple[int, list[str]]],
+) -> Batch:
+    rows: list[ParsedRow] = []
+    rejections: list[ImportRejection] = []
+    convert = converter.convert
+    for number, raw in raws:
+        try:
+            rows.append(convert(number, raw))
+        except RowInvalid as exc:
+            rejections.append(_rejection(job, number, str(exc), raw))
+    batch = Batch(start=start, size=len(raws), rows=rows, rejections=rejections)
+    if stager is not None:
+        batch.staged = stager.stage(rows)
+    return batch
+
+
+class _Writer:
+    """Applies batches one after the other, here and now."""
+
+    def __init__(self, job: ImportJob, apply: Any) -> None:
+        self.job = job
+        self.apply = apply
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
+
+    def write(self, batch: Batch) -> None:
+        _run_batch(self.job, self.apply, batch)
+
+
+class _ThreadWriter(_Writer):
+    """Applies batches in a thread of its own, in order, while the caller reads on.
+
+    At most one batch waits in the queue, so memory stays that of three batches.
+    The first error stops the writing; the caller gets it at its next ``write``
+    or when leaving the ``with`` block.
+    """
+
+    def __init__(self, job: ImportJob, apply: Any) -> None:
+        super().__init__(job, apply)
+        self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name=f"import-{job.pk}", daemon=True)
+
+    def __enter__(self) -> _ThreadWriter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if exc_type is None and self.error is not None:
+            raise self.error
+
+    def write(self, batch: Batch) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(batch)
+
+    def _work(self) -> None:
+        try:
+            while (batch := self.queue.get()) is not None:
+                if self.error is None:
+                    try:
+                        _run_batch(self.job, self.apply, batch)
+                    except BaseException as exc:  # handed to the reading thread
+                        self.error = exc
+        finally:
+            connections.close_all()  # this thread's own connections
+
+
+def _can_overlap() -> bool:
+    """Whether batches may be written by a thread of their own.
+
+    PostgreSQL only (SQLite has one writer and little to overlap), and never inside
+    a transaction of the caller: the thread's connection would not see its data.
+    """
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _run_batch(job: ImportJob, apply: Any, batch: Batch) -> None:
     for attempt in (1, 2):
         try:
             with transaction.atomic():
                 _relax_commit()
                 locked = ImportJob.objects.unscoped().select_for_update().get(pk=job.pk)
-                if locked.processed_rows >= start + len(batch):
+                if locked.processed_rows >= batch.start + batch.size:
                     return  # another worker applied this batch
-                result = BatchResult()
-                rows: list[ParsedRow] = []
-                for number, raw in batch:
-                    try:
-                        rows.append(converter.convert(number, raw))
-                    except RowInvalid as exc:
-                        result.rejections.append(_rejection(job, number, str(exc), raw))
-                apply(job, rows, result)
+                result = BatchResult(rejections=list(batch.rejections))
+                # A second attempt isolates the rows the database refuses, if any.
+                apply(job, batch, result, attempt == 2)
+                result.rejections.sort(key=lambda rejection: rejection.row_number)
                 ImportRejection.objects.bulk_create(result.rejections)
-                locked.processed_rows = start + len(batch)
+                locked.processed_rows = batch.start + batch.size
                 locked.created_count += result.created
                 locked.updated_count += result.updated
                 locked.rejected_count += len(result.rejections)
@@ -684,8 +897,9 @@ def _run_batch(
                 )
                 job.processed_rows = locked.processed_rows
                 return
-        except IntegrityError:
-            # A record with the same email/domain appeared meanwhile: look again.
+        except (IntegrityError, DataError):
+            # A record with the same email/domain appeared meanwhile (look again), or
+            # the database refused a value (the second attempt finds which row).
             if attempt == 2:
                 raise
 
@@ -693,20 +907,24 @@ def _run_batch(
 def _relax_commit() -> None:
     """Do not wait for the disk at each batch's commit (PostgreSQL).
 
-    Safe for the resume rule: should the server crash, the last batches are
-    lost together with the progress that records them, and a resumed import
-    applies them again. Nothing is half-applied.
+    Safe for the resume rule: a commit stays atomic, only its durability is
+    delayed (by at most three times wal_writer_delay). Should the server crash,
+    the last batches are lost together with the progress that records them,
+    and a resumed import applies them again: nothing is half-applied or applied
+    twice. Whatever acts on a batch's rows (a consumer of its events) commits
+    synchronously itself, which flushes the WAL up to and including the batch
+    first, since the WAL is written in order.
     """
-    from django.db import connection
-
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _rejection(job: ImportJob, number: int, reason: str, raw: list[str]) -> ImportRejection:
+    # A NUL character cannot be stored (PostgreSQL): it is shown as U+FFFD in the report.
+    values = [cell.replace("\x00", "\ufffd") for cell in raw] if "\x00" in "".join(raw) else raw
     return ImportRejection(
-        workspace_id=job.workspace_id, job=job, row_number=number, reason=reason, values=raw
+        workspace_id=job.workspace_id, job=job, row_number=number, reason=reason, values=values
     )
 
 
@@ -726,7 +944,17 @@ def _custom_after(converter_fields: dict[str, CustomField], current: dict, new: 
     return merged
 
 
-def _apply_contacts(job: ImportJob, rows: list[ParsedRow], result: BatchResult) -> None:
+def _apply_contacts(
+    job: ImportJob, batch: Batch, result: BatchResult, isolate: bool = False
+) -> None:
+    """Apply a batch of contact rows: set-based from a staging table, or in Python (SQLite)."""
+    if batch.staged is not None:
+        _write_staged(job, batch.staged, result, isolate)
+    else:
+        _apply_contacts_in_python(job, batch.rows, result)
+
+
+def _apply_contacts_in_python(job: ImportJob, rows: list[ParsedRow], result: BatchResult) -> None:
     workspace_id = job.workspace_id
     fields = {f.key: f for f in _definitions(workspace_id, CustomFieldObject.CONTACT)}
     by_email: dict[str, ParsedRow] = {}
@@ -954,7 +1182,10 @@ def _tag(
     )
 
 
-def _apply_companies(job: ImportJob, rows: list[ParsedRow], result: BatchResult) -> None:
+def _apply_companies(
+    job: ImportJob, batch: Batch, result: BatchResult, isolate: bool = False
+) -> None:
+    rows = batch.rows
     workspace_id = job.workspace_id
     fields = {f.key: f for f in _definitions(workspace_id, CustomFieldObject.COMPANY)}
     by_domain: dict[str, ParsedRow] = {}
@@ -1010,6 +1241,400 @@ def _apply_companies(job: ImportJob, rows: list[ParsedRow], result: BatchResult)
     created = _write(job, Company, new, changed, update_fields, "company_id")
     result.created += len(created)
     result.updated += len(changed)
+
+
+# --- The set-based contact writer (PostgreSQL) ----------------------------------------------
+#
+# A batch's rows are converted and merged in Python, then copied (COPY, text
+# format) into a temporary table, and everything else is done by statements over
+# that table: matching existing contacts by email, the rows the database stage
+# rejects, companies, owners, the new contacts, the updates, their events and
+# their tags. No contact is loaded into Python.
+
+# Contact columns an import can set, with their type in the staging table.
+STAGED_VALUES = {
+    "email": "text",
+    "first_name": "text",
+    "last_name": "text",
+    "phone": "text",
+    "mobile_phone": "text",
+    "job_title": "text",
+    "lifecycle_stage": "text",
+    "source": "text",
+    "street": "text",
+    "postal_code": "text",
+    "city": "text",
+    "region": "text",
+    "country": "text",
+    "time_zone": "text",
+    "language": "text",
+    "birthday": "date",
+    "owner_id": "bigint",
+}
+STAGE_TABLE = "patron_import_stage"
+# COPY's text format: backslash, tab, newline and carriage return are escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
+def _uses_staging(job: ImportJob) -> bool:
+    return connection.vendor == "postgresql" and job.object_type == CustomFieldObject.CONTACT
+
+
+@dataclass
+class Staged:
+    """A batch's contacts, one per email (duplicates merged), as lines for COPY."""
+
+    entries: list[ParsedRow]
+    lines: list[str]
+    payload: bytes
+    columns: list[str]  # the staged value columns, in the order of the lines
+
+
+class _Stager:
+    """Merges a batch's rows by email and writes them as COPY lines (in the reading thread)."""
+
+    def __init__(self, job: ImportJob, converter: RowConverter) -> None:
+        mapped = {"owner_id" if t == "owner" else t for _i, t in converter.columns}
+        self.columns = [name for name in STAGED_VALUES if name in mapped or name == "owner_id"]
+
+    def stage(self, rows: list[ParsedRow]) -> Staged:
+        by_email: dict[str, ParsedRow] = {}
+        entries: list[ParsedRow] = []
+        for row in rows:
+            email = row.values.get("email")
+            if email:
+                first = by_email.get(email)
+                if first is not None:
+                    _merge(first, row)
+                    continue
+                by_email[email] = row
+            entries.append(row)
+        lines = [self._line(index, row) for index, row in enumerate(entries)]
+        return Staged(entries, lines, "".join(lines).encode(), self.columns)
+
+    def _line(self, index: int, row: ParsedRow) -> str:
+        values = row.values
+        cells = [str(index)]
+        for name in self.columns:
+            value = values.get(name)
+            if value is None:
+                cells.append("\\N")
+            else:
+                cells.append(_copy_text(value) if type(value) is str else str(value))
+        company = row.company_name
+        cells.append(_copy_text(company.lower()) if company else "\\N")
+        custom = row.custom
+        cells.append(_copy_text(json.dumps(custom, ensure_ascii=False)) if custom else "{}")
+        tags = row.tags
+        # Tags never hold ";" or "," (the separators they were split on).
+        cells.append(_copy_text(";".join(tags).lower()) if tags else "\\N")
+        return "\t".join(cells) + "\n"
+
+
+def _copy_text(text: str) -> str:
+    """``text`` as a field of COPY's text format (most need no escaping)."""
+    return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
+
+
+def _write_staged(
+    job: ImportJob, staged: Staged, result: BatchResult, isolate: bool = False
+) -> None:
+    """Apply a staged batch; with ``isolate``, reject the rows the database refuses.
+
+    Isolating halves the batch in savepoints until the refused rows are alone:
+    they are reported with the database's reason and everything else is applied.
+    """
+    everything = list(range(len(staged.entries)))
+    if not isolate:
+        _write_stage(job, staged, everything, staged.payload, result)
+        return
+    _write_isolating(job, staged, everything, result)
+
+
+def _write_isolating(
+    job: ImportJob, staged: Staged, indexes: list[int], result: BatchResult
+) -> None:
+    part = BatchResult()
+    payload = "".join(staged.lines[i] for i in indexes).encode()
+    try:
+        with transaction.atomic():
+            _write_stage(job, staged, indexes, payload, part)
+    except (DataError, IntegrityError) as exc:
+        if len(indexes) > 1:
+            half = len(indexes) // 2
+            _write_isolating(job, staged, indexes[:half], result)
+            _write_isolating(job, staged, indexes[half:], result)
+            return
+        row = staged.entries[indexes[0]]
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        result.rejections.append(
+            _rejection(
+                job,
+                row.number,
+                _("The database refused this row: %(error)s") % {"error": reason},
+                row.raw,
+            )
+        )
+        return
+    result.created += part.created
+    result.updated += part.updated
+    result.rejections.extend(part.rejections)
+
+
+def _write_stage(
+    job: ImportJob, staged: Staged, indexes: list[int], payload: bytes, result: BatchResult
+) -> None:
+    if not indexes:
+        return
+    workspace_id = job.workspace_id
+    entries = staged.entries
+    columns = staged.columns
+    table = connection.ops.quote_name(Contact._meta.db_table)
+    stage = STAGE_TABLE
+    copied_table = f"{STAGE_TABLE}_copied"
+    staged_columns = ", ".join(f"{name} {STAGED_VALUES[name]}" for name in columns)
+    copied = ", ".join(["idx", *columns, "company_key", "custom", "tag_keys"])
+    now = timezone.now()
+    # Companies by name, created when missing (before the rows are matched, as the
+    # company of a row is part of what it sets).
+    company_ids = _company_ids(
+        workspace_id, [entries[i].company_name for i in indexes if entries[i].company_name]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE {copied_table} (idx integer NOT NULL, {staged_columns}, "
+            "company_key text, custom jsonb NOT NULL, tag_keys text) ON COMMIT DROP"
+        )
+        with (
+            connection.wrap_database_errors,
+            cursor.cursor.copy(f"COPY {copied_table} ({copied}) FROM STDIN") as copy,
+        ):
+            copy.write(payload)
+        # One pass gives each row its contact: the existing one with this email (matched
+        # as the unique index on lower(email) matches), else a new id from the sequence.
+        if "email" in columns:
+            match = (
+                f"LEFT JOIN {table} AS c ON c.workspace_id = %s AND NOT c.email = '' "
+                "AND lower(c.email) = lower(r.email)"
+            )
+            match_params: list[Any] = [workspace_id]
+        else:
+            match = f"LEFT JOIN {table} AS c ON false"
+            match_params = []
+        cursor.execute(
+            f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "  # noqa: S608
+            "SELECT r.*, m.id AS company_id, c.id IS NULL AS is_new, "
+            "COALESCE(c.id, nextval(pg_get_serial_sequence(%s, 'id'))) AS contact_id "
+            f"FROM {copied_table} AS r {match} "
+            "LEFT JOIN unnest(%s::text[], %s::bigint[]) AS m(key, id) ON m.key = r.company_key",
+            [
+                Contact._meta.db_table,
+                *match_params,
+                list(company_ids),
+                list(company_ids.values()),
+            ],
+        )
+
+        # Rows the database stage rejects: updating is off, or a required field is missing.
+        rejected: dict[int, str] = {}
+        if not job.update_existing:
+            cursor.execute(
+                f"DELETE FROM {stage} WHERE NOT is_new RETURNING idx"  # noqa: S608
+            )
+            message = _("A contact with this email exists (updating is off).")
+            rejected.update((index, message) for (index,) in cursor.fetchall())
+        definitions = _definitions(workspace_id, CustomFieldObject.CONTACT)
+        required = [f for f in definitions if f.required]
+        if required:
+            cursor.execute(
+                f"WITH checked AS (SELECT s.idx, ARRAY("  # noqa: S608
+                "SELECT r.key FROM unnest(%s::text[]) WITH ORDINALITY AS r(key, position) "
+                "WHERE NOT ((COALESCE(c.custom, '{}'::jsonb) || s.custom) ? r.key) "
+                "ORDER BY r.position) AS missing "
+                f"FROM {stage} AS s LEFT JOIN {table} AS c "
+                "ON c.id = s.contact_id AND NOT s.is_new) "
+                f"DELETE FROM {stage} AS s USING checked "
+                "WHERE s.idx = checked.idx AND cardinality(checked.missing) > 0 "
+                "RETURNING s.idx, checked.missing",
+                [[f.key for f in required]],
+            )
+            labels = {f.key: f.label for f in required}
+            for index, missing in cursor.fetchall():
+                rejected[index] = _("%(fields)s is required.") % {
+                    "fields": ", ".join(labels[key] for key in missing)
+                }
+        for index, reason in rejected.items():
+            row = entries[index]
+            result.rejections.append(_rejection(job, row.number, reason, row.raw))
+        kept = [i for i in indexes if i not in rejected] if rejected else indexes
+
+        # Owners of new contacts from the assignment rules, in row order.
+        assigner = Assigner(workspace_id, CustomFieldObject.CONTACT)
+        if assigner.rules:
+            cursor.execute(
+                f"SELECT idx FROM {stage} "  # noqa: S608
+                "WHERE is_new AND owner_id IS NULL ORDER BY idx"
+            )
+            owners: list[tuple[int, int]] = []
+            for (index,) in cursor.fetchall():
+                row = entries[index]
+                values = dict(row.values)
+                if row.company_name:
+                    values["company_id"] = company_ids[row.company_name.lower()]
+                owner = assigner.owner_for(
+                    {
+                        "lifecycle_stage": "subscriber",
+                        "source": "import",
+                        **values,
+                        "custom": dict(row.custom),
+                    },
+                    [*job.tags, *row.tags],
+                )
+                if owner is not None:
+                    owners.append((index, owner.pk))
+            if owners:
+                cursor.execute(
+                    f"UPDATE {stage} AS s SET owner_id = m.owner "  # noqa: S608
+                    "FROM unnest(%s::integer[], %s::bigint[]) AS m(idx, owner) "
+                    "WHERE s.idx = m.idx",
+                    [[i for i, _o in owners], [o for _i, o in owners]],
+                )
+        assigner.finish()
+
+        # New contacts: one INSERT … SELECT.
+        cursor.execute(f"SELECT count(*) FROM {stage} WHERE is_new")  # noqa: S608
+        created = cursor.fetchone()[0]
+        if created:
+            names, expressions, params = _insert_columns(columns, workspace_id, now)
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608
+                f"SELECT {', '.join(expressions)} FROM {stage} AS s WHERE s.is_new ORDER BY s.idx",
+                params,
+            )
+
+        # Existing contacts: the fields that differ (for the batch's event), then one UPDATE.
+        compared = list(columns)
+        checks = [
+            f"coalesce(bool_or(s.{name} IS NOT NULL AND s.{name} IS DISTINCT FROM c.{name}), false)"
+            for name in [*compared, "company_id"]
+        ]
+        checks.append("coalesce(bool_or(c.custom || s.custom IS DISTINCT FROM c.custom), false)")
+        cursor.execute(
+            f"SELECT count(*), {', '.join(checks)} FROM {stage} AS s "  # noqa: S608
+            f"JOIN {table} AS c ON c.id = s.contact_id WHERE NOT s.is_new"
+        )
+        count, *differs = cursor.fetchone()
+        update_fields = sorted(
+            name
+            for name, differ in zip([*compared, "company_id", "custom"], differs, strict=True)
+            if differ
+        )
+        if update_fields:
+            assignments = [
+                "custom = c.custom || s.custom"
+                if name == "custom"
+                else f"{name} = COALESCE(s.{name}, c.{name})"
+                for name in update_fields
+            ]
+            cursor.execute(
+                f"UPDATE {table} AS c SET {', '.join(assignments)}, updated_at = %s "  # noqa: S608
+                f"FROM {stage} AS s WHERE c.id = s.contact_id AND NOT s.is_new",
+                [now],
+            )
+
+        # Tags: the job's and each row's own, created as needed.
+        names_wanted = list(job.tags)
+        for i in kept:
+            names_wanted.extend(entries[i].tags)
+        if names_wanted:
+            tag_ids = _tag_ids(job, set(names_wanted))
+            cursor.execute(
+                "INSERT INTO crm_contact_tags (contact_id, tag_id) "  # noqa: S608
+                "SELECT DISTINCT s.contact_id, m.id "
+                f"FROM {stage} AS s CROSS JOIN LATERAL unnest("
+                "COALESCE(string_to_array(s.tag_keys, ';'), '{}'::text[]) || %s::text[]) AS t(key) "
+                "JOIN unnest(%s::text[], %s::bigint[]) AS m(key, id) ON m.key = t.key "
+                "ON CONFLICT DO NOTHING",
+                [[t.lower() for t in job.tags], list(tag_ids), list(tag_ids.values())],
+            )
+
+        # One event per created contact, one per updated contact when anything changed.
+        source = ("crm.import", job.pk)
+        properties = {"source": "import", "import": job.file_name}
+        if created:
+            record_for_selected_contacts(
+                workspace=workspace_id,
+                kind="contact.created",
+                contacts_sql=f"SELECT contact_id FROM {stage} WHERE is_new ORDER BY idx",  # noqa: S608
+                actor=job.created_by,
+                source=source,
+                properties=properties,
+            )
+        if update_fields:
+            record_for_selected_contacts(
+                workspace=workspace_id,
+                kind="contact.field_changed",
+                contacts_sql=f"SELECT contact_id FROM {stage} WHERE NOT is_new ORDER BY idx",  # noqa: S608
+                actor=job.created_by,
+                source=source,
+                properties={**properties, "fields": update_fields},
+            )
+        cursor.execute(f"DROP TABLE {stage}, {copied_table}")
+    result.created += created
+    result.updated += count
+
+
+def _insert_columns(
+    staged: list[str], workspace_id: int, now: datetime
+) -> tuple[list[str], list[str], list[Any]]:
+    """Columns of a new contact and the expression giving each from the staging table.
+
+    A staged value left empty, and every column the import does not set, gets
+    the field's default, as a contact created any other way would.
+    """
+    names: list[str] = ["id"]
+    expressions: list[str] = ["s.contact_id"]
+    params: list[Any] = []
+    for model_field in Contact._meta.concrete_fields:
+        if model_field.primary_key:
+            continue
+        attname = model_field.attname
+        names.append(connection.ops.quote_name(model_field.column or attname))
+        db_type = model_field.db_type(connection)
+        if attname == "workspace_id":
+            expressions.append("%s")
+            params.append(workspace_id)
+        elif attname in {"created_at", "updated_at"}:
+            expressions.append("%s")
+            params.append(now)
+        elif attname == "custom":
+            expressions.append("s.custom")
+        elif attname == "company_id":
+            expressions.append("s.company_id")
+        else:
+            default = "import" if attname == "source" else model_field.get_default()
+            prepared = model_field.get_db_prep_save(default, connection)
+            if attname in staged:
+                expressions.append(f"COALESCE(s.{attname}, %s::{db_type})")
+            else:
+                expressions.append(f"%s::{db_type}")
+            params.append(prepared)
+    return names, expressions, params
+
+
+def _tag_ids(job: ImportJob, names: set[str]) -> dict[str, int]:
+    """Tag id by lower-cased name, creating the tags that do not exist yet."""
+    Tag.objects.bulk_create(
+        [Tag(workspace_id=job.workspace_id, name=name) for name in names], ignore_conflicts=True
+    )
+    return {
+        lower: pk
+        for lower, pk in Tag.objects.for_workspace(job.workspace_id)
+        .annotate(lower_name=Lower("name"))
+        .filter(lower_name__in=[n.lower() for n in names])
+        .values_list("lower_name", "id")
+    }
 
 
 def resume_stalled_imports(now: Any = None) -> int:
