@@ -1580,6 +1580,9 @@ def _write_stage(
                 source=source,
                 properties={**properties, "fields": update_fields},
             )
+        if job.subscribe_list_id:
+            cursor.execute(f"SELECT contact_id FROM {stage} ORDER BY idx")  # noqa: S608
+            _subscribe_to_list(job, [contact_id for (contact_id,) in cursor.fetchall()])
         cursor.execute(f"DROP TABLE {stage}, {copied_table}")
     result.created += created
     result.updated += count
