@@ -5,20 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('activity', '0002_initial'),
-        ('core', '0002_notifications'),
+        ("activity", "0002_initial"),
+        ("core", "0002_notifications"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='event',
-            name='event_kind',
+            model_name="event",
+            name="event_kind",
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['workspace', 'kind', '-occurred_at'], include=('contact_id',), name='event_kind'),
+            model_name="event",
+            index=models.Index(
+                fields=["workspace", "kind", "-occurred_at"],
+                include=("contact_id",),
+                name="event_kind",
+            ),
         ),
     ]
