@@ -557,3 +557,52 @@ def test_describe_reads_like_a_sentence(workspace, people):
     )
     text = segments.describe(vocabulary(workspace), definition)
     assert text == "tagged vip and Email opened: at least 2 times in the last 30 days"
+
+
+@pytest.mark.parametrize("count_op", ["at_least", "at_most", "exactly"])
+@pytest.mark.parametrize("match", ["all", "any", "none"])
+def test_counts_beside_cheap_conditions_agree_with_each_condition_alone(
+    workspace, behaviour, people, count_op, match
+):
+    """Counting only for the contacts a group's cheap conditions let through (a
+    shortcut for "all" groups) selects exactly what the conditions select one by
+    one, combined in Python, whatever the group and its nesting."""
+    tag = services.add_tags(record_=people["ann"], names=["vip"])[0]
+    services.add_tags(record_=people["cy"], names=["vip"])
+    count = opened(count_op, 1, {"type": "last_days", "days": 30})
+    vip = {"type": "tag", "op": "has", "tag": tag.pk}
+    berlin = field("city", "eq", "Berlin")
+    everyone = set(names(workspace, {"match": "all", "conditions": []}))
+    each = [set(names(workspace, only(c))) for c in (vip, count, berlin)]
+    if match == "all":
+        expected = each[0] & each[1] & each[2]
+    elif match == "any":
+        expected = each[0] | each[1] | each[2]
+    else:
+        expected = everyone - (each[0] | each[1] | each[2])
+    group = {"match": match, "conditions": [vip, count, berlin]}
+    assert names(workspace, group) == sorted(expected)
+    # The same group inside "none of" is its complement; inside "all of", itself.
+    assert names(workspace, {"match": "none", "conditions": [group]}) == sorted(everyone - expected)
+    assert names(workspace, {"match": "all", "conditions": [group, vip]}) == sorted(
+        expected & each[0]
+    )
+
+
+def test_a_count_beside_cheap_conditions_is_counted_for_their_contacts_only(
+    workspace, behaviour, people
+):
+    tag = services.add_tags(record_=people["ann"], names=["vip"])[0]
+    definition = {
+        "match": "all",
+        "conditions": [
+            {"type": "tag", "op": "has", "tag": tag.pk},
+            opened("at_least", 2, {"type": "last_days", "days": 30}),
+        ],
+    }
+    vocab = vocabulary(workspace, now=NOW)
+    sql = str(segments.matching_contacts(workspace, definition, vocab=vocab).query)
+    # The aggregate over the activity log is joined to the tagged contacts.
+    aggregate = sql[sql.index('FROM "activity_event"') : sql.index("GROUP BY")]
+    assert "crm_contact_tags" in aggregate
+    assert names(workspace, definition) == ["Ann"]

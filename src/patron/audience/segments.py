@@ -295,6 +295,9 @@ class Vocabulary:
     # When set, subqueries over events and deals look at these contacts only, so
     # re-evaluating a few contacts does not aggregate the whole activity log.
     only_contacts: list[int] | None = None
+    # While compiling a count condition of an "all" group: the contacts its cheap
+    # conditions let through (see _restricted).
+    candidates: Any = None
 
     @property
     def today(self) -> date:
@@ -671,11 +674,29 @@ def roomy_aggregates() -> None:
             cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
 
 
-def _group_q(vocab: Vocabulary, group: dict[str, Any]) -> Q:
-    parts = [
-        _group_q(vocab, child) if "conditions" in child else _condition_q(vocab, child)
-        for child in group["conditions"]
-    ]
+# Conditions answered from the contact row or one small table: cheap to test first.
+CHEAP = {"field", "company", "tag", "list"}
+
+
+def _group_q(vocab: Vocabulary, group: dict[str, Any], *, negated: bool = False) -> Q:
+    negated = negated or group["match"] == "none"
+    children = group["conditions"]
+    cheap = {
+        index: _condition_q(vocab, child)
+        for index, child in enumerate(children)
+        if "conditions" not in child and child["type"] in CHEAP
+    }
+    restrict = group["match"] == "all" and not negated and cheap
+    parts = []
+    for index, child in enumerate(children):
+        if index in cheap:
+            parts.append(cheap[index])
+        elif "conditions" in child:
+            parts.append(_group_q(vocab, child, negated=negated))
+        elif restrict:
+            parts.append(_restricted(vocab, child, _all_of(list(cheap.values()))))
+        else:
+            parts.append(_condition_q(vocab, child))
     if not parts:
         # An empty "all" is everyone; an empty "any" is no one; "none of nothing" is everyone.
         return Q() if group["match"] in {"all", "none"} else Q(pk__in=[])
@@ -683,6 +704,31 @@ def _group_q(vocab: Vocabulary, group: dict[str, Any]) -> Q:
     for part in parts[1:]:
         combined = combined & part if group["match"] == "all" else combined | part
     return ~combined if group["match"] == "none" else combined
+
+
+def _all_of(parts: list[Q]) -> Q:
+    combined = parts[0]
+    for part in parts[1:]:
+        combined &= part
+    return combined
+
+
+def _restricted(vocab: Vocabulary, node: dict[str, Any], candidates: Q) -> Q:
+    """A behaviour condition of an "all" group, counting only for plausible contacts.
+
+    Counting events per contact ("opened at least twice") aggregates the whole
+    activity log unless told which contacts can matter: those passing the
+    group's cheap conditions (fields, tags, lists, company). Restricting the
+    count to them changes nothing for anyone else, whom the group rejects
+    anyway; it is not done under a "none" (where "rejected" and "unknown"
+    differ in SQL) nor in "any" groups.
+    """
+    previous = vocab.candidates
+    vocab.candidates = Contact.objects.for_workspace(vocab.workspace).filter(candidates)
+    try:
+        return _condition_q(vocab, node)
+    finally:
+        vocab.candidates = previous
 
 
 def _condition_q(vocab: Vocabulary, node: dict[str, Any]) -> Q:
@@ -988,6 +1034,8 @@ def _event_q(vocab: Vocabulary, node: dict[str, Any]) -> Q:
     if count_op == "at_least" and number <= 1:
         return Q(Exists(events.filter(contact_id=OuterRef("pk"))))
     # Counting contact_id (never null here) lets PostgreSQL answer from the event_kind index.
+    if vocab.candidates is not None:
+        events = events.filter(contact_id__in=vocab.candidates.values("pk"))
     counted = events.values("contact_id").annotate(times=Count("contact_id"))
     if count_op == "at_least":
         return Q(pk__in=counted.filter(times__gte=number).values("contact_id"))
