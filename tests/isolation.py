@@ -53,6 +53,9 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
         name=f"{MARKER} segment",
         definition={"match": "all", "conditions": []},
     ),
+    "audience.Suppression": lambda ws: apps.get_model("audience", "Suppression").objects.create(
+        workspace=ws, email=f"{MARKER}@example.org", reason="manual", note=MARKER
+    ),
     "core.Membership": lambda ws: MembershipFactory(
         workspace=ws, user=UserFactory(email=f"{MARKER}-member@example.com"), role="sales"
     ),
