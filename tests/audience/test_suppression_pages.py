@@ -66,6 +66,7 @@ def test_list_searches_filters_and_pages(logged_in, workspace):
     body = rows.content.decode()
     assert body.startswith('<div id="suppression-rows">') and "<html" not in body
     assert listed(rows) == ["ann@x.test"]
+    assert 'aria-label="Remove ann@x.test"' in body
 
 
 def test_list_pages_fifty_at_a_time(logged_in, workspace):

@@ -89,6 +89,7 @@ def _list_context(request: WorkspaceRequest) -> dict[str, Any]:
         "reasons": SuppressionReason.choices,
         "query_string": urlencode(params),
         "filtered": bool(params),
+        "can_edit": request.membership.can(MARKETING_EDIT),
     }
 
 
@@ -100,7 +101,6 @@ def _list_page(
     context = {
         **_list_context(request),
         "form": form or AddForm(),
-        "can_edit": request.membership.can(MARKETING_EDIT),
         "can_export": request.membership.can(DATA_EXPORT),
         "role_local_parts": sorted(suppression.ROLE_LOCAL_PARTS),
     }
