@@ -203,8 +203,28 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_calls_and_meetings(workspace, rng, owners=[owner, sales], now=now)
     _seed_tickets(workspace, rng, agents=[owner, sales], now=now)
     _seed_quotes(workspace, owner=owner, now=now)
-    del marketing
+    _seed_suppressions(workspace, rng, actor=marketing)
     return workspace
+
+
+def _seed_suppressions(workspace: Workspace, rng: random.Random, *, actor: User) -> None:
+    """A few addresses that bounced, complained or left, and two added by hand."""
+    from patron.audience import suppression
+
+    emails = list(
+        Contact.objects.for_workspace(workspace).order_by("pk").values_list("email", flat=True)
+    )
+    bounced, complained, left = rng.sample(emails, 3)
+    for email, reason, note in [
+        (bounced, "hard_bounce", "Mailbox does not exist (550 5.1.1)"),
+        (complained, "complaint", "Marked the March newsletter as spam"),
+        (left, "unsubscribed", "Unsubscribed from everything"),
+        ("former.customer@example.org", "manual", "Asked by phone not to be emailed"),
+        ("postmaster@northwind.example", "role", ""),
+    ]:
+        suppression.suppress_address(
+            workspace=workspace, email=email, reason=reason, note=note, actor=actor
+        )
 
 
 INTERESTS = ["ebook-crm-guide", "webinar-2026", "newsletter", "vip", "pricing-page", "trial"]

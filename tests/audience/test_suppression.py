@@ -293,3 +293,12 @@ def test_export_neutralises_formulas(workspace, owner):
     assert lines[0] == ["email", "reason", "note", "created_at", "created_by"]
     assert lines[1][:3] == ["ann@x.test", "manual", '\'=HYPERLINK("http://evil")']
     assert lines[1][4] == owner.email
+
+
+def test_the_demo_has_suppressed_addresses(owner):
+    from patron.demo import seed_demo_workspace
+
+    workspace = seed_demo_workspace(owner=owner)
+    reasons = set(rows(workspace).values())
+    assert reasons == {"hard_bounce", "complaint", "unsubscribed", "manual", "role"}
+    assert Event.objects.for_workspace(workspace).filter(kind="contact.suppressed").count() == 3
