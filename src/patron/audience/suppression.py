@@ -250,10 +250,11 @@ def _contacts_carrying(workspace: Workspace, emails: Sequence[str]) -> dict[str,
     return carriers
 
 
-def _record_events(
-    workspace: Workspace, kind: str, rows: Iterable[tuple[str, str, int]], actor: User | None
-) -> int:
-    """One event per contact carrying each (email, reason, suppression id)."""
+def _record_events(workspace: Workspace, kind: str, rows: Iterable[tuple[str, str, int]]) -> int:
+    """One event per contact carrying each (email, reason, suppression id).
+
+    Who did it is in the audit log; bulk events carry no actor.
+    """
     rows = list(rows)
     carriers = _contacts_carrying(workspace, [email for email, _reason, _pk in rows])
     labels = dict(SuppressionReason.choices)
@@ -264,8 +265,6 @@ def _record_events(
             "reason": reason,
             "title": f"{email} ({labels.get(reason, reason)})",
         }
-        if actor is not None:
-            properties["by"] = actor.email
         for contact_id in sorted(carriers.get(email, ())):
             events.append(
                 NewEvent(
@@ -344,7 +343,6 @@ def suppress_entries(
             workspace,
             "contact.suppressed",
             [(email, clean[email].reason, created[email]) for email in result.added],
-            actor,
         )
         reasons = Counter(clean[email].reason for email in result.added)
         record_audit(
@@ -440,7 +438,7 @@ def unsuppress(
     for chunk in _chunks(removed_ids):
         Suppression.objects.for_workspace(workspace).filter(pk__in=chunk).delete()
     removed = sorted(unique.values())
-    _record_events(workspace, "contact.unsuppressed", removed, actor)
+    _record_events(workspace, "contact.unsuppressed", removed)
     emails_removed = [email for email, _reason, _pk in removed]
     record_audit(
         action="suppression.removed",
