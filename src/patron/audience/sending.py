@@ -31,11 +31,13 @@ to the primary one: suppression is about an address, and an old address that
 bounced says nothing about the new one. Primary addresses are unique per
 workspace, so the result never holds one address twice.
 
-``sendable_contacts`` returns a queryset: one SQL statement with ``EXISTS``
-subqueries, nothing filtered in Python, so a send pipeline can materialise it
-with ``INSERT … SELECT``. The role-address setting is read from the database in
-the same statement (a join to the workspace), so a worker holding an old
-``Workspace`` object still applies the current setting.
+``sendable_contacts`` returns a queryset: one SQL statement (an ``EXISTS`` on
+the suppression list's unique index, an ``IN`` over the lists' subscribed
+members, the role test as one expression), nothing filtered in Python, so a
+send pipeline can materialise it with ``INSERT … SELECT``. The role-address
+setting is read from the database in the same statement (a join to the
+workspace), so a worker holding an old ``Workspace`` object still applies the
+current setting.
 
 Mail a user writes to one person on purpose (sending a quote to its contact)
 and the installation's mail to its users (invitations, password resets, task
@@ -57,8 +59,8 @@ from patron.audience.models import MailingList, Subscription, SubscriptionStatus
 from patron.audience.suppression import (
     SuppressionInvalid,
     is_role_address,
+    is_role_address_sql,
     normalise_email,
-    role_address_q,
 )
 from patron.core.models import Workspace
 from patron.crm.models import Contact
@@ -108,18 +110,15 @@ def sendable_contacts(
         Exists(Suppression.objects.filter(workspace=workspace, email=Lower(OuterRef("email"))))
     )
     sendable = sendable.exclude(
-        models.Q(workspace__suppress_role_addresses=True) & role_address_q("email")
+        models.Q(workspace__suppress_role_addresses=True) & is_role_address_sql("email")
     )
     if lists is not None:
         sendable = sendable.filter(
-            Exists(
-                Subscription.objects.filter(
-                    workspace=workspace,
-                    contact=OuterRef("pk"),
-                    mailing_list_id__in=_list_ids(lists),
-                    status=SubscriptionStatus.SUBSCRIBED,
-                )
-            )
+            pk__in=Subscription.objects.filter(
+                workspace=workspace,
+                mailing_list_id__in=_list_ids(lists),
+                status=SubscriptionStatus.SUBSCRIBED,
+            ).values("contact_id")
         )
     return sendable
 
@@ -141,16 +140,28 @@ def may_send(
         return Decision(False, Verdict.INVALID_ADDRESS)
     facts = Workspace.objects.filter(pk=workspace.pk).annotate(
         suppression_reason=Subquery(
-            Suppression.objects.filter(workspace=OuterRef("pk"), email=address).values("reason")[:1]
+            Suppression.objects.filter(workspace=OuterRef("pk"), email=address)
+            .order_by()
+            .values("reason")[:1]
         )
     )
     if mailing_list is not None:
         list_id = _list_ids([mailing_list])[0]
+        # The contact is found through the unique index on (workspace, LOWER(email))
+        # (partial: "email is not empty" lets the database use it), then its
+        # subscription through (list, contact): two index lookups.
+        holders = (
+            Contact.objects.for_workspace(workspace)
+            .exclude(email="")
+            .annotate(address=Lower("email"))
+            .filter(address=address)
+            .values("pk")
+        )
         facts = facts.annotate(
             subscription_status=Subquery(
-                Subscription.objects.filter(workspace=OuterRef("pk"), mailing_list_id=list_id)
-                .annotate(address=Lower("contact__email"))
-                .filter(address=address)
+                Subscription.objects.filter(
+                    workspace=workspace, mailing_list_id=list_id, contact_id__in=holders
+                )
                 # subscribed first, should two contacts ever differ only in case
                 .order_by(
                     models.Case(
