@@ -302,3 +302,22 @@ def test_the_demo_has_suppressed_addresses(owner):
     reasons = set(rows(workspace).values())
     assert reasons == {"hard_bounce", "complaint", "unsubscribed", "manual", "role"}
     assert Event.objects.for_workspace(workspace).filter(kind="contact.suppressed").count() == 3
+
+
+def test_many_addresses_find_their_contacts_in_one_statement(workspace, monkeypatch):
+    """Past a few addresses, contacts are matched against the rows as a subquery."""
+    monkeypatch.setattr(suppression, "FEW_ADDRESSES", 2)
+    ann = ContactFactory(workspace=workspace, email="Ann@X.test")
+    bob = ContactFactory(workspace=workspace, email="bob@x.test")
+    ContactEmail.objects.create(workspace=workspace, contact=bob, email="BOB.old@x.test")
+    stranger = ContactFactory(workspace=WorkspaceFactory(), email="cy@x.test")
+    emails = ["ann@x.test", "bob.old@x.test", "cy@x.test", *[f"n{n}@x.test" for n in range(5)]]
+    suppression.suppress_addresses(workspace=workspace, emails=emails)
+    assert events(workspace, "contact.suppressed") == sorted(
+        [(ann.pk, "ann@x.test"), (bob.pk, "bob.old@x.test")]
+    )
+    assert not Event.objects.unscoped().filter(contact_id=stranger.pk).exists()
+    suppression.unsuppress(workspace=workspace, emails=emails)
+    assert events(workspace, "contact.unsuppressed") == sorted(
+        [(ann.pk, "ann@x.test"), (bob.pk, "bob.old@x.test")]
+    )

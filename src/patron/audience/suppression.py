@@ -26,6 +26,7 @@ module only keeps the list.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from collections import Counter, defaultdict
@@ -40,7 +41,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet, Value
 from django.db.models.functions import Lower, StrIndex, Substr
 from django.db.models.lookups import In
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from patron.activity.services import NewEvent, record_many
@@ -64,6 +65,7 @@ ROLE_LOCAL_PARTS = frozenset(
         "do-not-reply",
     }
 )
+REASON_CODES = frozenset(SuppressionReason.values)
 NOTE_LIMIT = 300
 # Addresses pasted into the form or posted to the API at once.
 MAX_ADDRESSES = 1000
@@ -72,6 +74,8 @@ MAX_IMPORT_BYTES = 5 << 20
 MAX_IMPORT_ROWS = 50_000
 # Rows per ``IN (...)`` list, far below SQLite's limit of 32,766 parameters.
 CHUNK = 500
+# Up to this many addresses, their contacts are found by index lookups (see _contacts_carrying).
+FEW_ADDRESSES = 50
 EVENT_SOURCE = "audience.suppression"
 REPORT_SALT = "patron.audience.suppression-import-report"
 
@@ -165,19 +169,30 @@ def parse_addresses(values: Iterable[str]) -> tuple[list[str], list[tuple[str, s
     return list(valid), invalid
 
 
+@functools.lru_cache(maxsize=16)
+def _reason_names(language: str | None) -> dict[str, str]:
+    """Every way of writing a reason (code, label, code with spaces), folded -> code."""
+    names: dict[str, str] = {}
+    for code, label in SuppressionReason.choices:
+        for name in (code, str(label), code.replace("_", " ")):
+            names[name.casefold()] = code
+    return names
+
+
 def clean_reason(value: str, default: str = SuppressionReason.MANUAL) -> str:
     """A reason given as its code or its label (any case); empty means ``default``."""
     text = (value or "").strip()
     if not text:
         return default
-    folded = text.casefold()
-    for code, label in SuppressionReason.choices:
-        if folded in {code.casefold(), str(label).casefold(), code.replace("_", " ").casefold()}:
-            return code
-    raise SuppressionInvalid(
-        _("Unknown reason “%(value)s”: use one of %(codes)s.")
-        % {"value": text[:60], "codes": ", ".join(SuppressionReason.values)}
-    )
+    if text in REASON_CODES:
+        return text
+    code = _reason_names(translation.get_language()).get(text.casefold())
+    if code is None:
+        raise SuppressionInvalid(
+            _("Unknown reason “%(value)s”: use one of %(codes)s.")
+            % {"value": text[:60], "codes": ", ".join(SuppressionReason.values)}
+        )
+    return code
 
 
 def clean_note(value: str) -> str:
@@ -233,35 +248,47 @@ def status(workspace: Workspace, email: str) -> Status | None:
     return statuses(workspace, [email]).get((email or "").strip().lower())
 
 
-def _contacts_carrying(workspace: Workspace, emails: Sequence[str]) -> dict[str, set[int]]:
-    """The contacts whose primary or other email is one of ``emails`` (lower-cased)."""
+def _contacts_carrying(
+    workspace: Workspace, emails: Sequence[str], rows: QuerySet[Suppression]
+) -> dict[str, set[int]]:
+    """The contacts whose primary or other email is one of ``emails``, the addresses of ``rows``.
+
+    A few addresses are looked up through the ``LOWER(email)`` indexes. Many
+    are matched against ``rows`` as a subquery in one statement per table, which
+    the database joins at once: long ``IN`` lists would make PostgreSQL scan the
+    contacts once per list (it keeps no statistics on the partial
+    ``LOWER(email)`` index, so it takes every list for a large part of the table).
+    """
+    addresses: Any = list(emails) if len(emails) <= FEW_ADDRESSES else rows.values("email")
+    primary = (
+        Contact.objects.for_workspace(workspace)
+        .exclude(email="")  # the unique index on LOWER(email) is partial
+        .annotate(address=Lower("email"))
+        .filter(address__in=addresses)
+        .values_list("address", "pk")
+    )
+    others = (
+        ContactEmail.objects.for_workspace(workspace)
+        .annotate(address=Lower("email"))
+        .filter(address__in=addresses)
+        .values_list("address", "contact_id")
+    )
     carriers: dict[str, set[int]] = defaultdict(set)
-    for chunk in _chunks(sorted(emails)):
-        primary = (
-            Contact.objects.for_workspace(workspace)
-            .exclude(email="")  # the unique index on LOWER(email) is partial
-            .annotate(address=Lower("email"))
-            .filter(address__in=chunk)
-            .values_list("address", "pk")
-        )
-        others = (
-            ContactEmail.objects.for_workspace(workspace)
-            .annotate(address=Lower("email"))
-            .filter(address__in=chunk)
-            .values_list("address", "contact_id")
-        )
-        for address, contact_id in [*primary, *others]:
-            carriers[address].add(contact_id)
+    for address, contact_id in [*primary, *others]:
+        carriers[address].add(contact_id)
     return carriers
 
 
-def _record_events(workspace: Workspace, kind: str, rows: Iterable[tuple[str, str, int]]) -> int:
+def _record_events(
+    workspace: Workspace,
+    kind: str,
+    rows: Iterable[tuple[str, str, int]],
+    carriers: dict[str, set[int]],
+) -> int:
     """One event per contact carrying each (email, reason, suppression id).
 
     Who did it is in the audit log; bulk events carry no actor.
     """
-    rows = list(rows)
-    carriers = _contacts_carrying(workspace, [email for email, _reason, _pk in rows])
     labels = dict(SuppressionReason.choices)
     events = []
     for email, reason, pk in rows:
@@ -306,6 +333,24 @@ def suppress_entries(
         email = normalise_email(entry.email)
         if email not in clean:
             clean[email] = Entry(email, clean_reason(entry.reason), clean_note(entry.note))
+    return _write(
+        workspace=workspace,
+        clean=clean,
+        actor=actor,
+        details=details,
+        request_info=request_info,
+    )
+
+
+def _write(
+    *,
+    workspace: Workspace,
+    clean: dict[str, Entry],
+    actor: User | None,
+    details: dict[str, Any] | None,
+    request_info: RequestInfo | None,
+) -> SuppressResult:
+    """Write validated entries (address -> entry, addresses normalised)."""
     result = SuppressResult()
     if not clean:
         return result
@@ -348,6 +393,12 @@ def suppress_entries(
             workspace,
             "contact.suppressed",
             [(email, clean[email].reason, created[email]) for email in result.added],
+            _contacts_carrying(
+                workspace,
+                result.added,
+                # The rows this call wrote: created at this very moment.
+                Suppression.objects.for_workspace(workspace).filter(created_at=now),
+            ),
         )
         reasons = Counter(clean[email].reason for email in result.added)
         record_audit(
@@ -440,10 +491,17 @@ def unsuppress(
     if not unique:
         return []
     removed_ids = sorted(unique)
+    carriers: dict[str, set[int]] = defaultdict(set)
     for chunk in _chunks(removed_ids):
-        Suppression.objects.for_workspace(workspace).filter(pk__in=chunk).delete()
+        rows_of_chunk = Suppression.objects.for_workspace(workspace).filter(pk__in=chunk)
+        emails_of_chunk = [unique[pk][0] for pk in chunk]
+        for address, contact_ids in _contacts_carrying(
+            workspace, emails_of_chunk, rows_of_chunk
+        ).items():
+            carriers[address] |= contact_ids
+        rows_of_chunk.delete()
     removed = sorted(unique.values())
-    _record_events(workspace, "contact.unsuppressed", removed)
+    _record_events(workspace, "contact.unsuppressed", removed, carriers)
     emails_removed = [email for email, _reason, _pk in removed]
     record_audit(
         action="suppression.removed",
@@ -562,7 +620,7 @@ def import_csv(
             % {"rows": len(body), "limit": MAX_IMPORT_ROWS}
         )
     report = ImportReport(headers=[h.strip() for h in headers], rows=len(body))
-    entries: list[Entry] = []
+    entries: dict[str, Entry] = {}
     first_row: dict[str, int] = {}
 
     def cell(row: list[str], index: int | None) -> str:
@@ -590,14 +648,15 @@ def import_csv(
             )
             continue
         first_row[email] = number
-        entries.append(Entry(email, reason, note))
-    result = suppress_entries(
-        workspace=workspace,
-        entries=entries,
-        actor=actor,
-        details={"source": "import", "file": file_name[:200]},
-        request_info=request_info,
-    )
+        entries[email] = Entry(email, reason, note)
+    with transaction.atomic():
+        result = _write(
+            workspace=workspace,
+            clean=entries,
+            actor=actor,
+            details={"source": "import", "file": file_name[:200]},
+            request_info=request_info,
+        )
     report.added, report.already = len(result.added), len(result.already)
     return report
 
