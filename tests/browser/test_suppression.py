@@ -80,6 +80,7 @@ def test_suppress_import_and_remove(page, tmp_path: Path):
     expect(page.locator("#suppressions")).to_contain_text("cy@example.test")
     page.get_by_label("Filter by reason").select_option(label="Any reason")
     expect(page.locator("#suppressions tbody tr")).to_have_count(3)
+    page.screenshot(path=str(tmp_path / "suppression-list.png"), full_page=True)
 
     page.get_by_role("link", name="Remove ann@example.test").click()
     expect(page.get_by_role("heading")).to_contain_text("Remove ann@example.test from suppression?")
