@@ -54,6 +54,9 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
         definition={"match": "all", "conditions": []},
     ),
     "audience.MailingList": lambda ws: _mailing_list(ws),
+    "audience.Suppression": lambda ws: apps.get_model("audience", "Suppression").objects.create(
+        workspace=ws, email=f"{MARKER}@example.org", reason="manual", note=MARKER
+    ),
     "core.Membership": lambda ws: MembershipFactory(
         workspace=ws, user=UserFactory(email=f"{MARKER}-member@example.com"), role="sales"
     ),

@@ -205,6 +205,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_quotes(workspace, owner=owner, now=now)
     _seed_lists(workspace, actor=marketing)
     _seed_segments(workspace, author=marketing)
+    _seed_suppressions(workspace, rng, actor=marketing)
     return workspace
 
 
@@ -274,6 +275,26 @@ def _seed_lists(workspace: Workspace, *, actor: User) -> None:
         actor=actor,
     )
     lists.subscribe_contacts(mailing_list=events, contacts=ids[200:240], consent=manual)
+
+
+def _seed_suppressions(workspace: Workspace, rng: random.Random, *, actor: User) -> None:
+    """A few addresses that bounced, complained or left, and two added by hand."""
+    from patron.audience import suppression
+
+    emails = list(
+        Contact.objects.for_workspace(workspace).order_by("pk").values_list("email", flat=True)
+    )
+    bounced, complained, left = rng.sample(emails, 3)
+    for email, reason, note in [
+        (bounced, "hard_bounce", "Mailbox does not exist (550 5.1.1)"),
+        (complained, "complaint", "Marked the March newsletter as spam"),
+        (left, "unsubscribed", "Unsubscribed from everything"),
+        ("former.customer@example.org", "manual", "Asked by phone not to be emailed"),
+        ("postmaster@northwind.example", "role", ""),
+    ]:
+        suppression.suppress_address(
+            workspace=workspace, email=email, reason=reason, note=note, actor=actor
+        )
 
 
 INTERESTS = ["ebook-crm-guide", "webinar-2026", "newsletter", "vip", "pricing-page", "trial"]

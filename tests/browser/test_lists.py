@@ -27,6 +27,7 @@ def test_double_opt_in_from_adding_to_confirming(page, tmp_path: Path):
     )
 
     log_in(page, user.email, PASSWORD)
+    page.locator("nav.navbar").get_by_role("button", name="Audience").click()
     page.locator("nav.navbar").get_by_role("link", name="Lists").click()
     page.get_by_role("link", name="New list").click()
     page.get_by_role("textbox", name="Name", exact=True).fill("Book club")
@@ -95,6 +96,7 @@ def test_add_ticked_contacts_to_a_list_from_the_contact_list(page):
     page.get_by_role("button", name="Apply").click()
     expect(page.locator(".alert-success")).to_contain_text("2 contacts subscribed to Newsletter.")
 
+    page.locator("nav.navbar").get_by_role("button", name="Audience").click()
     page.locator("nav.navbar").get_by_role("link", name="Lists").click()
     expect(page.locator('#lists [data-status="subscribed"]')).to_have_text("2")
     page.get_by_role("link", name="Newsletter").click()

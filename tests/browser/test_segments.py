@@ -38,6 +38,7 @@ def test_build_a_behavioural_segment_and_export_it(page, tmp_path: Path):
             )
 
     log_in(page, user.email, PASSWORD)
+    page.locator("nav.navbar").get_by_role("button", name="Audience").click()
     page.locator("nav.navbar").get_by_role("link", name="Segments").click()
     page.get_by_role("link", name="New segment").click()
 

@@ -10,6 +10,7 @@ from patron.api.auth import ApiKeyAuth
 from patron.api.errors import install_error_handlers
 from patron.audience.api_lists import router as lists_router
 from patron.audience.api_segments import router as segments_router
+from patron.audience.api_suppression import router as suppression_router
 from patron.core.api import router as core_router
 from patron.crm.api import router as crm_router
 
@@ -47,3 +48,4 @@ api.add_router("/events", activity_router)
 api.add_router("/", crm_router)
 api.add_router("/", segments_router)
 api.add_router("/", lists_router)
+api.add_router("/", suppression_router)

@@ -26,6 +26,11 @@ class Workspace(models.Model):
     )
     time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
     currency = models.CharField(_("currency"), max_length=3, default="USD")
+    # Bulk mail skips role addresses (abuse@, postmaster@, noreply@, ... see
+    # patron.audience.suppression.ROLE_LOCAL_PARTS) as if each were suppressed.
+    suppress_role_addresses = models.BooleanField(
+        _("treat role addresses as suppressed"), default=False
+    )
     is_demo = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 

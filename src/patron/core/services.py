@@ -150,6 +150,23 @@ def update_workspace_settings(
     return workspace
 
 
+def set_suppress_role_addresses(
+    *, workspace: Workspace, enabled: bool, actor: User | None
+) -> Workspace:
+    """Turn on or off treating role addresses as suppressed (see ``patron.audience.sending``)."""
+    before = workspace.suppress_role_addresses
+    if before != enabled:
+        workspace.suppress_role_addresses = enabled
+        workspace.save(update_fields=["suppress_role_addresses"])
+        record_audit(
+            action=AuditAction.SETTINGS_CHANGED,
+            workspace=workspace,
+            actor=actor,
+            data={"changed": {"suppress_role_addresses": [before, enabled]}},
+        )
+    return workspace
+
+
 def _require_grant(actor_membership: Membership, role: str) -> None:
     if role not in GRANTABLE.get(actor_membership.role, frozenset()):
         raise PermissionDenied(_("Your role cannot grant the role “%(role)s”.") % {"role": role})
