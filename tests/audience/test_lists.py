@@ -294,6 +294,20 @@ def test_double_opt_in_puts_subscribers_in_pending_and_mails_them(
     assert '<a href="http' in mail.html_body
 
 
+def test_a_suppressed_address_is_left_pending_without_a_confirmation_email(
+    workspace, doi_list, django_capture_on_commit_callbacks
+):
+    from patron.audience import suppression
+
+    ann = ContactFactory(workspace=workspace, first_name="Ann", email="Ann@X.test")
+    bob = ContactFactory(workspace=workspace, first_name="Bob", email="bob@x.test")
+    suppression.suppress_address(workspace=workspace, email="ann@x.test", reason="complaint")
+    with django_capture_on_commit_callbacks(execute=True):
+        lists.subscribe_contacts(mailing_list=doi_list, contacts=[ann.pk, bob.pk], consent=MANUAL)
+    assert status_of(doi_list, ann) == "pending"
+    assert [message.to for message in OutboxMessage.objects.all()] == [["bob@x.test"]]
+
+
 def test_confirming_subscribes_and_records_where_from(workspace, doi_list):
     ann = ContactFactory(workspace=workspace, email="ann@x.test")
     lists.subscribe(mailing_list=doi_list, contact=ann, consent=MANUAL)

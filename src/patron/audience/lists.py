@@ -847,20 +847,27 @@ def resend_confirmations(
 
 
 def send_confirmation_emails(mailing_list: MailingList, contact_ids: Sequence[int]) -> int:
-    """Render and send the confirmation email to those of ``contact_ids`` still pending.
+    """Render and send the confirmation email to those of ``contact_ids`` still pending
+    whose address the sending gate lets through.
 
     The template is parsed once; per contact only the render and the signed
     link remain. Returns the number of messages sent.
     """
+    from patron.audience.sending import sendable_contacts
+
     workspace = mailing_list.workspace
+    # The gate every automatic mail passes: a suppressed address gets no confirmation
+    # either (the list is not asked: pending is what the mail is for).
+    reachable = sendable_contacts(
+        workspace, Contact.objects.for_workspace(workspace).filter(pk__in=list(contact_ids))
+    )
     pending = (
         Subscription.objects.for_workspace(workspace)
         .filter(
             mailing_list=mailing_list,
             status=SubscriptionStatus.PENDING,
-            contact_id__in=list(contact_ids),
+            contact_id__in=reachable.values("pk"),
         )
-        .exclude(contact__email="")
         .select_related("contact__company")
         .order_by("contact_id")
     )
