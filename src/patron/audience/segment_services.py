@@ -170,7 +170,9 @@ def refresh_segment(
     members = members.filter(query) if query is not None else members.none()
     kept = SegmentMembership.objects.for_workspace(workspace).filter(segment=segment)
     if contact_ids is not None:
-        members = members.filter(pk__in_ids=contact_ids)
+        # A few contacts: evaluate the definition once, and insert and delete by id.
+        matching = list(members.filter(pk__in_ids=contact_ids).values_list("pk", flat=True))
+        members = Contact.objects.for_workspace(workspace).filter(pk__in_ids=matching)
         kept = kept.filter(contact_id__in_ids=contact_ids)
     newcomers = members.exclude(
         Exists(
