@@ -29,3 +29,16 @@ def test_segment_queries_get_memory_for_their_transaction_only():
         roomy_aggregates()
         assert _show("work_mem") == WORK_MEM
     assert _show("work_mem") == before
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite statistics")
+def test_sqlite_statistics_are_gathered_for_the_planner(workspace):
+    from patron.core.tasks import refresh_planner_statistics
+    from tests.factories import ContactFactory
+
+    for _ in range(3):
+        ContactFactory(workspace=workspace)
+    assert refresh_planner_statistics.func() == "optimized"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'crm_contact'")
+        assert cursor.fetchone()[0] > 0
