@@ -724,7 +724,10 @@ def _restricted(vocab: Vocabulary, node: dict[str, Any], candidates: Q) -> Q:
     differ in SQL) nor in "any" groups.
     """
     previous = vocab.candidates
-    vocab.candidates = Contact.objects.for_workspace(vocab.workspace).filter(candidates)
+    plausible = Contact.objects.for_workspace(vocab.workspace).filter(candidates)
+    if vocab.only_contacts is not None:
+        plausible = plausible.filter(pk__in_ids=vocab.only_contacts)
+    vocab.candidates = plausible
     try:
         return _condition_q(vocab, node)
     finally:
