@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from patron.activity.kinds import get_kind
@@ -212,13 +211,6 @@ def move_contact_events(
 # --- Consumers ---------------------------------------------------------------------
 
 
-def _gap_filter(gaps: Sequence[Sequence[float]]) -> Q:
-    query = Q()
-    for first, last, _seen in gaps:
-        query |= Q(id__gte=int(first), id__lte=int(last))
-    return query
-
-
 def _next_gaps(
     *,
     position: int,
@@ -267,11 +259,15 @@ def consume(
     ConsumerCheckpoint.objects.get_or_create(name=name)
     with transaction.atomic():
         checkpoint = ConsumerCheckpoint.objects.select_for_update().get(name=name)
-        window = Q(id__gt=checkpoint.position)
-        if checkpoint.gaps:
-            window |= _gap_filter(checkpoint.gaps)
-        rows = Event.objects.unscoped().filter(window).order_by("id")
-        events = list(rows[:batch_size])
+        # One range query per gap and one for what is new, each an id range the
+        # database reads from its primary key: "id > x OR id BETWEEN ..." in one
+        # WHERE made SQLite scan the whole log (2.5 s a batch at 20,000,000 events).
+        rows = Event.objects.unscoped().order_by("id")
+        found = {event.pk: event for event in rows.filter(id__gt=checkpoint.position)[:batch_size]}
+        for first, last, _seen in checkpoint.gaps:
+            gap = rows.filter(id__gte=int(first), id__lte=int(last))[:batch_size]
+            found.update((event.pk, event) for event in gap)
+        events = [found[pk] for pk in sorted(found)[:batch_size]]
         now = time.time()
         seen_ids = [e.pk for e in events]
         if kinds is not None:
