@@ -23,7 +23,7 @@ from patron.mail.models import SenderIdentity
 
 
 class SenderForm(forms.Form):
-    """Field checks are the service's (``senders.SenderInvalid``), shown on their field."""
+    """The service checks again (``senders.SenderInvalid``), shown on the field at fault."""
 
     from_name = forms.CharField(
         label=gettext_lazy("From name"),
@@ -53,22 +53,36 @@ class SenderForm(forms.Form):
         self.fields["from_email"].widget.input_type = "email"
         self.fields["reply_to"].widget.input_type = "email"
 
+    # The addresses are checked here too, so that every mistake shows at once.
+    def clean_from_email(self) -> str:
+        return self._address("from_email")
+
+    def clean_reply_to(self) -> str:
+        return self._address("reply_to") if self.cleaned_data.get("reply_to") else ""
+
+    def _address(self, field_name: str) -> str:
+        try:
+            return senders.normalise_address(self.cleaned_data[field_name], field_name)
+        except senders.SenderInvalid as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
 
 def _identities(request: WorkspaceRequest) -> Any:
     return senders.sender_identities(request.workspace)
 
 
-def _send(request: WorkspaceRequest, identity: SenderIdentity) -> None:
+def _send(request: WorkspaceRequest, identity: SenderIdentity, done: str = "") -> None:
+    """Send the verification link, saying so in one message (``done`` first, if given)."""
     try:
         senders.send_verification(identity=identity)
     except senders.VerificationNotSent as exc:
-        messages.error(request, str(exc))
+        messages.error(request, f"{done} {exc}".strip())
     else:
-        messages.success(
-            request,
-            _("We sent a verification link to %(address)s. It works for %(days)s days.")
-            % {"address": identity.from_email, "days": senders.VERIFICATION_LIFETIME.days},
-        )
+        sent = _("We sent a verification link to %(address)s. It works for %(days)s days.") % {
+            "address": identity.from_email,
+            "days": senders.VERIFICATION_LIFETIME.days,
+        }
+        messages.success(request, f"{done} {sent}".strip())
 
 
 @workspace_view(SENDERS_MANAGE)
@@ -85,10 +99,11 @@ def sender_list(request: WorkspaceRequest) -> HttpResponse:
         except senders.SenderInvalid as exc:
             form.add_error(exc.field, str(exc))
         else:
-            messages.success(
-                request, _("Sender address %(address)s added.") % {"address": identity.from_email}
+            _send(
+                request,
+                identity,
+                _("Sender address %(address)s added.") % {"address": identity.from_email},
             )
-            _send(request, identity)
             return redirect("senders:list")
     return render(
         request,
@@ -113,11 +128,11 @@ def sender_edit(request: WorkspaceRequest, sender_id: int) -> HttpResponse:
         except senders.SenderInvalid as exc:
             form.add_error(exc.field, str(exc))
         else:
-            messages.success(
-                request, _("Sender address %(address)s saved.") % {"address": identity.from_email}
-            )
+            done = _("Sender address %(address)s saved.") % {"address": identity.from_email}
             if address_changed:
-                _send(request, identity)
+                _send(request, identity, done)
+            else:
+                messages.success(request, done)
             return redirect("senders:list")
     return render(
         request, "mail/sender_form.html", {"tab": "senders", "form": form, "identity": identity}
