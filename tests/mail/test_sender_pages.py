@@ -206,3 +206,16 @@ def test_expired_forged_and_outdated_links(client, workspace):
     assert "new@acme.example" not in page  # the old address learns nothing of the new one
     identity.refresh_from_db()
     assert identity.verified_at is None
+
+
+def test_workspace_settings_lead_marketing_to_sender_addresses(client, workspace):
+    marketer = member(workspace, Role.MARKETING)
+    client.login(email=marketer.email, password=PASSWORD)
+    response = client.get("/settings/", follow=True)
+    assert response.redirect_chain == [(URL, 302)]
+    page = response.content.decode()
+    assert "Sender addresses" in page
+    assert "/settings/members/" not in page  # only the tabs the member may open
+    assert client.post("/settings/", {"name": "Taken over"}).status_code == 302
+    workspace.refresh_from_db()
+    assert workspace.name == "Acme"
