@@ -186,13 +186,14 @@ def test_other_changes_keep_verification(workspace):
     identity, changed = senders.update_sender(
         identity=identity,
         from_name="Acme Letters",
-        from_email="news@ACME.example",  # the same address
+        from_email="News@ACME.example",  # the same mailbox, written another way
         reply_to="",
         postal_address="Acme\nPorto",
     )
     assert not changed
     assert identity.is_verified and identity.is_default
     assert (identity.from_name, identity.postal_address) == ("Acme Letters", "Acme\nPorto")
+    assert identity.from_email == "News@acme.example"
     with pytest.raises(senders.SenderInvalid) as caught:
         senders.update_sender(identity=identity, verified_at=None)
     assert caught.value.field == "verified_at"

@@ -186,7 +186,10 @@ def update_sender(
     given = {name: value for name, value in values.items() if value is not None}
     cleaned = _clean(workspace, given, exclude=identity.pk)
     old_address = identity.from_email
-    address_changed = "from_email" in cleaned and cleaned["from_email"] != old_address
+    # The same mailbox in another case is not a new address (uniqueness and links agree).
+    address_changed = (
+        "from_email" in cleaned and cleaned["from_email"].lower() != old_address.lower()
+    )
     for name, value in cleaned.items():
         setattr(identity, name, value)
     if address_changed:
