@@ -97,4 +97,5 @@ def test_add_verify_and_manage_sender_addresses(page, tmp_path: Path):
     row = page.locator('tr[data-sender="agenda@lumiar.pt"]')
     expect(row.locator(".sender-status")).to_have_text("Pending verification")
     expect(row.locator(".sender-default")).to_have_count(0)
+    page.screenshot(path=str(tmp_path / "senders.png"), full_page=True)
     assert not senders.verified_identities(workspace).exists()
