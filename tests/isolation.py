@@ -93,6 +93,12 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "mail.OutboxMessage": lambda ws: OutboxMessageFactory(
         workspace=ws, subject=f"{MARKER} subject", text_body=MARKER
     ),
+    "mail.SenderIdentity": lambda ws: apps.get_model("mail", "SenderIdentity").objects.create(
+        workspace=ws,
+        from_name=f"{MARKER} sender",
+        from_email=f"{MARKER}-sender@example.org",
+        postal_address=MARKER,
+    ),
 }
 
 

@@ -124,3 +124,16 @@ def test_the_demo_has_lists_with_subscribers_in_every_status(owner):
     records = ConsentRecord.objects.for_workspace(workspace)
     assert records.count() >= subscriptions.count()
     assert records.filter(source="confirmation", ip_address__isnull=False).count() == 3
+
+
+def test_the_demo_has_a_verified_default_sender_and_a_pending_one(owner):
+    from patron.mail import senders
+
+    workspace = seed_demo_workspace(owner=owner)
+    identities = list(senders.sender_identities(workspace))
+    assert len(identities) == 2
+    default = senders.default_identity(workspace)
+    assert default is not None and default.is_verified and default.postal_address
+    assert list(senders.verified_identities(workspace)) == [default]
+    pending = next(identity for identity in identities if identity != default)
+    assert pending.verified_at is None

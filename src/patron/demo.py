@@ -206,6 +206,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_lists(workspace, actor=marketing)
     _seed_segments(workspace, author=marketing)
     _seed_suppressions(workspace, rng, actor=marketing)
+    _seed_senders(workspace, actor=marketing)
     return workspace
 
 
@@ -295,6 +296,29 @@ def _seed_suppressions(workspace: Workspace, rng: random.Random, *, actor: User)
         suppression.suppress_address(
             workspace=workspace, email=email, reason=reason, note=note, actor=actor
         )
+
+
+def _seed_senders(workspace: Workspace, *, actor: User) -> None:
+    """A verified sender address (the default) and one still waiting for its link."""
+    from patron.mail import senders
+
+    postal = f"{workspace.name}\nAvenida da Liberdade 110\n1250-146 Lisboa\nPortugal"
+    news = senders.create_sender(
+        workspace=workspace,
+        from_name=workspace.name,
+        from_email=f"news+{workspace.slug}@example.com",
+        reply_to=f"hello+{workspace.slug}@example.com",
+        postal_address=postal,
+        actor=actor,
+    )
+    senders.verify_sender(token=senders.verification_token(news))
+    senders.create_sender(
+        workspace=workspace,
+        from_name=f"{workspace.name} Events",
+        from_email=f"events+{workspace.slug}@example.com",
+        postal_address=postal,
+        actor=actor,
+    )
 
 
 INTERESTS = ["ebook-crm-guide", "webinar-2026", "newsletter", "vip", "pricing-page", "trial"]

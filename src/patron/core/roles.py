@@ -33,6 +33,7 @@ CALLS_MEETINGS_VIEW = "crm.view_calls_and_meetings"
 CALLS_MEETINGS_EDIT = "crm.log_calls_and_meetings"
 MARKETING_EDIT = "marketing.edit"
 OUTBOX_VIEW = "mail.view_outbox"
+SENDERS_MANAGE = "mail.manage_senders"
 ACTIVITY_VIEW = "activity.view"
 SETTINGS_MANAGE = "workspace.manage_settings"
 MEMBERS_MANAGE = "workspace.manage_members"
@@ -52,6 +53,7 @@ _EVERYTHING = frozenset(
         CALLS_MEETINGS_EDIT,
         MARKETING_EDIT,
         OUTBOX_VIEW,
+        SENDERS_MANAGE,
         ACTIVITY_VIEW,
         SETTINGS_MANAGE,
         MEMBERS_MANAGE,
@@ -76,7 +78,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OWNER: _EVERYTHING,
     Role.ADMIN: _EVERYTHING,
     Role.SALES: _TEAM | {DEALS_VIEW, DEALS_EDIT, TICKETS_VIEW, DATA_EXPORT},
-    Role.MARKETING: _TEAM | {DEALS_VIEW, MARKETING_EDIT, DATA_EXPORT},
+    # Marketing keeps the workspace's sender addresses; the agency role sends with them only.
+    Role.MARKETING: _TEAM | {DEALS_VIEW, MARKETING_EDIT, SENDERS_MANAGE, DATA_EXPORT},
     Role.SUPPORT: _TEAM | {TICKETS_VIEW},
     Role.AGENCY: frozenset({CONTACTS_VIEW, CONTACTS_EDIT, MARKETING_EDIT, OUTBOX_VIEW}),
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -40,6 +41,7 @@ from patron.core.roles import (
     AUDIT_VIEW,
     GRANTABLE,
     MEMBERS_MANAGE,
+    SENDERS_MANAGE,
     SETTINGS_MANAGE,
 )
 from patron.core.signals import request_info
@@ -76,8 +78,13 @@ def switch_workspace(request: AuthenticatedRequest) -> HttpResponse:
     return redirect(area)
 
 
-@workspace_view(SETTINGS_MANAGE)
+@workspace_view()
 def workspace_settings(request: WorkspaceRequest) -> HttpResponse:
+    if not request.membership.can(SETTINGS_MANAGE):
+        # Marketing keeps the sender addresses without the general settings.
+        if request.membership.can(SENDERS_MANAGE):
+            return redirect("senders:list")
+        raise PermissionDenied
     workspace = request.workspace
     initial = {
         "name": workspace.name,

@@ -1,9 +1,17 @@
-"""Captured outgoing mail (the Outbox of the embedded transport)."""
+"""Captured outgoing mail (the Outbox of the embedded transport), and the
+workspace's sender identities (verified From addresses for campaigns)."""
 
 from __future__ import annotations
 
+from email.utils import formataddr
+
+from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from patron.core.tenancy import TenantModel
 
 
 class OutboxMessage(models.Model):
@@ -39,3 +47,58 @@ class OutboxMessage(models.Model):
     @property
     def recipients(self) -> str:
         return ", ".join([*self.to, *self.cc, *self.bcc])
+
+
+class SenderIdentity(TenantModel):
+    """An address campaigns may send from, once its owner proved it by a link.
+
+    ``from_email`` keeps the local part as typed and the domain in lower case;
+    it is unique per workspace in any case. Changing it clears ``verified_at``,
+    since the proof was for the old address. At most one identity per workspace
+    is the default (a partial unique constraint keeps it so).
+    """
+
+    from_name = models.CharField(_("from name"), max_length=100)
+    from_email = models.EmailField(_("from address"), max_length=254)
+    reply_to = models.EmailField(_("reply-to address"), max_length=254, blank=True)
+    postal_address = models.TextField(
+        _("postal address"),
+        help_text=_("Printed in every campaign from this address, as the law asks."),
+    )
+    is_default = models.BooleanField(_("default"), default=False)
+    verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
+    verification_sent_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("sender address")
+        ordering = ["-is_default", "from_email", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                "workspace", Lower("from_email"), name="sender_identity_unique_email"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace"],
+                condition=models.Q(is_default=True),
+                name="sender_identity_one_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.formatted
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+    @property
+    def formatted(self) -> str:
+        """The From header: ``"Name" <address>``, quoted and encoded as mail needs."""
+        return formataddr((self.from_name, self.from_email))
