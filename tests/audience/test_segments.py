@@ -558,6 +558,25 @@ def test_describe_reads_like_a_sentence(workspace, people):
     text = segments.describe(vocabulary(workspace), definition)
     assert text == "tagged vip and Email opened: at least 2 times in the last 30 days"
 
+    fields = segments.validate(
+        workspace,
+        {
+            "match": "any",
+            "conditions": [
+                field("birthday", "anniversary_in_days", 7),
+                field("lifecycle_stage", "in", ["lead", "mql"]),
+                field("score", "between", [10, 20]),
+                {"type": "deal", "op": "won_amount", "compare": "gt", "value": 500},
+            ],
+        },
+    )
+    assert segments.describe(vocabulary(workspace), fields) == (
+        "Birthday has its anniversary in the next 7 days or "
+        "Lifecycle stage is any of Lead, Marketing-qualified lead or "
+        "Score is between 10 and 20 or "
+        "won deals total is greater than 500"
+    )
+
 
 @pytest.mark.parametrize("count_op", ["at_least", "at_most", "exactly"])
 @pytest.mark.parametrize("match", ["all", "any", "none"])

@@ -1072,12 +1072,18 @@ def _describe_condition(vocab: Vocabulary, node: dict[str, Any]) -> str:
         spec = fields.get(node["field"])
         label = spec.label if spec else node["field"]
         value = node.get("value")
+        operator = str(OPERATOR_LABELS.get(node["op"], node["op"]))
         if isinstance(value, list):
             if spec is not None and spec.kind == USER:
                 value = ", ".join(vocab.users.get(item, str(item)) for item in value)
+            elif node["op"] == "between":
+                value = str(_("%(low)s and %(high)s") % {"low": value[0], "high": value[1]})
             else:
-                value = " to ".join(str(item) for item in value)
-        text = f"{label} {OPERATOR_LABELS.get(node['op'], node['op'])}"
+                names = dict(spec.choices) if spec is not None else {}
+                value = ", ".join(str(names.get(item, item)) for item in value)
+        if "…" in operator and value not in (None, ""):
+            return f"{label} {operator.replace('…', str(value))}"  # "in the next 7 days"
+        text = f"{label} {operator}"
         return f"{text} {value}" if value not in (None, "") else text
     if kind == "tag":
         name = vocab.tags.get(node["tag"], "?")
@@ -1092,7 +1098,10 @@ def _describe_condition(vocab: Vocabulary, node: dict[str, Any]) -> str:
     if kind == "deal":
         text = str(DEAL_OPS[node["op"]])
         if node["op"] == "won_amount":
-            text += f" {node['compare']} {node['value']}"
+            amount = node["value"]
+            if node["compare"] == "between":
+                amount = _("%(low)s and %(high)s") % {"low": amount[0], "high": amount[1]}
+            text += f" {OPERATOR_LABELS.get(node['compare'], node['compare'])} {amount}"
         if node.get("pipeline"):
             text += " " + str(
                 _("in %(pipeline)s") % {"pipeline": vocab.pipelines.get(node["pipeline"], "?")}
