@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -184,12 +186,18 @@ def test_send_emails_the_link_and_records_it(logged_in, workspace, owner, deal):
     response = logged_in.post(f"/quotes/{quote.pk}/send/", follow=True)
     assert "Quote sent to rosa@cafe.example." in response.content.decode()
     message = OutboxMessage.objects.filter(workspace=workspace).get()
-    assert quotes.public_url(quote) in message.text_body
-    assert quotes.public_url(quote) in message.html_body
+    # The signed link carries the moment it was signed: compare what it opens.
+    prefix = re.escape(settings.BASE_URL + "/q/")
+    text_links = re.findall(prefix + r"([^/\s]+)/", message.text_body)
+    html_links = re.findall(prefix + r"([^/\s\"]+)/", message.html_body)
+    assert text_links and html_links
+    assert {quotes.quote_for_token(token) for token in text_links + html_links} == {quote}
     sent = Event.objects.for_workspace(workspace).get(kind="quote.sent")
     assert sent.actor == owner and sent.properties["to"] == "rosa@cafe.example"
     detail = logged_in.get(f"/quotes/{quote.pk}/").content.decode()
-    assert "Send again" in detail and quotes.token_for(quote) in detail
+    assert "Send again" in detail
+    shown = re.findall(r"href=\"[^\"]*/q/([^/\"]+)/\"", detail)
+    assert shown and {quotes.quote_for_token(token) for token in shown} == {quote}
 
 
 def test_sending_without_an_email_says_so(logged_in, workspace, deal):
