@@ -266,6 +266,21 @@ RQ_QUEUES = {"default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAUL
 # Seconds between scheduler ticks (the scheduler enqueues periodic jobs).
 SCHEDULER_TICK_SECONDS = float(env("PATRON_SCHEDULER_TICK", "5"))
 
+# --- Campaign sending (the send pipeline) ---------------------------------
+# Deliveries a worker claims, renders and sends at a time.
+SEND_BATCH_SIZE = int(env("PATRON_SEND_BATCH_SIZE", "500"))
+# Deliveries per chunk (the unit of work handed to a worker).
+SEND_CHUNK_SIZE = int(env("PATRON_SEND_CHUNK_SIZE", "5000"))
+# A worker works on a chunk this long, then queues the rest (graceful stops stay short).
+SEND_CHUNK_SECONDS = float(env("PATRON_SEND_CHUNK_SECONDS", "20"))
+# How long a claimed delivery stays a worker's; a dead worker's rows are claimed again after.
+SEND_LEASE_SECONDS = float(env("PATRON_SEND_LEASE_SECONDS", "120"))
+# A chunk queued this long without a worker taking it is queued again (a lost task).
+SEND_QUEUED_TIMEOUT_SECONDS = float(env("PATRON_SEND_QUEUED_TIMEOUT", "900"))
+# Temporary failures: first retry after this many seconds, doubling, at most this many attempts.
+SEND_RETRY_SECONDS = float(env("PATRON_SEND_RETRY_SECONDS", "60"))
+SEND_MAX_ATTEMPTS = int(env("PATRON_SEND_MAX_ATTEMPTS", "6"))
+
 # --- Patron ---------------------------------------------------------------
 WORKERS = int(env("PATRON_WORKERS", "1"))
 WEB_WORKERS = int(env("PATRON_WEB_WORKERS", "1"))

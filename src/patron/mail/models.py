@@ -1,5 +1,7 @@
-"""Captured outgoing mail (the Outbox of the embedded transport), and the
-workspace's sender identities (verified From addresses for campaigns)."""
+"""Captured outgoing mail (the Outbox of the embedded transport), the
+workspace's sender identities (verified From addresses for campaigns), and
+campaigns with their deliveries (the recipient snapshot the send pipeline works
+through, in chunks)."""
 
 from __future__ import annotations
 
@@ -102,3 +104,159 @@ class SenderIdentity(TenantModel):
     def formatted(self) -> str:
         """The From header: ``"Name" <address>``, quoted and encoded as mail needs."""
         return formataddr((self.from_name, self.from_email))
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SCHEDULED = "scheduled", _("Scheduled")
+    SENDING = "sending", _("Sending")
+    PAUSED = "paused", _("Paused")
+    SENT = "sent", _("Sent")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Campaign(TenantModel):
+    """One email sent to an audience: its content, its sender, when, and how far it got.
+
+    The status moves draft -> scheduled -> sending -> sent, with paused <->
+    sending, and cancelled from scheduled, sending or paused; only
+    ``patron.mail.campaigns`` changes it (see ``TRANSITIONS`` there). The
+    counters are kept by the send pipeline; ``total`` is the number of
+    recipients in the snapshot taken when sending starts.
+    """
+
+    name = models.CharField(_("name"), max_length=200)
+    status = models.CharField(
+        _("status"), max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
+    )
+    sender = models.ForeignKey(
+        SenderIdentity,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sender address"),
+    )
+    reply_to = models.EmailField(_("reply-to address"), max_length=254, blank=True)
+    subject = models.CharField(_("subject"), max_length=998, blank=True)
+    preheader = models.CharField(_("preheader"), max_length=300, blank=True)
+    format = models.CharField(
+        _("format"),
+        max_length=8,
+        choices=[("mjml", "MJML"), ("html", "HTML")],
+        default="mjml",
+    )
+    body = models.TextField(_("body"), blank=True)
+    blocks = models.JSONField(default=list, blank=True)
+    text = models.TextField(_("plain text"), blank=True)
+    audience = models.JSONField(default=dict, blank=True)
+    send_at = models.DateTimeField(_("send at"), null=True, blank=True)
+    local_time = models.BooleanField(_("in each recipient's time zone"), default=False)
+    # When the scheduler starts the send: ``send_at``, or for a local-time send the
+    # moment ``send_at``'s wall-clock time first arrives anywhere (UTC+14).
+    start_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.IntegerField(default=0)
+    sent = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    # Why the last start or send step could not go on (shown beside the status).
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("campaign")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="campaign_created"),
+            # The scheduler's "what is due / what is sending" reads span workspaces.
+            models.Index(fields=["status", "start_at"], name="campaign_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Delivery(TenantModel):
+    """One message to one contact: a row of a campaign's recipient snapshot.
+
+    Rows are written set-based when the send starts and each is sent once.
+    A worker claims a row by setting ``status = sending`` with a lease
+    (``lease_until``); a row whose lease expired (its worker died) is claimed
+    again. ``not_before`` holds the row back: the recipient's local send time,
+    or the backoff after a temporary failure. ``contact_id`` is a plain column,
+    like the activity log's: the record of what was sent outlives the contact.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    contact_id = models.BigIntegerField()
+    email = models.CharField(max_length=254)
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED
+    )
+    attempts = models.SmallIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    smtp_code = models.SmallIntegerField(null=True, blank=True)
+    reply = models.CharField(max_length=1000, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        indexes = [
+            models.Index(fields=["workspace", "contact_id"], name="delivery_contact"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "contact_id"], name="delivery_one_per_contact"
+            ),
+            models.UniqueConstraint(fields=["campaign", "email"], name="delivery_one_per_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.status})"
+
+
+class ChunkState(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    WAITING = "waiting", _("Waiting")
+    DONE = "done", _("Done")
+
+
+class SendChunk(TenantModel):
+    """An id range of a campaign's deliveries, the unit of work handed to a worker.
+
+    ``queued``: a task was enqueued at ``touched_at``; ``running``: a worker
+    works on it and refreshes ``touched_at`` after each batch; ``waiting``:
+    its remaining rows are held back until ``wake_at`` (local send times,
+    retry backoff) or the campaign is paused; ``done``: every row is final.
+    The scheduler re-enqueues a running chunk whose worker stopped refreshing
+    it, and wakes waiting chunks when they are due.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    state = models.CharField(max_length=10, choices=ChunkState.choices, default=ChunkState.QUEUED)
+    touched_at = models.DateTimeField(default=timezone.now)
+    wake_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "touched_at"], name="send_chunk_state")]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}: {self.first_id}-{self.last_id} ({self.state})"

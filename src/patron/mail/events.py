@@ -1,0 +1,7 @@
+"""The event kinds the mail app records on contacts' timelines (besides the shared email.*)."""
+
+from django.utils.translation import gettext_lazy as _
+
+from patron.activity.kinds import register_kind
+
+register_kind("email.failed", _("Email not delivered"))

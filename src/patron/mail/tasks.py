@@ -1,0 +1,34 @@
+"""Background entry points of the send pipeline (see ``patron.mail.pipeline``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from patron.core.background import background_task
+from patron.core.scheduler import periodic
+
+
+@background_task
+def start_campaign(campaign_id: int) -> str:
+    """Snapshot a due campaign's recipients and hand its chunks to the workers."""
+    from patron.mail import pipeline
+
+    campaign = pipeline.start_campaign(campaign_id)
+    return campaign.status if campaign is not None else "not due"
+
+
+@background_task
+def send_chunk(chunk_id: int) -> str:
+    """Send the due deliveries of one chunk."""
+    from patron.mail import pipeline
+
+    return str(pipeline.run_chunk(chunk_id))
+
+
+@periodic(every=timedelta(seconds=5))
+@background_task
+def advance_campaigns() -> dict[str, int]:
+    """Start due campaigns, wake held-back and rescue stalled chunks, finish campaigns."""
+    from patron.mail import pipeline
+
+    return pipeline.advance_campaigns()
