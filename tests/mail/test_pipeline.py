@@ -374,7 +374,7 @@ def test_local_time_holds_each_delivery_until_its_hour(workspace, owner, sender,
     campaign.refresh_from_db()
     rows = list(deliveries(campaign).order_by("pk"))
     assert {row.email: row.not_before for row in rows} == expected
-    assert [row.email for row in rows][0] == "tokyo@example.net"  # ids follow the send times
+    assert rows[0].email == "tokyo@example.net"  # ids follow the send times
     with freeze_time(datetime(2031, 1, 15, 0, 0, 1, tzinfo=UTC)):
         work(campaign)
     assert [r for m in sink.messages for r in m.recipients] == ["tokyo@example.net"]
@@ -435,7 +435,7 @@ def test_send_test_goes_through_the_transport_marked(workspace, owner, sender, s
 
 def test_view_in_browser_shows_the_recipients_message(client, workspace, owner, sender, sink):
     news = mailing_list(workspace)
-    (reader,) = subscribers(workspace, news, 1)
+    subscribers(workspace, news, 1)
     campaign = start_now(draft(workspace, owner, news), owner)
     work(campaign)
     row = deliveries(campaign).get()
