@@ -255,7 +255,7 @@ def test_verp_envelope_sender_reaches_the_server(server, settings):
 
 
 def test_every_script_survives_an_smtp_conversation(server):
-    from tests.mail.test_mime import SAMPLES
+    from tests.mail.test_mime import SAMPLES, display_name
 
     batch = []
     for number, (language, (name, subject, text)) in enumerate(SAMPLES.items()):
@@ -278,6 +278,7 @@ def test_every_script_survives_an_smtp_conversation(server):
         assert all(len(line) < 998 for line in raw.split(b"\r\n"))
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert parsed["Subject"] == subject
+        assert display_name(raw, "From") == display_name(raw, "To") == name
         assert parsed["From"].addresses[0].domain == "xn--bcher-kva.example"
         assert parsed["To"].addresses[0].domain == "xn--r8jz45g.jp"
         assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
