@@ -310,3 +310,57 @@ def test_system_mail_still_goes_through_djangos_smtp_backend(settings, server, w
     assert first[WORKSPACE_HEADER] is None
     assert [m.recipients for m in server.messages] == [["lan@example.vn"], ["b@example.com"]]
     assert not OutboxMessage.objects.exists()
+
+
+def _stdlib_row(data: bytes) -> tuple[str, str, str, str]:
+    from patron.mail.transports import _bodies
+
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    text, html = _bodies(parsed)
+    return str(parsed["Subject"]), str(parsed["From"]), text, html
+
+
+@pytest.mark.parametrize("shape", ["both", "text only", "html only", "long lines", "cjk"])
+def test_the_outbox_reads_what_the_standard_library_reads(shape):
+    from patron.mail.transports import outbox_row
+
+    bodies = {
+        "both": ("Xin chào\n.\nLan ", "<p>Chào 👋</p>"),
+        "text only": ("Hello\tthere \nbye", ""),
+        "html only": ("", "<p>" + "x = y " * 500 + "</p>"),
+        "long lines": ("a" * 3000 + " =\n", "<td>" + "z" * 5000 + "</td>"),
+        "cjk": ("親愛的王先生\n" * 50, "<p>歡迎</p>" * 200),
+    }
+    text, html = bodies[shape]
+    data = build_message(
+        from_name="Nguyễn Thị Lan 🌸 " * 3,
+        from_email="news@acme.example",
+        to_email="a@example.com",
+        subject="Ưu đãi 歡迎 " * 6,
+        html=html,
+        text=text,
+        message_id=message_id_for(shape.replace(" ", "-")),
+    )
+    row = outbox_row(Outgoing("1", "bounce@x.example", ["a@example.com"], data, None))
+    subject, _from, text_body, html_body = _stdlib_row(data)
+    assert (row.subject, row.text_body, row.html_body) == (subject, text_body, html_body)
+    # RFC 2047 drops the space between encoded words (Python's address parser keeps one).
+    assert row.from_address == ("Nguyễn Thị Lan 🌸 " * 3).strip() + " <news@acme.example>"
+    assert row.message_id == message_id_for(shape.replace(" ", "-"))
+
+
+def test_the_outbox_reads_other_messages_with_the_standard_library():
+    from django.core.mail import EmailMultiAlternatives
+
+    from patron.mail.transports import outbox_row
+
+    message = EmailMultiAlternatives("Invoice ✓", "See attached", "a@x.example", ["b@y.example"])
+    message.attach_alternative("<p>See attached</p>", "text/html")
+    message.attach("invoice.txt", "total: 10", "text/plain")
+    data = message.message().as_bytes()
+    row = outbox_row(Outgoing("1", "a@x.example", ["b@y.example"], data, None))
+    assert (row.subject, row.text_body.strip(), row.html_body.strip()) == (
+        "Invoice ✓",
+        "See attached",
+        "<p>See attached</p>",
+    )
