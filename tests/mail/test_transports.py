@@ -377,3 +377,17 @@ def test_the_outbox_reads_other_messages_with_the_standard_library():
         "See attached",
         "<p>See attached</p>",
     )
+
+
+@pytest.mark.parametrize(
+    ("data", "stuffed"),
+    [
+        (b"a\r\n.b\r\n", b"a\r\n..b\r\n"),
+        (b".start\r\n", b"..start\r\n"),
+        (b"no end", b"no end\r\n"),
+        (b"bare\nlf\r\n.x", b"bare\r\nlf\r\n..x\r\n"),
+        (b"bare\rcr\n.\n", b"bare\r\ncr\r\n..\r\n"),
+    ],
+)
+def test_dot_stuffing_and_line_ends(data, stuffed):
+    assert smtp.dot_stuff(data) == stuffed

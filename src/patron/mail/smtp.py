@@ -19,6 +19,7 @@ broken connections ``MAX_CONNECTION_ATTEMPTS`` times is RETRY.
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import socket
 import ssl
@@ -276,12 +277,12 @@ class ConnectionPool:
         self._idle: dict[SmtpServer, list[SmtpConnection]] = {}
         self._down_until: dict[SmtpServer, float] = {}
         self._current: dict[SmtpServer, int] = {}
-        self._pid = _getpid()
+        self._pid = os.getpid()
 
     def _check_process(self) -> None:
-        if self._pid != _getpid():
+        if self._pid != os.getpid():
             self._idle, self._down_until, self._current = {}, {}, {}
-            self._pid = _getpid()
+            self._pid = os.getpid()
 
     def acquire(self, server: SmtpServer) -> SmtpConnection:
         """An idle connection to ``server``, or a new one (raises OSError / SmtpError)."""
@@ -359,12 +360,6 @@ class ConnectionPool:
                 connection.close()
 
 
-def _getpid() -> int:
-    import os
-
-    return os.getpid()
-
-
 POOL = ConnectionPool()
 
 
@@ -405,7 +400,13 @@ class _Transaction:
 
 
 def dot_stuff(data: bytes) -> bytes:
-    """``data`` ready to follow DATA: CRLF line ends, leading dots doubled, final CRLF."""
+    """``data`` ready to follow DATA: CRLF line ends, leading dots doubled, final CRLF.
+
+    A bare LF or CR becomes CRLF: servers refuse them since SMTP smuggling
+    (Postfix, Exchange), and they would end up inside DKIM-signed bodies.
+    """
+    if data.count(b"\n") != data.count(b"\r\n") or data.count(b"\r") != data.count(b"\r\n"):
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
     if b"\r\n." in data:
         data = data.replace(b"\r\n.", b"\r\n..")
     if data[:1] == b".":
