@@ -23,6 +23,7 @@ broken connections ``MAX_CONNECTION_ATTEMPTS`` times is RETRY.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import selectors
 import socket
@@ -146,12 +147,18 @@ def _reply_code(line: bytes) -> int:
         return 0
 
 
+@functools.lru_cache(maxsize=1)
+def _local_hostname() -> str:
+    # getfqdn() may ask DNS and take seconds: once per process is enough.
+    return socket.getfqdn() or "localhost"
+
+
 class SmtpConnection:
     """An open, greeted (and if asked, encrypted and logged-in) SMTP connection."""
 
     def __init__(self, server: SmtpServer, *, local_hostname: str | None = None) -> None:
         self.server = server
-        self.local_hostname = local_hostname or socket.getfqdn() or "localhost"
+        self.local_hostname = local_hostname or _local_hostname()
         self.sock: socket.socket | None = None
         self.extensions: dict[str, str] = {}
         self.buffer = b""
