@@ -475,3 +475,18 @@ def test_the_scheduler_runs_the_round_every_few_seconds(
     campaign.refresh_from_db()
     # The immediate backend ran the round, which started the send and its chunks.
     assert campaign.status == CampaignStatus.SENT and len(sink.messages) == 2
+
+
+def test_a_campaign_that_no_longer_renders_is_paused_with_the_reason(
+    workspace, owner, sender, sink
+):
+    news = mailing_list(workspace)
+    subscribers(workspace, news, 2)
+    campaign = start_now(draft(workspace, owner, news), owner)
+    # Its list is deleted between the start and the workers.
+    MailingList.objects.for_workspace(workspace).filter(pk=news.pk).delete()
+    work(campaign)
+    assert campaign.status == CampaignStatus.PAUSED
+    assert "There is no list" in campaign.last_error
+    assert set(deliveries(campaign).values_list("status", flat=True)) == {"queued"}
+    assert sink.messages == []
