@@ -194,3 +194,25 @@ def test_describe_is_what_the_page_lists(logged_in, workspace):
     )
     page = logged_in.get(URL).content.decode()
     assert 'data-server="a.example:25"' in page
+
+
+def test_send_test_message_shows_the_answer(logged_in, workspace):
+    delivery.save_delivery(workspace=workspace, mode="capture")
+    response = logged_in.post(URL + "test/", {"to_email": "ada@example.net"})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Sent to ada@example.net." in page
+    assert "250 kept in the Outbox" in page
+
+
+def test_send_test_message_shows_why_the_configuration_cannot_be_used(
+    logged_in, workspace, settings
+):
+    delivery.add_smtp_server(
+        workspace=workspace, host="smtp.acme.example", username="u", password="secret-pw"
+    )
+    delivery.save_delivery(workspace=workspace, mode="smtp")
+    settings.ENCRYPTION_KEYS = ["another key that cannot open what was stored"]
+    page = logged_in.post(URL + "test/", {"to_email": "ada@example.net"}).content.decode()
+    assert "Not sent: the saved settings cannot be used." in page
+    assert "The password of smtp.acme.example:587 cannot be read: enter it again." in page

@@ -28,13 +28,19 @@ from __future__ import annotations
 
 import email
 import email.policy
+import warnings
 from collections.abc import Iterator, Sequence
 from email.message import EmailMessage as ParsedMessage
 from email.utils import getaddresses
 from typing import Any
 
 import requests
-from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
+from anymail.exceptions import (
+    AnymailAPIError,
+    AnymailError,
+    AnymailNotSupportedWarning,
+    AnymailRecipientsRefused,
+)
 from anymail.message import AnymailMessage
 from django.utils.module_loading import import_string
 
@@ -161,6 +167,11 @@ def _raw_message(outgoing: Outgoing) -> AnymailMessage:
     )
 
 
+def _answer_text(response: Any) -> str:
+    """The body of a provider's HTTP answer (requests), or "" when there is none."""
+    return str(getattr(response, "text", "") or "")
+
+
 def _clip(text: str) -> str:
     text = " ".join(text.split())
     return text[:REPLY_LIMIT]
@@ -231,7 +242,11 @@ class EspTransport:
             }
         else:
             options = {"server_token": secret}
-        self.backend = import_string(_BACKENDS[provider])(fail_silently=False, **options)
+        with warnings.catch_warnings():
+            # anymail warns that SendGrid is no longer officially supported by its
+            # maintainers; the backend works, and the warning would repeat on every batch.
+            warnings.simplefilter("ignore", AnymailNotSupportedWarning)
+            self.backend = import_string(_BACKENDS[provider])(fail_silently=False, **options)
         self._opened = False
 
     def _open(self) -> None:
@@ -254,7 +269,8 @@ class EspTransport:
             )
             self.backend.send_messages([message])
         except AnymailRecipientsRefused as exc:
-            return Result(outgoing.key, Outcome.FAILED, None, _clip(f"{name} refused: {exc}"))
+            answer = _answer_text(message.anymail_status.esp_response) or str(exc)
+            return Result(outgoing.key, Outcome.FAILED, None, _clip(f"{name} refused: {answer}"))
         except AnymailAPIError as exc:
             outcome, code, reply = _api_failure(exc, self.provider)
             return Result(outgoing.key, outcome, code, reply)
@@ -271,7 +287,10 @@ class EspTransport:
                 outgoing.key,
                 Outcome.FAILED,
                 None,
-                _clip(f"{name} did not accept the message: {', '.join(sorted(statuses))}"),
+                _clip(
+                    f"{name} did not accept the message ({', '.join(sorted(statuses))}): "
+                    f"{_answer_text(status.esp_response)}"
+                ),
             )
         return Result(
             outgoing.key,

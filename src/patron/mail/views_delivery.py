@@ -384,7 +384,7 @@ def delivery_test(request: WorkspaceRequest) -> HttpResponse:
         except delivery.DeliveryInvalid as exc:
             _add_errors(form, exc.errors)
         except delivery.DeliveryUnavailable as exc:
-            result = {"sent": False, "code": None, "reply": str(exc), "outcome": "failed"}
+            result = {"sent": False, "code": None, "reply": str(exc), "outcome": "unavailable"}
         else:
             result = {
                 "sent": str(outcome.outcome) == "sent",
@@ -428,7 +428,7 @@ def sending_domain_list(request: WorkspaceRequest) -> HttpResponse:
         request,
         "mail/sending_domain_list.html",
         {
-            "tab": "domains",
+            "tab": "delivery",
             "form": form,
             "domains": dkim_keys.sending_domains(request.workspace),
         },
@@ -450,7 +450,7 @@ def sending_domain_detail(request: WorkspaceRequest, sending_domain_id: int) -> 
     return render(
         request,
         "mail/sending_domain_detail.html",
-        {"tab": "domains", "domain": row, "records": records, "checked": checked},
+        {"tab": "delivery", "domain": row, "records": records, "checked": checked},
     )
 
 
