@@ -201,3 +201,12 @@ def test_delete_is_audited(domain, owner):
     dkim_keys.delete_sending_domain(sending_domain=domain, actor=owner)
     assert not SendingDomain.objects.for_workspace(domain.workspace_id).exists()
     assert AuditEntry.objects.filter(action="sending_domain.deleted", actor=owner).exists()
+
+
+def test_spf_advice_names_the_workspaces_own_smtp_servers(workspace, domain):
+    for host in ("smtp.acme.example", "93.184.215.14", "127.0.0.1"):
+        delivery.add_smtp_server(workspace=workspace, host=host, port=25, security="none")
+    delivery.save_delivery(workspace=workspace, mode="smtp")
+    records = {record.kind: record for record in dkim_keys.dns_records(domain)}
+    # Loopback and private addresses mean nothing to receivers: left out.
+    assert records["spf"].expected == "v=spf1 mx a:smtp.acme.example ip4:93.184.215.14 ~all"

@@ -12,7 +12,9 @@ signer for mail from a domain (or a subdomain of one) whose record was found.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -284,10 +286,39 @@ def _resolver() -> Resolver:
     return resolver
 
 
-def spf_advice(domain: str, delivery_mode: str, provider: str) -> str:
-    include = SPF_INCLUDES.get(provider, "") if delivery_mode == DeliveryMode.ESP else ""
-    mechanisms = " ".join(part for part in ("mx", include) if part)
-    return f"v=spf1 {mechanisms} ~all"
+def spf_advice(
+    domain: str, delivery_mode: str, provider: str, smtp_hosts: Sequence[str] = ()
+) -> str:
+    """An SPF record to start from: the domain's MX, plus the ESP's include or the
+    workspace's own SMTP servers (``a:host``; ``ip4:``/``ip6:`` for addresses)."""
+    parts = ["mx"]
+    if delivery_mode == DeliveryMode.ESP and provider in SPF_INCLUDES:
+        parts.append(SPF_INCLUDES[provider])
+    if delivery_mode == DeliveryMode.SMTP:
+        for host in smtp_hosts:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                parts.append(f"a:{host}")
+                continue
+            if not (address.is_loopback or address.is_private):
+                parts.append(f"ip{address.version}:{address}")
+    return "v=spf1 " + " ".join(dict.fromkeys(parts)) + " ~all"
+
+
+def _spf_context(workspace_id: int) -> tuple[str, str, list[str]]:
+    """The delivery mode, ESP provider and active SMTP hosts the SPF advice names."""
+    from patron.mail.delivery_config import delivery_config, smtp_servers
+
+    config = delivery_config(workspace_id)
+    mode = config.mode if config else DeliveryMode.DEFAULT
+    provider = config.esp_provider if config else ""
+    hosts = (
+        list(smtp_servers(workspace_id).filter(is_active=True).values_list("host", flat=True))
+        if mode == DeliveryMode.SMTP
+        else []
+    )
+    return mode, provider, hosts
 
 
 def dmarc_advice(domain: str) -> str:
@@ -300,6 +331,7 @@ def check_records(
     resolver: Resolver | None = None,
     delivery_mode: str = DeliveryMode.DEFAULT,
     provider: str = "",
+    smtp_hosts: Sequence[str] = (),
 ) -> list[RecordCheck]:
     """Look up the DKIM, SPF and DMARC records of the domain."""
     resolver = resolver or _resolver()
@@ -317,7 +349,9 @@ def check_records(
         ) % {"error": exc.__class__.__name__}
     checks.append(dkim)
 
-    spf = RecordCheck("spf", domain, spf_advice(domain, delivery_mode, provider), DnsCheck.ERROR)
+    spf = RecordCheck(
+        "spf", domain, spf_advice(domain, delivery_mode, provider, smtp_hosts), DnsCheck.ERROR
+    )
     try:
         spf.found = [r for r in _txt_records(resolver, domain) if r.lower().startswith("v=spf1")]
         if not spf.found:
@@ -373,14 +407,13 @@ def check_sending_domain(
     request_info: RequestInfo | None = None,
 ) -> list[RecordCheck]:
     """Check the domain's records now and keep the DKIM result (it decides signing)."""
-    from patron.mail.delivery_config import delivery_config
-
-    config = delivery_config(sending_domain.workspace_id)
+    mode, provider, hosts = _spf_context(sending_domain.workspace_id)
     checks = check_records(
         sending_domain,
         resolver=resolver,
-        delivery_mode=config.mode if config else DeliveryMode.DEFAULT,
-        provider=config.esp_provider if config else "",
+        delivery_mode=mode,
+        provider=provider,
+        smtp_hosts=hosts,
     )
     dkim = checks[0]
     previous = sending_domain.dkim_status
@@ -402,11 +435,7 @@ def check_sending_domain(
 
 def dns_records(sending_domain: SendingDomain) -> list[RecordCheck]:
     """The records to publish, without looking anything up (status from the last check)."""
-    from patron.mail.delivery_config import delivery_config
-
-    config = delivery_config(sending_domain.workspace_id)
-    mode = config.mode if config else DeliveryMode.DEFAULT
-    provider = config.esp_provider if config else ""
+    mode, provider, hosts = _spf_context(sending_domain.workspace_id)
     domain = sending_domain.domain
     return [
         RecordCheck(
@@ -416,6 +445,6 @@ def dns_records(sending_domain: SendingDomain) -> list[RecordCheck]:
             sending_domain.dkim_status,
             message=sending_domain.check_detail,
         ),
-        RecordCheck("spf", domain, spf_advice(domain, mode, provider), ""),
+        RecordCheck("spf", domain, spf_advice(domain, mode, provider, hosts), ""),
         RecordCheck("dmarc", f"_dmarc.{domain}", dmarc_advice(domain), ""),
     ]
