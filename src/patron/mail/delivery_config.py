@@ -501,8 +501,10 @@ def _smtp_settings(workspace_id: int) -> list[SmtpServerSettings]:
 
 
 def smtp_transport(servers: list[SmtpServerSettings]) -> Transport:
-    """The pooled SMTP transport for these servers (weights, fail-over in this order)."""
+    """The pooled SMTP transport for these servers (weights, fail-over in this order),
+    within the installation's sending speed limits like every other SMTP send."""
     from patron.mail import smtp, transports
+    from patron.mail.throttle import installation_throttle
 
     return transports.SmtpTransport(
         [
@@ -516,7 +518,8 @@ def smtp_transport(servers: list[SmtpServerSettings]) -> Transport:
                 verify=server.verify_certificate,
             )
             for server in servers
-        ]
+        ],
+        throttle=installation_throttle(),
     )
 
 
