@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import responses
 
 from patron.core.crypto import decrypt_secret
 from patron.core.models import AuditEntry
@@ -216,3 +217,25 @@ def test_send_test_message_shows_why_the_configuration_cannot_be_used(
     page = logged_in.post(URL + "test/", {"to_email": "ada@example.net"}).content.decode()
     assert "Not sent: the saved settings cannot be used." in page
     assert "The password of smtp.acme.example:587 cannot be read: enter it again." in page
+
+
+@responses.activate
+def test_send_test_message_through_an_esp_shows_its_answer(logged_in, workspace):
+    responses.add(
+        responses.POST,
+        "https://api.postmarkapp.com/email",
+        status=422,
+        json={"ErrorCode": 300, "Message": "Invalid 'From' address: 'patron@localhost'."},
+    )
+    delivery.save_delivery(
+        workspace=workspace,
+        mode="esp",
+        esp_provider="postmark",
+        esp_secret="1a2b3c4d-0000-4000-8000-123456789abc",
+    )
+    page = logged_in.post(URL + "test/", {"to_email": "ada@example.net"}).content.decode()
+    assert "Not sent: refused." in page
+    assert "Invalid &#x27;From&#x27; address" in page
+    assert responses.calls[0].request.headers["X-Postmark-Server-Token"] == (
+        "1a2b3c4d-0000-4000-8000-123456789abc"
+    )

@@ -193,3 +193,43 @@ def test_the_test_message_is_signed_with_the_workspace_key(workspace):
     assert received.data.startswith(b"DKIM-Signature:")
     assert b"d=acme.example" in received.data and b"s=k1" in received.data
     assert dkim_verifies(received.data, row)
+
+
+def test_the_stored_password_logs_in_to_the_server(workspace):
+    with MailServer(credentials=("mailer", "pa55-word-for-smtp")) as server:
+        delivery.add_smtp_server(
+            workspace=workspace,
+            host="127.0.0.1",
+            port=server.port,
+            security="none",
+            username="mailer",
+            password="pa55-word-for-smtp",
+        )
+        delivery.save_delivery(workspace=workspace, mode="smtp")
+        assert delivery.send_test_message(
+            workspace=workspace, to_email="ada@example.net"
+        ).outcome == (Outcome.SENT)
+        (server_row,) = delivery.smtp_servers(workspace)
+        delivery.update_smtp_server(server=server_row, password="a-wrong-password")
+        refused = delivery.send_test_message(workspace=workspace, to_email="ada@example.net")
+    assert len(server.messages) == 1
+    assert refused.outcome != Outcome.SENT
+    assert "535" in f"{refused.code} {refused.reply}"
+
+
+def test_starttls_with_a_self_signed_certificate_needs_verification_off(workspace, tmp_path):
+    from tests.mail.smtp_servers import self_signed
+
+    with MailServer(tls_files=self_signed(tmp_path)) as server:
+        delivery.add_smtp_server(
+            workspace=workspace, host="127.0.0.1", port=server.port, security="starttls"
+        )
+        delivery.save_delivery(workspace=workspace, mode="smtp")
+        checked = delivery.send_test_message(workspace=workspace, to_email="ada@example.net")
+        (server_row,) = delivery.smtp_servers(workspace)
+        delivery.update_smtp_server(server=server_row, verify_certificate=False)
+        unchecked = delivery.send_test_message(workspace=workspace, to_email="ada@example.net")
+    assert checked.outcome == Outcome.RETRY
+    assert "certificate" in checked.reply.lower()
+    assert unchecked.outcome == Outcome.SENT
+    assert len(server.messages) == 1

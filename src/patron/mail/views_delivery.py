@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -228,7 +229,7 @@ def _delivery_page(
         "server_form": server_form or SmtpServerForm(),
         "test_form": test_form or TestMessageForm(initial={"to_email": request.user.email}),
         "test_result": test_result,
-        "installation_transport": delivery.describe_delivery(workspace)["installation_transport"],
+        "installation_transport": settings.EMAIL_TRANSPORT,
     }
     return render(request, "mail/delivery_settings.html", context, status=status)
 
