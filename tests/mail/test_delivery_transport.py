@@ -195,6 +195,8 @@ def test_the_test_message_is_signed_with_the_workspace_key(workspace):
     assert dkim_verifies(received.data, row)
 
 
+# The loopback test server takes AUTH without TLS (aiosmtpd warns about it, rightly).
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_the_stored_password_logs_in_to_the_server(workspace):
     with MailServer(credentials=("mailer", "pa55-word-for-smtp")) as server:
         delivery.add_smtp_server(
@@ -233,3 +235,11 @@ def test_starttls_with_a_self_signed_certificate_needs_verification_off(workspac
     assert "certificate" in checked.reply.lower()
     assert unchecked.outcome == Outcome.SENT
     assert len(server.messages) == 1
+
+
+def test_an_unreadable_dkim_key_means_unsigned_not_broken(workspace, settings, caplog):
+    row = dkim_keys.add_sending_domain(workspace=workspace, domain="acme.example")
+    SendingDomain.objects.for_workspace(workspace).filter(pk=row.pk).update(dkim_status="found")
+    settings.ENCRYPTION_KEYS = ["a key that did not encrypt this private key at all"]
+    assert dkim_keys.workspace_signer(workspace.pk, "acme.example") is None
+    assert "cannot be decrypted" in caplog.text

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from patron.mail.models import DeliveryMode, DnsCheck, SendingDomain
 
 if TYPE_CHECKING:
     from patron.mail.dkim import DkimSigner
+
+logger = logging.getLogger(__name__)
 
 KEY_BITS = 2048
 DNS_TIMEOUT_SECONDS = 5.0
@@ -144,6 +147,14 @@ def workspace_signer(workspace_id: int | None, from_domain: str) -> DkimSigner |
         try:
             private_pem = decrypt_secret(row.private_key).encode()
         except SecretUnreadable:
+            # Sending unsigned beats not sending; the settings page shows the key must be
+            # made again, and the log says why signing stopped.
+            logger.warning(
+                "DKIM key of %s (workspace %s) cannot be decrypted with the configured "
+                "PATRON_ENCRYPTION_KEY; mail from it goes out unsigned",
+                row.domain,
+                workspace_id,
+            )
             return None
         from patron.mail.dkim import DkimSigner
 
