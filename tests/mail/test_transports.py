@@ -211,6 +211,19 @@ def test_starttls_and_auth(tmp_path):
         assert len(server.messages) == 2
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_implicit_tls(tmp_path):
+    files = self_signed(tmp_path)
+    with MailServer(tls_files=files, implicit_tls=True, credentials=("u", "p")) as server:
+        url = f"smtps://u:p@127.0.0.1:{server.port}?verify=0"
+        results = transport(url).send([outgoing("1", "a@example.com")])
+        assert results[0].outcome == Outcome.SENT, results
+        assert len(server.messages) == 1
+        # A client speaking plain SMTP to a TLS port hears nothing and gives up.
+        plain = transport(f"smtp://u:p@127.0.0.1:{server.port}?timeout=1")
+        assert plain.send([outgoing("2", "b@example.com")])[0].outcome == Outcome.RETRY
+
+
 def test_a_non_ascii_local_part_needs_smtputf8():
     with MailServer(smtputf8=False) as server:
         results = transport(server.url()).send([outgoing("1", "josé@example.com")])
@@ -364,3 +377,17 @@ def test_the_outbox_reads_other_messages_with_the_standard_library():
         "See attached",
         "<p>See attached</p>",
     )
+
+
+@pytest.mark.parametrize(
+    ("data", "stuffed"),
+    [
+        (b"a\r\n.b\r\n", b"a\r\n..b\r\n"),
+        (b".start\r\n", b"..start\r\n"),
+        (b"no end", b"no end\r\n"),
+        (b"bare\nlf\r\n.x", b"bare\r\nlf\r\n..x\r\n"),
+        (b"bare\rcr\n.\n", b"bare\r\ncr\r\n..\r\n"),
+    ],
+)
+def test_dot_stuffing_and_line_ends(data, stuffed):
+    assert smtp.dot_stuff(data) == stuffed
