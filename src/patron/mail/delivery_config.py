@@ -295,8 +295,8 @@ def save_delivery(
 
     ``esp_values``: esp_provider, esp_region, esp_access_key_id, esp_domain,
     esp_secret (empty keeps the stored secret of the same provider). SMTP needs at
-    least one active server first. ESP fields given with another mode are kept
-    for later when valid, and ignored otherwise.
+    least one active server first. With another mode the ESP fields are ignored, and
+    the stored ESP settings stay for a later switch back.
     """
     if mode not in DeliveryMode.values:
         raise DeliveryInvalid({"mode": _("Choose how mail is delivered.")})
