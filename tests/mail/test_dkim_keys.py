@@ -210,3 +210,43 @@ def test_spf_advice_names_the_workspaces_own_smtp_servers(workspace, domain):
     records = {record.kind: record for record in dkim_keys.dns_records(domain)}
     # Loopback and private addresses mean nothing to receivers: left out.
     assert records["spf"].expected == "v=spf1 mx a:smtp.acme.example ip4:93.184.215.14 ~all"
+
+
+def test_a_failed_lookup_keeps_a_verified_domain_verified(domain):
+    found = StubResolver({"s1._domainkey.acme.example": [split_quoted(domain.record_value)]})
+    dkim_keys.check_sending_domain(sending_domain=domain, resolver=found)
+    down = StubResolver({"s1._domainkey.acme.example": dns.resolver.NoNameservers()})
+    dkim = dkim_keys.check_sending_domain(sending_domain=domain, resolver=down)[0]
+    assert dkim.status == "error"
+    domain.refresh_from_db()
+    assert domain.dkim_status == "found"
+    assert "The lookup failed" in domain.check_detail
+
+
+def test_recheck_finds_records_published_since_and_notices_removed_ones(workspace, domain):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    other = dkim_keys.add_sending_domain(workspace=workspace, domain="other.example")
+    records = {"s1._domainkey.acme.example": [split_quoted(domain.record_value)]}
+    assert dkim_keys.recheck_sending_domains(resolver=StubResolver(records)) == 2
+    domain.refresh_from_db()
+    other.refresh_from_db()
+    assert (domain.dkim_status, other.dkim_status) == ("found", "not_found")
+    # Checked just now: nothing is due.
+    assert dkim_keys.recheck_sending_domains(resolver=StubResolver(records)) == 0
+    later = timezone.now() + dkim_keys.RECHECK_EVERY + timedelta(minutes=1)
+    records.clear()  # the record was removed from DNS
+    assert dkim_keys.recheck_sending_domains(resolver=StubResolver(records), now=later) == 2
+    domain.refresh_from_db()
+    assert domain.dkim_status == "not_found"
+    assert dkim_keys.workspace_signer(workspace.pk, "acme.example") is None
+
+
+def test_the_recheck_is_a_periodic_job():
+    from patron.core.scheduler import PERIODIC_JOBS
+    from patron.mail import tasks
+
+    job = PERIODIC_JOBS["patron.mail.tasks.recheck_sending_domains"]
+    assert job.task is tasks.recheck_sending_domains

@@ -17,6 +17,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import dns.exception
@@ -24,7 +25,7 @@ import dns.resolver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -428,6 +429,12 @@ def check_sending_domain(
     )
     dkim = checks[0]
     previous = sending_domain.dkim_status
+    if dkim.status == DnsCheck.ERROR and previous:
+        # A lookup that failed says nothing about the record: a verified domain stays
+        # verified (and signed) until a lookup that answers says otherwise.
+        sending_domain.check_detail = dkim.message
+        sending_domain.save(update_fields=["check_detail"])
+        return checks
     sending_domain.dkim_status = dkim.status
     sending_domain.check_detail = dkim.message
     sending_domain.checked_at = timezone.now()
@@ -442,6 +449,31 @@ def check_sending_domain(
             data={"dkim": dkim.status, "previous": previous},
         )
     return checks
+
+
+RECHECK_EVERY = timedelta(hours=6)
+RECHECK_BATCH = 50  # at most 3 lookups of 5 s each per domain
+
+
+def recheck_sending_domains(
+    *, resolver: Resolver | None = None, now: datetime | None = None
+) -> int:
+    """Check again the domains not checked for ``RECHECK_EVERY`` (every workspace's):
+    a record published since is found without anyone pressing the button, and a
+    record removed or replaced stops the signing. Returns how many were checked."""
+    now = now or timezone.now()
+    due = (
+        SendingDomain.objects.unscoped()
+        .select_related("workspace")
+        .filter(Q(checked_at__isnull=True) | Q(checked_at__lte=now - RECHECK_EVERY))
+        .order_by(F("checked_at").asc(nulls_first=True), "id")[:RECHECK_BATCH]
+    )
+    resolver = resolver or _resolver()
+    checked = 0
+    for row in due:
+        check_sending_domain(sending_domain=row, resolver=resolver)
+        checked += 1
+    return checked
 
 
 def dns_records(sending_domain: SendingDomain) -> list[RecordCheck]:
