@@ -250,3 +250,13 @@ def test_the_recheck_is_a_periodic_job():
 
     job = PERIODIC_JOBS["patron.mail.tasks.recheck_sending_domains"]
     assert job.task is tasks.recheck_sending_domains
+
+
+def test_a_machine_without_dns_configuration_gets_lookup_failed(domain, monkeypatch):
+    def unconfigured(*args, **kwargs):
+        raise dns.resolver.NoResolverConfiguration("no nameservers")
+
+    monkeypatch.setattr(dns.resolver.Resolver, "__init__", unconfigured)
+    dkim = dkim_keys.check_sending_domain(sending_domain=domain)[0]
+    assert dkim.status == "error"
+    assert "The lookup failed (NoResolverConfiguration)" in dkim.message

@@ -292,8 +292,21 @@ def compare_dkim(records: list[str], public_key: str) -> tuple[str, str]:
     )
 
 
+class _UnconfiguredResolver:
+    """Stands in when the machine has no DNS configuration: every lookup fails as such."""
+
+    def __init__(self, error: dns.exception.DNSException) -> None:
+        self.error = error
+
+    def resolve(self, qname: str, rdtype: str, *args: Any, **kwargs: Any) -> Any:
+        raise self.error
+
+
 def _resolver() -> Resolver:
-    resolver = dns.resolver.Resolver()
+    try:
+        resolver = dns.resolver.Resolver()
+    except dns.exception.DNSException as error:  # no /etc/resolv.conf, say
+        return _UnconfiguredResolver(error)
     resolver.lifetime = DNS_TIMEOUT_SECONDS
     return resolver
 
