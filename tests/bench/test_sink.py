@@ -13,7 +13,14 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "bench") not in sys.path:
     sys.path.insert(0, str(ROOT / "bench"))
 
-from sinklib import Sink, blast, naive_message, naive_send  # noqa: E402
+from sinklib import (  # noqa: E402
+    Sink,
+    blast,
+    naive_message,
+    naive_send,
+    naive_send_campaign,
+    naive_sign,
+)
 
 from patron.mail import smtp  # noqa: E402
 from patron.mail.mime import build_message, message_id_for  # noqa: E402
@@ -124,3 +131,44 @@ def test_outcomes_per_message_with_bdat_and_data(chunking):
     assert "unknown@x.example: 550" in outcome["some"].reply
     assert sum(r.outcome == Outcome.SENT for r in results) == 6
     assert stats["messages"] == 6
+
+
+def test_the_naive_campaign_sender_signs_and_sends(tmp_path):
+    import dkim as dkimpy
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from patron.mail.dkim import DkimSigner
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    record = DkimSigner("acme.example", "s1", pem).public_record().encode()
+    items = [
+        {
+            "from_name": "Acme 商店",
+            "from_email": "news@acme.example",
+            "to_email": f"p{n}@example.com",
+            "subject": f"Chào {n}",
+            "html": "<p>Hi</p>",
+            "text": "Hi",
+            "message_id": f"<n{n}@acme.example>",
+            "envelope_from": "bounce@acme.example",
+        }
+        for n in range(5)
+    ]
+    with Sink(log=tmp_path / "log") as sink:
+        accepted = naive_send_campaign(
+            items, "127.0.0.1", sink.port, dkim=("acme.example", "s1", pem)
+        )
+        assert accepted == 5
+        assert [line[1] for line in sink.log_lines()] == [f"p{n}@example.com" for n in range(5)]
+    signed = naive_sign(
+        naive_message(**{k: v for k, v in items[0].items() if k != "envelope_from"}),
+        domain="acme.example",
+        selector="s1",
+        private_key_pem=pem,
+    )
+    assert dkimpy.verify(signed, dnsfunc=lambda name, timeout=5: record)

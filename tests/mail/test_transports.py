@@ -391,3 +391,48 @@ def test_the_outbox_reads_other_messages_with_the_standard_library():
 )
 def test_dot_stuffing_and_line_ends(data, stuffed):
     assert smtp.dot_stuff(data) == stuffed
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"PATRON_SMTP_URL": "smtp+starttls://u:p@one.example"},
+            ["smtp+starttls://u:p@one.example"],
+        ),
+        (
+            {
+                "PATRON_SMTP_URLS": "smtp://a.example?weight=3, smtps://b.example",
+                "PATRON_SMTP_URL": "x",
+            },
+            ["smtp://a.example?weight=3", "smtps://b.example"],
+        ),
+    ],
+)
+def test_smtp_urls_setting_and_the_old_single_url(variables, expected, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PATRON_SMTP_URL")}
+    env = {
+        **inherited,
+        **variables,
+        "PATRON_EMAIL_TRANSPORT": "smtp",
+        "PATRON_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "patron.settings",
+    }
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps("
+        "[s.SMTP_URLS, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL]))"
+    )
+    output = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    urls, host, port, use_tls, use_ssl = json.loads(output)
+    assert urls == expected
+    first = smtp.SmtpServer.from_url(expected[0])
+    # System mail goes to the first server, with the same port and TLS rules.
+    assert (host, port) == (first.host, first.port)
+    assert (use_tls, use_ssl) == (first.tls == "starttls", first.tls == "tls")
