@@ -68,6 +68,13 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Keys that encrypt stored credentials (SMTP passwords, ESP keys, DKIM private keys).
+# The first encrypts; all of them decrypt, so a key is rotated by putting the new one
+# first and running `patron manage rotate_secrets`. Without it, a key derived from
+# SECRET_KEY is used (changing SECRET_KEY then means keeping the old one listed here).
+ENCRYPTION_KEYS = [
+    key.strip() for key in env("PATRON_ENCRYPTION_KEY").split(",") if key.strip()
+] or [SECRET_KEY]
 
 HOST = env("PATRON_HOST", "127.0.0.1")
 PORT = int(env("PATRON_PORT", "8000"))

@@ -34,6 +34,9 @@ CALLS_MEETINGS_EDIT = "crm.log_calls_and_meetings"
 MARKETING_EDIT = "marketing.edit"
 OUTBOX_VIEW = "mail.view_outbox"
 SENDERS_MANAGE = "mail.manage_senders"
+# How mail leaves (SMTP servers, ESP keys) and the DKIM keys of sending domains:
+# credentials, so owners and admins only.
+DELIVERY_MANAGE = "mail.manage_delivery"
 ACTIVITY_VIEW = "activity.view"
 SETTINGS_MANAGE = "workspace.manage_settings"
 MEMBERS_MANAGE = "workspace.manage_members"
@@ -54,6 +57,7 @@ _EVERYTHING = frozenset(
         MARKETING_EDIT,
         OUTBOX_VIEW,
         SENDERS_MANAGE,
+        DELIVERY_MANAGE,
         ACTIVITY_VIEW,
         SETTINGS_MANAGE,
         MEMBERS_MANAGE,
