@@ -145,6 +145,24 @@ def test_default_mode_uses_the_installation_transport(workspace, settings):
     assert OutboxMessage.objects.filter(to=["ada@example.net"]).exists()
 
 
+def test_transport_for_asks_the_workspace_first(workspace, settings):
+    """Campaign mail and one-to-one mail take ``transport_for``: the workspace's
+    settings win over the installation's, and a workspace without any uses those."""
+    from patron.mail.transports import transport_for
+
+    settings.EMAIL_TRANSPORT = "capture"
+    assert isinstance(transport_for(workspace.pk), CaptureTransport)
+    delivery.add_smtp_server(workspace=workspace, host="smtp.acme.example", port=2525)
+    delivery.save_delivery(workspace=workspace, mode="smtp")
+    transport = transport_for(workspace.pk)
+    assert isinstance(transport, SmtpTransport)
+    assert [server.host for server in transport.servers] == ["smtp.acme.example"]
+    from tests.factories import WorkspaceFactory
+
+    assert isinstance(transport_for(WorkspaceFactory().pk), CaptureTransport)
+    assert isinstance(transport_for(None), CaptureTransport)
+
+
 # --- DKIM -------------------------------------------------------------------------------------
 
 
@@ -193,6 +211,20 @@ def test_the_test_message_is_signed_with_the_workspace_key(workspace):
     assert received.data.startswith(b"DKIM-Signature:")
     assert b"d=acme.example" in received.data and b"s=k1" in received.data
     assert dkim_verifies(received.data, row)
+
+
+def test_signer_for_prefers_the_workspace_key_to_the_installation_key(workspace):
+    from patron.mail.dkim import signer_for
+
+    assert signer_for(workspace.pk, "acme.example") is None
+    row = dkim_keys.add_sending_domain(workspace=workspace, domain="acme.example", selector="k1")
+    assert signer_for(workspace.pk, "acme.example") is None  # not published yet
+    SendingDomain.objects.for_workspace(workspace).filter(pk=row.pk).update(dkim_status="found")
+    signer = signer_for(workspace.pk, "ACME.example")
+    assert signer is not None and (signer.domain, signer.selector) == ("acme.example", "k1")
+    from tests.factories import WorkspaceFactory
+
+    assert signer_for(WorkspaceFactory().pk, "acme.example") is None
 
 
 # The loopback test server takes AUTH without TLS (aiosmtpd warns about it, rightly).
