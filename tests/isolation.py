@@ -93,6 +93,14 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "mail.OutboxMessage": lambda ws: OutboxMessageFactory(
         workspace=ws, subject=f"{MARKER} subject", text_body=MARKER
     ),
+    "mail.EmailTemplate": lambda ws: apps.get_model("mail", "EmailTemplate").objects.create(
+        workspace=ws,
+        name=f"{MARKER} template",
+        subject=MARKER,
+        body=f"<p>{MARKER}</p>",
+        format="html",
+    ),
+    "mail.MailImage": lambda ws: _mail_image(ws),
     "mail.SenderIdentity": lambda ws: apps.get_model("mail", "SenderIdentity").objects.create(
         workspace=ws,
         from_name=f"{MARKER} sender",
@@ -416,3 +424,16 @@ def _mailing_list(ws: Workspace) -> models.Model:
     waiting = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@wait.example")
     lists.subscribe(mailing_list=mailing_list, contact=waiting, consent=consent)
     return mailing_list
+
+
+def _mail_image(ws: Workspace) -> models.Model:
+    from io import BytesIO
+
+    from PIL import Image
+
+    from patron.mail.images import upload_image
+
+    data = BytesIO()
+    Image.new("RGB", (4, 4), "red").save(data, "PNG")
+    data.seek(0)
+    return upload_image(ws, user=None, file=data, name=f"{MARKER}.png")

@@ -14,6 +14,7 @@ from patron.audience.api_suppression import router as suppression_router
 from patron.core.api import router as core_router
 from patron.crm.api import router as crm_router
 from patron.mail.api_senders import router as senders_router
+from patron.mail.api_templates import router as templates_router
 
 api = NinjaAPI(
     title="Patron API",
@@ -51,3 +52,4 @@ api.add_router("/", segments_router)
 api.add_router("/", lists_router)
 api.add_router("/", suppression_router)
 api.add_router("/", senders_router)
+api.add_router("/", templates_router)
