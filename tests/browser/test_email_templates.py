@@ -4,6 +4,7 @@ checks fail and pass, saves it and opens it again."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,76 @@ def test_build_a_newsletter_preview_it_and_save(page, tmp_path: Path):
         page.locator("#builder-blocks > li[data-type=button] .builder-summary").last
     ).to_have_text("Shop the tea")
     expect(preview.get_by_text("Spring tea for Alex")).to_be_visible()
+
+
+def test_images_code_view_duplicate_and_delete(page, tmp_path: Path):
+    import io
+
+    from PIL import Image
+
+    user = UserFactory(email="kofi@example.gh", name="Kofi")
+    workspace = create_workspace(name="Kente Works", owner=user)
+    logo = tmp_path / "kente-logo.png"
+    Image.new("RGB", (120, 60), "orange").save(logo, "PNG")
+    fake = tmp_path / "notes.png"
+    fake.write_text("not a picture")
+    photo = io.BytesIO()
+    Image.new("RGB", (200, 100), "purple").save(photo, "JPEG")
+    (tmp_path / "cloth.jpg").write_bytes(photo.getvalue())
+
+    log_in(page, user.email, PASSWORD)
+    page.locator("nav.navbar").get_by_role("button", name="Marketing").click()
+    page.locator("nav.navbar").get_by_role("link", name="Images").click()
+    page.get_by_label("Image file").set_input_files(str(fake))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator(".alert-danger")).to_contain_text("“notes.png” is not an image we can read")
+    page.get_by_label("Image file").set_input_files(str(logo))
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator(".alert-success")).to_contain_text("Image “kente-logo.png” uploaded.")
+    expect(page.locator('[data-image="kente-logo.png"]')).to_contain_text("120 \u00d7 60")
+
+    # A blank design; an image block picks from the library, and uploads there too.
+    page.goto("/email-templates/new/")
+    page.get_by_role("button", name="Use Blank design").click()
+    page.locator("#builder-add").get_by_role("button", name="Image", exact=True).click()
+    page.get_by_role("button", name="Choose from library").click()
+    picker = page.locator("#image-picker")
+    expect(picker.get_by_role("button", name="Use kente-logo.png")).to_be_visible()
+    picker.get_by_label("Upload an image").set_input_files(str(tmp_path / "cloth.jpg"))
+    picker.get_by_role("button", name="Use cloth.jpg").click()
+    expect(picker).to_be_hidden()
+    image_block = page.locator("#builder-blocks > li[data-type=image]")
+    expect(image_block.get_by_label("Image", exact=True)).to_have_value(re.compile(r"/cloth\.jpg$"))
+    image_block.get_by_label("Image description (alt text)").fill("Purple cloth")
+    preview = page.frame_locator("#preview-frame")
+    expect(preview.get_by_role("img", name="Purple cloth")).to_have_attribute(
+        "src", re.compile(r"/mail-images/[\w-]+/cloth\.jpg$")
+    )
+    page.get_by_role("button", name="Save template").click()
+    expect(page.locator(".alert-success")).to_contain_text("saved")
+
+    # The one-way switch to code (the confirmation is accepted), then edit by hand.
+    page.get_by_role("button", name="Switch to code").click()
+    expect(page.locator("#content-body")).to_be_visible()
+    expect(page.locator("#builder")).to_have_count(0)
+    body = page.locator("#content-body")
+    expect(body).to_have_value(re.compile("Your heading"))
+    body.fill(body.input_value().replace("Your heading", "Akwaaba {{ contact.first_name }}"))
+    expect(preview.get_by_text("Akwaaba Alex")).to_be_visible()
+    page.get_by_role("tab", name="Plain text").click()
+    page.get_by_role("button", name="Generate from the design").click()
+    expect(page.locator("#content-text")).to_have_value(re.compile("Akwaaba"))
+    page.get_by_label("Template name").fill("Akwaaba")
+    page.get_by_role("button", name="Save template").click()
+    expect(page.locator(".alert-success")).to_contain_text("Template “Akwaaba” saved.")
+    template = EmailTemplate.objects.for_workspace(workspace).get()
+    assert template.blocks == {} and "Akwaaba {{ contact.first_name }}" in template.body
+    assert "Akwaaba" in template.text
+
+    page.get_by_role("button", name="Duplicate").click()
+    expect(page.locator(".alert-success")).to_contain_text("Copied as “Copy of Akwaaba”.")
+    page.get_by_role("link", name="Delete").click()
+    page.get_by_role("button", name="Delete template").click()
+    expect(page.locator(".alert-success")).to_contain_text("Template “Copy of Akwaaba” deleted.")
+    expect(page.locator("#templates tbody tr")).to_have_count(1)
+    expect(page.locator('tr[data-template="Akwaaba"]')).to_be_visible()
