@@ -65,8 +65,14 @@ def test_build_a_newsletter_preview_it_and_save(page, tmp_path: Path):
     page.locator("#builder-add").get_by_role("button", name="Button", exact=True).click()
     button_block = page.locator("#builder-blocks > li").nth(len(starting))
     expect(button_block).to_have_attribute("data-type", "button")
+    # Until it has a link, the server refuses it: the block is outlined and the check says why.
+    expect(page.locator("#check-problems")).to_contain_text(
+        f"Block {len(starting) + 1} (Button): Link: this is required."
+    )
+    expect(button_block).to_have_attribute("aria-invalid", "true")
     button_block.get_by_label("Button text").fill("Shop the tea")
     button_block.get_by_label("Link", exact=True).fill("https://mara.example/shop")
+    expect(button_block).not_to_have_attribute("aria-invalid", "true")
     button_block.get_by_role("button", name="Move up").click()
     assert block_types(page)[len(starting) - 1 : len(starting) + 2] == ["button", "text", "footer"]
 

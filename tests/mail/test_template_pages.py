@@ -73,6 +73,16 @@ def test_save_from_the_builder_generates_the_body(logged_in, newsletter):
     assert "Fresh news</h1>" in newsletter.body and "<mjml>x</mjml>" not in newsletter.body
 
 
+def test_kind_and_name_are_saved(logged_in, newsletter):
+    response = logged_in.post(
+        reverse("email_templates:edit", args=[newsletter.pk]),
+        post_content(newsletter, name="Hello", kind="personal"),
+    )
+    assert response.status_code == 302
+    newsletter.refresh_from_db()
+    assert (newsletter.name, newsletter.kind) == ("Hello", "personal")
+
+
 def test_a_bad_block_is_shown_and_nothing_is_saved(logged_in, newsletter):
     design = json.loads(json.dumps(newsletter.blocks))
     design["blocks"][6]["url"] = "not a link"
@@ -146,7 +156,15 @@ def test_checks_fail_without_footer_and_pass_with_it(logged_in, newsletter):
     )
     assert b"Add an unsubscribe link" in failing.content
     assert b"Add your postal address" in failing.content
-    assert b'data-blocking="true"' in failing.content
+    assert (
+        b'data-blocking="true"' in failing.content and b'data-invalid-block="0"' in failing.content
+    )
+    design["blocks"][1]["align"] = "sideways"
+    wrong = logged_in.post(
+        reverse("email_templates:checks"), post_content(newsletter, blocks=json.dumps(design))
+    )
+    assert b"Block 2 (Header): Alignment: choose one of" in wrong.content
+    assert b'data-invalid-block="2"' in wrong.content
 
 
 def test_checks_locate_liquid_errors_in_code(logged_in):

@@ -25,7 +25,11 @@ from patron.mail.rendering import HTML, MJML
 
 
 def editor_context(
-    workspace: Workspace, obj: Any, *, errors: dict[str, str] | None = None
+    workspace: Workspace,
+    obj: Any,
+    *,
+    errors: dict[str, str] | None = None,
+    invalid_block: int = 0,
 ) -> dict[str, Any]:
     """The ``editor`` variable of ``mail/_content_editor.html`` for ``obj``."""
     from patron.audience.models import Segment
@@ -51,6 +55,7 @@ def editor_context(
         "images_url": reverse("mail_images:picker"),
         "upload_url": reverse("mail_images:list"),
         "errors": errors or {},
+        "invalid_block": invalid_block,
     }
 
 

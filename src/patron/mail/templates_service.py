@@ -46,11 +46,13 @@ PREVIEW_POSTAL_ADDRESS = "Your company · 1 Example Street · 12345 Town"
 
 
 class TemplateInvalid(ValueError):
-    """Values refused; ``errors`` maps a field name ("" for general) to a message."""
+    """Values refused; ``errors`` maps a field name ("" for general) to a message, and
+    ``block`` is the 1-based builder block at fault (0: none)."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: dict[str, str], block: int = 0) -> None:
         super().__init__(" ".join(errors.values()))
         self.errors = errors
+        self.block = block
 
 
 # --- Content (shared with campaigns) ---------------------------------------------------------
@@ -85,6 +87,7 @@ def clean_content(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any
             errors["format"] = _("Choose MJML or HTML.")
         cleaned["format"] = values["format"]
     segment_ids: set[int] | None = None
+    block = 0
     if "blocks" in values:
         document = values["blocks"]
         if document in (None, "", {}, []):
@@ -97,6 +100,7 @@ def clean_content(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any
                 cleaned["format"] = MJML
             except builder.BlocksInvalid as error:
                 errors["blocks"] = str(error)
+                block = error.index
     if "body" in values and "body" not in cleaned and not errors.get("blocks"):
         body = str(values["body"] or "")
         if len(body) > BODY_LIMIT:
@@ -111,7 +115,7 @@ def clean_content(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any
                 "No segment %(ids)s in this workspace: a dynamic block names it."
             ) % {"ids": ", ".join(str(pk) for pk in sorted(unknown))}
     if errors:
-        raise TemplateInvalid(errors)
+        raise TemplateInvalid(errors, block)
     return cleaned
 
 
@@ -243,12 +247,14 @@ def _clean_template(workspace: Workspace, values: dict[str, Any]) -> dict[str, A
         if values["kind"] not in TemplateKind.values:
             errors["kind"] = _("Choose marketing or personal.")
         cleaned["kind"] = values["kind"]
+    block = 0
     try:
         cleaned.update(clean_content(workspace, values))
     except TemplateInvalid as error:
         errors.update(error.errors)
+        block = error.block
     if errors:
-        raise TemplateInvalid(errors)
+        raise TemplateInvalid(errors, block)
     return cleaned
 
 

@@ -76,9 +76,11 @@ def template_new(request: WorkspaceRequest) -> HttpResponse:
 def template_edit(request: WorkspaceRequest, template_id: int) -> HttpResponse:
     template = get_object_or_404(_templates(request), pk=template_id)
     errors: dict[str, str] = {}
+    invalid_block = 0
     if request.method == "POST":
         values = editor.content_from_post(request.POST)
         values["name"] = request.POST.get("name", "")
+        values["kind"] = request.POST.get("kind", template.kind)
         if request.POST.get("action") == "to_code":
             # The one-way switch: keep the generated MJML as the body, drop the design.
             values.pop("blocks", None)
@@ -91,7 +93,7 @@ def template_edit(request: WorkspaceRequest, template_id: int) -> HttpResponse:
                     )
                 )
             except templates_service.TemplateInvalid as error:
-                errors = error.errors
+                errors, invalid_block = error.errors, error.block
             values["blocks"] = {}
         if not errors:
             try:
@@ -99,7 +101,7 @@ def template_edit(request: WorkspaceRequest, template_id: int) -> HttpResponse:
                     template, user=request.user, values=values, request_info=request_info(request)
                 )
             except templates_service.TemplateInvalid as error:
-                errors = error.errors
+                errors, invalid_block = error.errors, error.block
             else:
                 messages.success(request, _("Template “%(name)s” saved.") % {"name": template.name})
                 return redirect("email_templates:edit", template_id=template.pk)
@@ -112,7 +114,9 @@ def template_edit(request: WorkspaceRequest, template_id: int) -> HttpResponse:
         "mail/template_edit.html",
         {
             "template": template,
-            "editor": editor.editor_context(request.workspace, template, errors=errors),
+            "editor": editor.editor_context(
+                request.workspace, template, errors=errors, invalid_block=invalid_block
+            ),
             "errors": errors,
             "kinds": TemplateKind.choices,
         },
@@ -158,21 +162,22 @@ def _list_url() -> str:
 # --- The editor component's endpoints ----------------------------------------------------------
 
 
-def _posted_content(request: WorkspaceRequest) -> tuple[SimpleNamespace, Problem | None]:
+def _posted_content(request: WorkspaceRequest) -> tuple[SimpleNamespace, Problem | None, int]:
     """The posted content as an object with the content fields, or the problem that
-    stops it (a builder document that does not validate)."""
+    stops it (a builder document that does not validate) and the block at fault."""
     values = editor.content_from_post(request.POST)
     content = SimpleNamespace(subject="", preheader="", text="", body="", format=HTML, blocks={})
-    problem = None
+    problem, block = None, 0
     try:
         cleaned = templates_service.clean_content(request.workspace, values)
     except templates_service.TemplateInvalid as error:
         field, message = next(iter(error.errors.items()))
         problem = Problem(field or "content", message, part=field or "body")
+        block = error.block
         cleaned = {k: v for k, v in values.items() if k not in error.errors and k != "blocks"}
     for name, value in cleaned.items():
         setattr(content, name, value)
-    return content, problem
+    return content, problem, block
 
 
 def _preview_contact(request: WorkspaceRequest) -> Contact | None:
@@ -192,7 +197,7 @@ def _preview_contact(request: WorkspaceRequest) -> Contact | None:
 @require_POST
 def preview(request: WorkspaceRequest) -> HttpResponse:
     """The rendered HTML for the sandboxed preview frame (posted into it by the editor)."""
-    content, problem = _posted_content(request)
+    content, problem, _block = _posted_content(request)
     rendered = None
     if problem is None:
         rendered, problem = templates_service.render_preview(
@@ -212,7 +217,7 @@ def preview(request: WorkspaceRequest) -> HttpResponse:
 @require_POST
 def checks(request: WorkspaceRequest) -> HttpResponse:
     """The checks beside the editor, re-run as the design changes."""
-    content, problem = _posted_content(request)
+    content, problem, invalid_block = _posted_content(request)
     problems = [problem] if problem else templates_service.check_content(request.workspace, content)
     rendered = None
     if problem is None:
@@ -227,6 +232,7 @@ def checks(request: WorkspaceRequest) -> HttpResponse:
             "blocking": any(p.blocking for p in problems),
             "subject": rendered.subject if rendered else "",
             "size": len(rendered.html.encode()) if rendered else 0,
+            "invalid_block": invalid_block,
         },
     )
 
@@ -235,7 +241,7 @@ def checks(request: WorkspaceRequest) -> HttpResponse:
 @require_POST
 def plain_text(request: WorkspaceRequest) -> HttpResponse:
     """The plain-text part generated from the design, for the editor's text box."""
-    content, problem = _posted_content(request)
+    content, problem, _block = _posted_content(request)
     text = request.POST.get("text", "")
     if problem is None:
         content.text = ""

@@ -98,6 +98,7 @@
   var doc = JSON.parse(input.value || "{}");
   if (!doc.blocks) doc = { version: 1, settings: {}, blocks: [] };
   var open = -1; // the block whose form is shown
+  var invalid = parseInt(root.getAttribute("data-invalid-block") || "0", 10); // 1-based, 0: none
   var picking = null; // the image field the picker fills
 
   function save() {
@@ -149,7 +150,23 @@
       list.appendChild(item);
     });
     if (!doc.blocks.length) list.appendChild(el("li", { class: "text-body-secondary small p-3 border rounded", text: "No blocks yet: add one with the buttons above." }));
+    markInvalid();
   }
+  // The block the server refused (its message is in the checks) is outlined in red.
+  function markInvalid() {
+    list.querySelectorAll(".builder-block").forEach(function (item) {
+      var wrong = parseInt(item.getAttribute("data-index"), 10) === invalid - 1;
+      item.classList.toggle("border-danger", wrong);
+      if (wrong) item.setAttribute("aria-invalid", "true");
+      else item.removeAttribute("aria-invalid");
+    });
+  }
+  document.addEventListener("htmx:afterSwap", function () {
+    var result = document.getElementById("checks-result");
+    if (!result) return;
+    invalid = parseInt(result.getAttribute("data-invalid-block") || "0", 10);
+    markInvalid();
+  });
   function button(text, label, action, disabled) {
     var b = el("button", { type: "button", class: "btn btn-sm btn-outline-secondary", "data-block-action": action, "aria-label": label, text: text });
     if (disabled) b.disabled = true;
@@ -248,7 +265,13 @@
       field.addEventListener("input", function () { set(field.value); });
     }
     wrap.appendChild(label);
-    if (spec.kind === "image") {
+    if (spec.kind === "color") {
+      // A native colour picker beside the text box; the text box may stay empty.
+      var swatch = el("input", { type: "color", class: "form-control form-control-color form-control-sm flex-grow-0", "aria-label": spec.label + " (picker)", value: /^#[0-9a-f]{6}$/i.test(value) ? value : "#ffffff" });
+      swatch.addEventListener("input", function () { field.value = swatch.value; set(swatch.value); });
+      field.addEventListener("input", function () { if (/^#[0-9a-f]{6}$/i.test(field.value)) swatch.value = field.value; });
+      wrap.appendChild(el("div", { class: "input-group input-group-sm" }, [swatch, field]));
+    } else if (spec.kind === "image") {
       var pick = el("button", { type: "button", class: "btn btn-sm btn-outline-secondary", text: "Choose from library" });
       pick.addEventListener("click", function () { openPicker(holder, key, field); });
       wrap.appendChild(el("div", { class: "input-group input-group-sm" }, [field, pick]));
