@@ -46,6 +46,7 @@ def test_build_a_newsletter_preview_it_and_save(page, tmp_path: Path):
     preview = page.frame_locator("#preview-frame")
     expect(preview.get_by_text("The monthly letter")).to_be_visible()
     expect(page.locator("#checks-ok")).to_be_visible()
+    expect(page.locator("#builder-blocks > li")).to_have_count(12)  # the newsletter starter
     starting = block_types(page)
     assert starting[-1] == "footer"
 
@@ -75,6 +76,10 @@ def test_build_a_newsletter_preview_it_and_save(page, tmp_path: Path):
     expect(button_block).not_to_have_attribute("aria-invalid", "true")
     button_block.get_by_role("button", name="Move up").click()
     assert block_types(page)[len(starting) - 1 : len(starting) + 2] == ["button", "text", "footer"]
+    # Dragging works too: the header dropped on the logo goes first.
+    blocks = page.locator("#builder-blocks > li")
+    blocks.nth(1).drag_to(blocks.nth(0), source_position={"x": 8, "y": 8})
+    assert block_types(page)[:2] == ["heading", "logo"]
 
     # Preview as Ada on a phone.
     page.get_by_label("Search contacts to preview as").fill("Ada")
@@ -107,6 +112,7 @@ def test_build_a_newsletter_preview_it_and_save(page, tmp_path: Path):
     page.locator("nav.navbar").get_by_role("button", name="Marketing").click()
     page.locator("nav.navbar").get_by_role("link", name="Email templates").click()
     page.get_by_role("link", name="Newsletter").click()
+    expect(page.locator("#builder-blocks > li")).to_have_count(len(types))
     assert block_types(page) == types
     expect(
         page.locator("#builder-blocks > li[data-type=button] .builder-summary").last
@@ -143,6 +149,7 @@ def test_images_code_view_duplicate_and_delete(page, tmp_path: Path):
     # A blank design; an image block picks from the library, and uploads there too.
     page.goto("/email-templates/new/")
     page.get_by_role("button", name="Use Blank design").click()
+    expect(page.locator("#builder-blocks > li")).to_have_count(3)  # heading, text, footer
     page.locator("#builder-add").get_by_role("button", name="Image", exact=True).click()
     page.get_by_role("button", name="Choose from library").click()
     picker = page.locator("#image-picker")

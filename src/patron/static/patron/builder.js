@@ -130,16 +130,17 @@
     list.textContent = "";
     doc.blocks.forEach(function (block, index) {
       var type = types[block.type] || { label: block.type, fields: [] };
+      var name = type.label + " (block " + (index + 1) + ")";
       var segment = block.segment ? segments.filter(function (s) { return s.id === block.segment; })[0] : null;
       var head = el("div", { class: "d-flex align-items-center gap-2" }, [
         el("span", { class: "builder-handle text-body-secondary", "aria-hidden": "true", text: "⠿" }),
         el("strong", { class: "small builder-type", text: type.label }),
         el("span", { class: "small text-body-secondary text-truncate flex-grow-1 builder-summary", text: summary(block) }),
         segment ? el("span", { class: "badge text-bg-info", text: segment.name }) : null,
-        button("↑", "Move up", "up", index === 0),
-        button("↓", "Move down", "down", index === doc.blocks.length - 1),
-        button(open === index ? "Close" : "Edit", open === index ? "Close" : "Edit", "edit"),
-        button("Delete", "Delete", "delete")
+        button("↑", "Move up: " + name, "up", index === 0),
+        button("↓", "Move down: " + name, "down", index === doc.blocks.length - 1),
+        button(open === index ? "Close" : "Edit", (open === index ? "Close: " : "Edit: ") + name, "edit"),
+        button("Delete", "Delete: " + name, "delete")
       ]);
       var item = el("li", {
         class: "builder-block card card-body p-2 mb-2" + (open === index ? " border-primary" : ""),
