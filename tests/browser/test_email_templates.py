@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from patron.audience.models import Segment
 from patron.core.services import create_workspace
 from patron.crm import services
 from patron.mail.models import EmailTemplate
@@ -33,6 +34,14 @@ def test_build_a_newsletter_preview_it_and_save(page, tmp_path: Path):
     services.create_contact(workspace=workspace, first_name="Ada", last_name="Lovelace",
                             email="ada@example.org")  # fmt: skip
     services.create_contact(workspace=workspace, first_name="Bob", email="bob@example.org")
+    tea_lovers = Segment.objects.create(
+        workspace=workspace,
+        name="Tea lovers",
+        definition={
+            "match": "all",
+            "conditions": [{"type": "field", "field": "first_name", "op": "eq", "value": "Ada"}],
+        },
+    )
 
     log_in(page, user.email, PASSWORD)
     page.locator("nav.navbar").get_by_role("button", name="Marketing").click()
@@ -91,6 +100,18 @@ def test_build_a_newsletter_preview_it_and_save(page, tmp_path: Path):
     expect(preview.get_by_role("link", name="Shop the tea")).to_be_visible()
     page.screenshot(path=str(SHOTS / "builder-mobile.png"), full_page=True)
 
+    # Dynamic content: the new text only for the "Tea lovers" segment (Ada is in it, Bob not).
+    tea_text = page.locator("#builder-blocks > li[data-type=text]").last
+    tea_text.get_by_role("button", name="Edit").click()
+    tea_text.get_by_label("Show only to a segment").select_option(label="Tea lovers")
+    expect(tea_text.locator(".badge")).to_have_text("Tea lovers")
+    expect(preview.get_by_text("Spring tea for Ada")).to_be_visible()
+    page.get_by_label("Search contacts to preview as").fill("")
+    expect(page.locator("#preview-contact option")).to_have_count(3)
+    page.locator("#preview-contact").select_option(label="Bob <bob@example.org>")
+    expect(preview.get_by_text("Hi Bob,")).to_be_visible()
+    expect(preview.get_by_text("Spring tea for")).to_have_count(0)
+
     # Without the footer the checks fail; with a new footer they pass again.
     page.locator("#builder-blocks > li[data-type=footer]").get_by_role(
         "button", name="Delete"
@@ -107,6 +128,7 @@ def test_build_a_newsletter_preview_it_and_save(page, tmp_path: Path):
     assert types[-3:] == ["button", "text", "footer"]
     assert "Shop the tea</mj-button>" in template.body
     assert 'Spring tea for {{ contact.first_name | default: "there" }}' in template.body
+    assert f"{{% if segments contains {tea_lovers.pk} %}}" in template.body
 
     # Opened again from the list, the design is as it was saved.
     page.locator("nav.navbar").get_by_role("button", name="Marketing").click()

@@ -39,6 +39,13 @@
     if (event.target.id !== "preview-contact-search") changed();
   });
 
+  // A new search replaces the contact list (and the choice): preview as the new choice.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.target.id === "preview-contact" && event.detail.requestConfig.verb === "get" &&
+        event.target.getAttribute("data-loaded")) changed();
+    if (event.target.id === "preview-contact") event.target.setAttribute("data-loaded", "1");
+  });
+
   root.addEventListener("click", function (event) {
     var width = event.target.closest("[data-preview-width]");
     if (!width) return;
