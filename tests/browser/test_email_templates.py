@@ -121,6 +121,11 @@ def test_build_a_newsletter_preview_it_and_save(page, tmp_path: Path):
     page.locator("#builder-add").get_by_role("button", name="Footer", exact=True).click()
     expect(page.locator("#checks-ok")).to_be_visible()
 
+    # The MJML the server writes is there to read beside the builder.
+    page.get_by_role("tab", name="MJML").click()
+    expect(page.locator("#content-source-mjml")).to_contain_text("Shop the tea</mj-button>")
+    page.get_by_role("tab", name="Design").click()
+
     page.get_by_role("button", name="Save template").click()
     expect(page.locator(".alert-success")).to_contain_text("Template “Newsletter” saved.")
     template = EmailTemplate.objects.for_workspace(workspace).get()

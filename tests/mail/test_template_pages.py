@@ -187,6 +187,16 @@ def test_plain_text_is_generated_from_the_design(logged_in, newsletter):
     assert b"Read the full story (https://example.com/blog/lead-story)" in response.content
 
 
+def test_source_shows_the_mjml_written_from_the_design(logged_in, newsletter):
+    response = logged_in.post(reverse("email_templates:source"), post_content(newsletter))
+    assert b"&lt;mjml&gt;" in response.content and b"The monthly letter" in response.content
+    bad = logged_in.post(
+        reverse("email_templates:source"),
+        post_content(newsletter, blocks=json.dumps({"blocks": [{"type": "x"}]})),
+    )
+    assert "unknown block type “x”".encode() in bad.content
+
+
 def test_contact_picker_searches_the_workspace_only(logged_in, workspace):
     ContactFactory(workspace=workspace, first_name="Ada", email="ada@example.org")
     ContactFactory(workspace=workspace, first_name="Bob", email="bob@example.org")

@@ -51,6 +51,7 @@ def editor_context(
         "preview_url": reverse("email_templates:preview"),
         "checks_url": reverse("email_templates:checks"),
         "text_url": reverse("email_templates:text"),
+        "source_url": reverse("email_templates:source"),
         "contacts_url": reverse("email_templates:contacts"),
         "images_url": reverse("mail_images:picker"),
         "upload_url": reverse("mail_images:list"),

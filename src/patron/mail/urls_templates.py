@@ -22,6 +22,7 @@ template_patterns = (
         path("preview/", views_templates.preview, name="preview"),
         path("checks/", views_templates.checks, name="checks"),
         path("text/", views_templates.plain_text, name="text"),
+        path("source/", views_templates.source, name="source"),
         path("contacts/", views_templates.contact_options, name="contacts"),
     ],
     "email_templates",

@@ -253,6 +253,14 @@ def plain_text(request: WorkspaceRequest) -> HttpResponse:
 
 
 @workspace_view(MARKETING_EDIT)
+@require_POST
+def source(request: WorkspaceRequest) -> HttpResponse:
+    """The MJML the server writes for the posted design (read-only, beside the builder)."""
+    content, problem, _block = _posted_content(request)
+    return render(request, "mail/_source.html", {"body": content.body, "problem": problem})
+
+
+@workspace_view(MARKETING_EDIT)
 def contact_options(request: WorkspaceRequest) -> HttpResponse:
     """Contacts to preview as: the ``<option>`` list of the picker, searched by name or email."""
     query = request.GET.get("q", "").strip()
