@@ -219,3 +219,14 @@ def test_images_code_view_duplicate_and_delete(page, tmp_path: Path):
     expect(page.locator(".alert-success")).to_contain_text("Template “Copy of Akwaaba” deleted.")
     expect(page.locator("#templates tbody tr")).to_have_count(1)
     expect(page.locator('tr[data-template="Akwaaba"]')).to_be_visible()
+
+    # Leaving with unsaved changes asks first (the page's dialog handler accepts).
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.type))
+    page.get_by_role("link", name="Akwaaba").click()
+    expect(page.locator("#content-body")).to_be_visible()
+    page.get_by_label("Template name").fill("Akwaaba, changed")
+    page.get_by_role("link", name="Email templates").first.click()
+    expect(page.get_by_role("heading", name="Email templates")).to_be_visible()
+    assert "beforeunload" in dialogs
+    assert EmailTemplate.objects.for_workspace(workspace).get().name == "Akwaaba"

@@ -18,7 +18,13 @@
 
   // --- Preview and checks, debounced -------------------------------------------------------
   var timer = null;
-  function changed() {
+  var dirty = false; // unsaved changes: leaving the page asks first
+  window.addEventListener("beforeunload", function (event) {
+    if (dirty) event.preventDefault();
+  });
+  form.addEventListener("submit", function () { dirty = false; });
+  function changed(edited) {
+    if (edited !== false) dirty = true;
     clearTimeout(timer);
     timer = setTimeout(refresh, 500);
   }
@@ -32,17 +38,20 @@
     if (action === null) form.removeAttribute("action"); else form.setAttribute("action", action);
     if (target === null) form.removeAttribute("target"); else form.setAttribute("target", target);
   }
+  // Choosing whom to preview as is no edit.
+  var previewOnly = ["preview-contact-search", "preview-contact"];
   form.addEventListener("input", function (event) {
-    if (event.target.id !== "preview-contact-search") changed();
+    if (previewOnly.indexOf(event.target.id) < 0) changed();
   });
   form.addEventListener("change", function (event) {
-    if (event.target.id !== "preview-contact-search") changed();
+    if (event.target.id === "preview-contact") changed(false);
+    else if (previewOnly.indexOf(event.target.id) < 0) changed();
   });
 
   // A new search replaces the contact list (and the choice): preview as the new choice.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.target.id === "preview-contact" && event.detail.requestConfig.verb === "get" &&
-        event.target.getAttribute("data-loaded")) changed();
+        event.target.getAttribute("data-loaded")) changed(false);
     if (event.target.id === "preview-contact") event.target.setAttribute("data-loaded", "1");
   });
 
