@@ -92,3 +92,30 @@ def test_other_workspaces_templates_are_not_found(api):
     assert api.patch(f"/api/v1/email-templates/{other.pk}", {"name": "Mine"}).status_code == 404
     assert api.delete(f"/api/v1/email-templates/{other.pk}").status_code == 404
     assert api.get("/api/v1/email-templates").json()["items"] == []
+
+
+def test_images_upload_list_get_delete(api, workspace):
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    data = io.BytesIO()
+    Image.new("RGB", (64, 32), "navy").save(data, "WEBP")
+    upload = SimpleUploadedFile("banner.webp", data.getvalue(), content_type="image/webp")
+    created = api.client.post("/api/v1/images", {"file": upload}, headers=api.headers)
+    assert created.status_code == 201, created.content
+    image = created.json()
+    assert (image["width"], image["height"], image["content_type"]) == (64, 32, "image/webp")
+    assert image["url"].endswith("/banner.webp") and "/mail-images/" in image["url"]
+    assert api.get(f"/api/v1/images/{image['id']}").json()["name"] == "banner.webp"
+    assert [i["id"] for i in api.get("/api/v1/images").json()["items"]] == [image["id"]]
+    bad = api.client.post(
+        "/api/v1/images",
+        {"file": SimpleUploadedFile("x.png", b"not an image")},
+        headers=api.headers,
+    )
+    assert bad.status_code == 422
+    assert "not an image we can read" in bad.json()["error"]["fields"]["file"][0]
+    assert api.delete(f"/api/v1/images/{image['id']}").status_code == 204
+    assert api.get(f"/api/v1/images/{image['id']}").status_code == 404

@@ -1,4 +1,5 @@
-"""API: email templates (``/email-templates``) and their checks.
+"""API: email templates (``/email-templates``) and their checks; the image library
+(``/images``).
 
 ``blocks`` is the builder's document (see ``patron.mail.blocks``); when given,
 the body is generated from it and any ``body`` sent with it is ignored.
@@ -12,13 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Schema, Status
+from ninja import File, Query, Router, Schema, Status, UploadedFile
 
 from patron.api.errors import ApiError
 from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
-from patron.mail import templates_service
-from patron.mail.models import EmailTemplate
+from patron.mail import images, templates_service
+from patron.mail.models import EmailTemplate, MailImage
 
 router = Router(tags=["mail"])
 
@@ -147,3 +148,59 @@ def check_template(request: ApiRequest, template_id: int) -> list[Any]:
     """What would stop or spoil a send: blocking problems first, then warnings."""
     template = get_object_or_404(_templates(request), pk=template_id)
     return templates_service.check_content(request.workspace, template)
+
+
+# --- The image library ---------------------------------------------------------------------
+
+
+class ImageOut(Schema):
+    id: int
+    name: str
+    url: str
+    width: int
+    height: int
+    size: int
+    content_type: str
+    created_at: datetime
+
+    @staticmethod
+    def resolve_url(image: MailImage) -> str:
+        return images.public_url(image)
+
+
+class ImagePage(Schema):
+    items: list[ImageOut]
+    next_cursor: str | None
+
+
+class ImageFilters(Schema):
+    cursor: str | None = None
+    limit: int = 50
+
+
+@router.get("/images", response=ImagePage)
+def list_images(request: ApiRequest, filters: Query[ImageFilters]) -> dict[str, Any]:
+    """The image library; ``url`` is the public address to use in mail."""
+    rows = images.images_for(request.workspace).order_by("id")
+    return paginate(rows, cursor=filters.cursor, limit=filters.limit)
+
+
+@router.post("/images", response={201: ImageOut})
+def upload_image(request: ApiRequest, file: File[UploadedFile]) -> Status:
+    """Upload one image (multipart field ``file``): PNG, JPEG, GIF or WebP up to 5 MB."""
+    try:
+        image = images.upload_image(request.workspace, user=None, file=file, name=file.name or "")
+    except images.ImageInvalid as error:
+        raise ApiError(422, "invalid", str(error), {"file": [str(error)]}) from error
+    return Status(201, image)
+
+
+@router.get("/images/{image_id}", response=ImageOut)
+def get_image(request: ApiRequest, image_id: int) -> MailImage:
+    return get_object_or_404(images.images_for(request.workspace), pk=image_id)  # type: ignore[no-any-return]
+
+
+@router.delete("/images/{image_id}", response={204: None})
+def delete_image(request: ApiRequest, image_id: int) -> Status:
+    images.delete_image(get_object_or_404(images.images_for(request.workspace), pk=image_id))
+    return Status(204, None)
