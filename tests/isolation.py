@@ -97,6 +97,14 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "mail.SendingDomain": lambda ws: _sending_domain(ws),
     # Not named by a URL: the delivery configuration the intruder must neither see nor change.
     "mail.DeliveryConfig": lambda ws: _delivery_config(ws),
+    "mail.EmailTemplate": lambda ws: apps.get_model("mail", "EmailTemplate").objects.create(
+        workspace=ws,
+        name=f"{MARKER} template",
+        subject=MARKER,
+        body=f"<p>{MARKER}</p>",
+        format="html",
+    ),
+    "mail.MailImage": lambda ws: _mail_image(ws),
     "mail.SenderIdentity": lambda ws: apps.get_model("mail", "SenderIdentity").objects.create(
         workspace=ws,
         from_name=f"{MARKER} sender",
@@ -452,3 +460,15 @@ def _delivery_config(ws: Workspace) -> models.Model:
         esp_domain=f"{MARKER}.example.net",
         esp_secret=f"key-{MARKER}",
     )
+
+def _mail_image(ws: Workspace) -> models.Model:
+    from io import BytesIO
+
+    from PIL import Image
+
+    from patron.mail.images import upload_image
+
+    data = BytesIO()
+    Image.new("RGB", (4, 4), "red").save(data, "PNG")
+    data.seek(0)
+    return upload_image(ws, user=None, file=data, name=f"{MARKER}.png")

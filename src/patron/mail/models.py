@@ -262,3 +262,88 @@ class SendingDomain(TenantModel):
     @property
     def is_verified(self) -> bool:
         return self.dkim_status == DnsCheck.FOUND
+
+
+class TemplateKind(models.TextChoices):
+    MARKETING = "marketing", _("Marketing")
+    PERSONAL = "personal", _("Personal (CRM)")
+
+
+class ContentFormat(models.TextChoices):
+    MJML = "mjml", _("MJML")
+    HTML = "html", _("HTML")
+
+
+class EmailTemplate(TenantModel):
+    """A reusable email: subject, preheader, body (MJML or HTML), plain text, and the
+    builder's document when it was designed with blocks.
+
+    When ``blocks`` holds a builder document, ``body`` is generated from it on
+    save (``patron.mail.blocks.blocks_to_mjml``); an empty ``blocks`` means the
+    body is written by hand in the code view. An empty ``text`` is generated
+    from the HTML when the mail is sent.
+    """
+
+    name = models.CharField(_("name"), max_length=150)
+    kind = models.CharField(
+        _("kind"), max_length=20, choices=TemplateKind.choices, default=TemplateKind.MARKETING
+    )
+    format = models.CharField(
+        _("format"), max_length=10, choices=ContentFormat.choices, default=ContentFormat.MJML
+    )
+    subject = models.CharField(_("subject"), max_length=998, blank=True)
+    preheader = models.CharField(_("preheader"), max_length=300, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    text = models.TextField(_("plain text"), blank=True)
+    blocks = models.JSONField(_("builder design"), default=dict, blank=True)
+    starter = models.CharField(max_length=50, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("email template")
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["workspace", "kind", "name"], name="email_template_kind")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _image_path(instance: MailImage, filename: str) -> str:
+    return f"mail-images/{instance.workspace_id}/{instance.key}{filename[filename.rfind('.') :]}"
+
+
+class MailImage(TenantModel):
+    """An image uploaded for use in mail, served publicly at ``/mail-images/<key>/<name>``
+    (mail clients fetch it without logging in; ``key`` is random and unguessable)."""
+
+    key = models.CharField(max_length=32, unique=True)
+    file = models.FileField(upload_to=_image_path, max_length=255)
+    name = models.CharField(_("name"), max_length=150)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size = models.PositiveIntegerField(help_text=_("bytes"))
+    content_type = models.CharField(max_length=50)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("image")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="mail_image_recent")]
+
+    def __str__(self) -> str:
+        return self.name
