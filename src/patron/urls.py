@@ -10,6 +10,8 @@ urlpatterns = [
     path("activity/", include("patron.activity.urls")),
     path("outbox/", include("patron.mail.urls")),
     path("", include("patron.mail.urls_senders")),
+    path("", include("patron.mail.urls_unsubscribe")),
+    path("", include("patron.mail.urls_personal")),
     path("", include("patron.crm.urls")),
     path("", include("patron.audience.urls")),
     path("api/v1/", api.urls),
