@@ -41,7 +41,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 
 from patron.activity.models import Event
 from patron.activity.services import record
@@ -321,6 +321,8 @@ class InboundHandler:
                 deliver(route, recipient=recipient, envelope_from=envelope_from, raw=raw)
 
     def close(self) -> None:
+        """Close the worker thread's database connection, then the thread."""
+        self.executor.submit(connections.close_all).result()
         self.executor.shutdown(wait=True)
 
 
