@@ -32,6 +32,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from patron.mail import smtp
 from patron.mail.models import OutboxMessage
+from patron.mail.throttle import Throttle, installation_throttle
 
 
 @dataclass(slots=True)
@@ -126,11 +127,13 @@ class SmtpTransport:
         servers: Sequence[smtp.SmtpServer],
         *,
         pool: smtp.ConnectionPool | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         if not servers:
             raise ImproperlyConfigured("SmtpTransport needs at least one server")
         self.servers = list(servers)
         self.pool = pool or smtp.POOL
+        self.throttle = throttle
 
     def send(self, messages: Sequence[Outgoing]) -> list[Result]:
         envelopes = [
@@ -142,11 +145,37 @@ class SmtpTransport:
             )
             for number, message in enumerate(messages)
         ]
-        delivered = smtp.deliver(envelopes, self.servers, pool=self.pool)
-        return [
-            Result(message.key, _OUTCOMES[item.outcome], item.code, item.reply)
-            for message, item in zip(messages, delivered, strict=True)
-        ]
+        throttle = self.throttle
+        if throttle is None:
+            delivered = smtp.deliver(envelopes, self.servers, pool=self.pool)
+            return [
+                Result(message.key, _OUTCOMES[item.outcome], item.code, item.reply)
+                for message, item in zip(messages, delivered, strict=True)
+            ]
+
+        results: list[Result | None] = [None] * len(messages)
+        admission = throttle.admit(
+            [
+                envelope.recipients[0].rpartition("@")[2] if envelope.recipients else ""
+                for envelope in envelopes
+            ]
+        )
+        try:
+            for index, (after, why) in admission.held.items():
+                results[index] = Result(messages[index].key, Outcome.RETRY, None, why, after)
+            allowed = [envelopes[index] for index in admission.allowed]
+            start = 0
+            for size in throttle.paced(len(allowed)):
+                chunk = allowed[start : start + size]
+                start += size
+                for item in smtp.deliver(chunk, self.servers, pool=self.pool):
+                    key = messages[item.index].key
+                    results[item.index] = Result(
+                        key, _OUTCOMES[item.outcome], item.code, item.reply
+                    )
+        finally:
+            throttle.release(admission)
+        return [result for result in results if result is not None]
 
     def close(self) -> None:
         """Connections stay in the process's pool for the next batch."""
@@ -173,7 +202,7 @@ def _servers(urls: tuple[str, ...]) -> tuple[smtp.SmtpServer, ...]:
 def installation_transport() -> Transport:
     """The installation's transport: PATRON_EMAIL_TRANSPORT and PATRON_SMTP_URLS."""
     if settings.EMAIL_TRANSPORT == "smtp":
-        return SmtpTransport(_servers(tuple(settings.SMTP_URLS)))
+        return SmtpTransport(_servers(tuple(settings.SMTP_URLS)), throttle=installation_throttle())
     return CaptureTransport()
 
 

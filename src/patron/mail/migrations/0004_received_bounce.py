@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("core", "0003_workspace_suppress_role_addresses"),
-        ("mail", "0002_sender_identity"),
+        ("mail", "0003_send_limits"),
     ]
 
     operations = [
