@@ -285,6 +285,10 @@ INBOUND_PORT = int(env("PATRON_INBOUND_PORT") or "2525")
 INBOUND_WITH_RUN = bool(env("PATRON_INBOUND_PORT"))
 # The largest message accepted (bytes); a bigger one is refused with 552 during DATA.
 INBOUND_MAX_BYTES = int(env("PATRON_INBOUND_MAX_BYTES", str(10 * 1024 * 1024)))
+# A certificate and its key (PEM files) let senders switch to TLS (STARTTLS); without
+# them the server takes mail in plain text, as an MX without a certificate does.
+INBOUND_TLS_CERT_FILE = env("PATRON_INBOUND_TLS_CERT_FILE")
+INBOUND_TLS_KEY_FILE = env("PATRON_INBOUND_TLS_KEY_FILE")
 
 # --- Background work ------------------------------------------------------
 REDIS_URL = env("PATRON_REDIS_URL")

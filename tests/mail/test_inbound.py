@@ -242,3 +242,73 @@ def test_trim_quoted(text, kept):
         assert result == text.strip() and not trimmed
     else:
         assert result == kept and trimmed
+
+
+def self_signed(tmp_path):
+    """A certificate and key for 127.0.0.1, made for the test."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "in.acme.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+def test_starttls_when_a_certificate_is_configured(settings, tmp_path, workspace, contact):
+    import ssl
+
+    settings.INBOUND_TLS_CERT_FILE, settings.INBOUND_TLS_KEY_FILE = self_signed(tmp_path)
+    controller = inbound.build_server("127.0.0.1", free_port())
+    controller.start()
+    try:
+        with smtplib.SMTP(controller.hostname, controller.port, timeout=10) as smtp:
+            smtp.ehlo("mx.sender.example")
+            assert smtp.has_extn("starttls")
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # self-signed: what is tested is the switch
+            assert smtp.starttls(context=context)[0] == 220
+            smtp.ehlo("mx.sender.example")
+            address = links.reply_address(workspace.pk, contact.pk)
+            smtp.send_message(reply_message(address, text="Over TLS."), from_addr="a@b.example")
+    finally:
+        controller.stop()
+        controller.handler.close()
+    (event,) = received(contact)
+    assert event.properties["body"] == "Over TLS."
+
+
+def test_without_a_certificate_no_starttls_is_offered(smtp):
+    assert not smtp.has_extn("starttls")
+
+
+def test_a_certificate_without_its_key_is_refused(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.INBOUND_TLS_CERT_FILE, settings.INBOUND_TLS_KEY_FILE = "/some/cert.pem", ""
+    with pytest.raises(ImproperlyConfigured):
+        inbound.build_server("127.0.0.1", free_port())

@@ -33,6 +33,7 @@ import email.policy
 import hashlib
 import logging
 import re
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -41,6 +42,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connections, transaction
 
 from patron.activity.models import Event
@@ -326,8 +328,26 @@ class InboundHandler:
         self.executor.shutdown(wait=True)
 
 
+def tls_context() -> ssl.SSLContext | None:
+    """The STARTTLS context from PATRON_INBOUND_TLS_CERT_FILE/KEY_FILE, or None."""
+    cert, key = settings.INBOUND_TLS_CERT_FILE, settings.INBOUND_TLS_KEY_FILE
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise ImproperlyConfigured(
+            "Set both PATRON_INBOUND_TLS_CERT_FILE and PATRON_INBOUND_TLS_KEY_FILE, or neither."
+        )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 def build_server(host: str | None = None, port: int | None = None) -> Controller:
-    """The inbound SMTP server, not started: ``.start()`` listens, ``.stop()`` ends."""
+    """The inbound SMTP server, not started: ``.start()`` listens, ``.stop()`` ends.
+
+    With a certificate configured it offers STARTTLS; it does not require it,
+    since an MX must take mail from servers that cannot switch to TLS.
+    """
     return Controller(
         InboundHandler(),
         hostname=host or settings.INBOUND_HOST,
@@ -337,4 +357,6 @@ def build_server(host: str | None = None, port: int | None = None) -> Controller
         enable_SMTPUTF8=True,
         decode_data=False,
         ident="Patron inbound",
+        tls_context=tls_context(),
+        require_starttls=False,
     )
