@@ -312,3 +312,36 @@ def test_a_certificate_without_its_key_is_refused(settings):
     settings.INBOUND_TLS_CERT_FILE, settings.INBOUND_TLS_KEY_FILE = "/some/cert.pem", ""
     with pytest.raises(ImproperlyConfigured):
         inbound.build_server("127.0.0.1", free_port())
+
+
+def test_the_writer_is_told_of_a_reply_but_not_of_an_auto_reply(smtp, workspace, contact):
+    from patron.core.models import Notification
+    from patron.mail import personal, senders
+    from tests.factories import MembershipFactory, UserFactory
+
+    seller = UserFactory(email="sam@acme.example", name="Sam Seller")
+    MembershipFactory(workspace=workspace, user=seller, role="sales")
+    identity = senders.create_sender(
+        workspace=workspace, from_name="Acme", from_email="news@acme.example", postal_address="1"
+    )
+    senders.verify_sender(token=senders.verification_token(identity))
+    personal.send_personal_email(
+        workspace=workspace,
+        contact=contact,
+        user=seller,
+        to_email=contact.email,
+        subject="Your quote",
+        body="Here it is.",
+    )
+    address = links.reply_address(workspace.pk, contact.pk)
+    away = reply_message(address, text="I am away until Monday.", subject="Out of office")
+    away.replace_header("Message-ID", "<away-1@globex.example>")
+    away["Auto-Submitted"] = "auto-replied"
+    smtp.send_message(away, from_addr="ann@globex.example")
+    assert not Notification.objects.for_workspace(workspace).exists()
+    smtp.send_message(reply_message(address, text="Thanks!"), from_addr="ann@globex.example")
+    (note,) = Notification.objects.for_workspace(workspace)
+    assert note.user_id == seller.pk
+    assert note.text == f"{contact} replied: Re: Your quote"
+    assert note.url == f"/contacts/{contact.pk}/"
+    assert sorted(e.properties["automatic"] for e in received(contact)) == [False, True]

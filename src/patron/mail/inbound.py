@@ -12,7 +12,9 @@ conversation, so it never relays and never accepts what it would drop:
   trimmed when they are recognisable ("On ... wrote:", "-----Original
   Message-----", a trailing block of "> " lines). It is stored as text and
   escaped wherever it is shown. The same message delivered twice (a sender
-  retrying after a lost answer) is recorded once, by its Message-ID.
+  retrying after a lost answer) is recorded once, by its Message-ID. Whoever
+  last wrote to the contact from Patron (else the contact's owner) gets an
+  in-app notification, unless the reply is automatic (``Auto-Submitted``).
 - ``unsubscribe+<token>@{RETURN_PATH_DOMAIN}`` (kind ``unsub``): the ``mailto:``
   of ``List-Unsubscribe``; unsubscribes the contact as the link does.
 - ``bounce+<token>@{RETURN_PATH_DOMAIN}`` (kind ``verp``): stored raw as a
@@ -44,12 +46,16 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, connections, transaction
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from patron.activity.models import Event
 from patron.activity.services import record
-from patron.core.models import Workspace
+from patron.core.models import Membership, Workspace
+from patron.core.services import notify
 from patron.crm.models import Contact
-from patron.mail import links, mime, rendering
+from patron.mail import links, mime, personal, rendering
 from patron.mail.models import ReceivedBounce
 
 logger = logging.getLogger(__name__)
@@ -193,7 +199,7 @@ def receive_reply(*, workspace_id: int, contact_id: int, raw: bytes) -> Event | 
         if seen.exists():
             return None
         auto = str(message.get("Auto-Submitted", "no")).strip().lower()
-        return record(
+        event = record(
             workspace=workspace_id,
             kind="email.received",
             contact_id=contact_id,
@@ -210,6 +216,49 @@ def receive_reply(*, workspace_id: int, contact_id: int, raw: bytes) -> Event | 
                 "automatic": auto not in ("", "no"),
             },
         )
+        if not event.properties["automatic"]:
+            _notify_reply(contact, event)
+        return event
+
+
+def _notify_reply(contact: Contact, event: Event) -> None:
+    """Tell the person the contact answered: whoever last wrote to them from Patron and is
+    still a member, else the contact's owner."""
+    members = Membership.objects.for_workspace(contact.workspace_id)
+    last_writer = (
+        Event.objects.for_workspace(contact.workspace_id)
+        .filter(
+            kind="email.sent",
+            contact_id=contact.pk,
+            source_type=personal.EVENT_SOURCE,
+            actor__isnull=False,
+        )
+        .filter(actor__in=members.values("user_id"))
+        .order_by("-occurred_at", "-id")
+        .select_related("actor")
+        .first()
+    )
+    user = last_writer.actor if last_writer is not None else None
+    if (
+        user is None
+        and contact.owner_id is not None
+        and members.filter(user_id=contact.owner_id).exists()
+    ):
+        user = contact.owner
+    if user is None:
+        return
+    workspace = contact.workspace
+    with translation.override(user.language or workspace.language):
+        text = _("%(name)s replied: %(subject)s") % {
+            "name": str(contact),
+            "subject": event.properties["subject"] or _("(no subject)"),
+        }
+    notify(
+        workspace=workspace,
+        user=user,
+        text=text,
+        url=reverse("crm:contact_detail", args=[contact.pk]),
+    )
 
 
 def store_bounce(
