@@ -239,3 +239,37 @@ def test_whatever_the_text_it_parses_back(subject, name, body):
     assert message["Subject"] == subject
     assert display_name(raw, "From") == name
     assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == body
+
+
+def test_plain_ascii_bodies_go_as_they_are():
+    raw = build(html="<p>Hello\n  <b>Lan</b></p>", text="Hello Lan\n= sign")
+    assert raw.count(b"Content-Transfer-Encoding: 7bit") == 2
+    assert b"<p>Hello\r\n  <b>Lan</b></p>" in raw
+    assert parse(raw).get_body(("plain",)).get_content().rstrip("\r\n") == "Hello Lan\r\n= sign"
+
+
+def test_a_body_containing_the_boundary_is_encoded():
+    first = build()
+    boundary = first.split(b'boundary="', 1)[1].split(b'"', 1)[0].decode()
+    text = f"Trying to break out:\n--{boundary}\nContent-Type: text/html\n\n<script>"
+    raw = build(text=text)
+    assert raw.count(f"--{boundary}".encode()) == 3  # two parts and the end, nothing more
+    message = parse(raw)
+    assert len(list(message.iter_parts())) == 2
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip() == text
+
+
+ascii_text = st.lists(
+    st.sampled_from([*'ab =.\t<>"/\n', "=3D", "   ", "x" * 80]), max_size=300
+).map("".join)
+
+
+@settings(max_examples=200)
+@given(body=ascii_text)
+def test_ascii_with_long_lines_is_quoted_printable_and_parses_back(body):
+    body = "x" * 1000 + "\n" + body  # at least one line too long for 7bit
+    raw = build(text=body, html="")
+    assert b"Content-Transfer-Encoding: quoted-printable" in raw
+    assert max(len(line) for line in lines_of(raw)) <= 76
+    decoded = parse(raw).get_content().replace("\r\n", "\n")
+    assert decoded.rstrip("\n") == body.rstrip("\n")

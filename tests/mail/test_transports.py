@@ -252,3 +252,61 @@ def test_verp_envelope_sender_reaches_the_server(server, settings):
     message.envelope_from = verp_address(3, 99)
     transport(server.url()).send([message])
     assert server.messages[0].mail_from == verp_address(3, 99)
+
+
+def test_every_script_survives_an_smtp_conversation(server):
+    from tests.mail.test_mime import SAMPLES, display_name
+
+    batch = []
+    for number, (language, (name, subject, text)) in enumerate(SAMPLES.items()):
+        data = build_message(
+            from_name=name,
+            from_email="news@bücher.example",
+            to_email=f"{language}@例え.jp",
+            to_name=name,
+            subject=subject,
+            html=f"<h1>{subject}</h1>\n<p>{text}</p>",
+            text=text,
+            message_id=message_id_for(f"lang{number}"),
+        )
+        batch.append(Outgoing(language, "bounce@bounces.example", [f"{language}@例え.jp"], data))
+    results = transport(server.url()).send(batch)
+    assert all(r.outcome == Outcome.SENT for r in results)
+    received = {m.recipients[0].split("@")[0]: m for m in server.messages}
+    for language, (name, subject, text) in SAMPLES.items():
+        raw = received[language].data
+        assert all(len(line) < 998 for line in raw.split(b"\r\n"))
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert parsed["Subject"] == subject
+        assert display_name(raw, "From") == display_name(raw, "To") == name
+        assert parsed["From"].addresses[0].domain == "xn--bcher-kva.example"
+        assert parsed["To"].addresses[0].domain == "xn--r8jz45g.jp"
+        assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+        assert f"<h1>{subject}</h1>" in parsed.get_body(("html",)).get_content()
+
+
+@pytest.mark.django_db
+def test_system_mail_still_goes_through_djangos_smtp_backend(settings, server, workspace):
+    from django.core.mail import send_mail
+
+    from patron.core.services import WORKSPACE_HEADER
+
+    settings.EMAIL_BACKEND = "patron.mail.backends.SMTPBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    from django.core.mail import EmailMessage
+
+    message = EmailMessage(
+        "Reset your password ✓",
+        "Xin chào",
+        "patron@acme.example",
+        ["lan@example.vn"],
+        headers={WORKSPACE_HEADER: str(workspace.pk)},
+    )
+    assert message.send() == 1
+    assert send_mail("Welcome", "Hi", "patron@acme.example", ["b@example.com"]) == 1
+    first = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
+    assert first["Subject"] == "Reset your password ✓"
+    assert first[WORKSPACE_HEADER] is None
+    assert [m.recipients for m in server.messages] == [["lan@example.vn"], ["b@example.com"]]
+    assert not OutboxMessage.objects.exists()

@@ -42,7 +42,9 @@ SIGNED_HEADERS = (
     "list-unsubscribe",
     "list-unsubscribe-post",
 )
-_WSP_RUN = re.compile(rb"[ \t]+")
+# Only runs that change: two or more spaces, or any tab (single spaces are left alone,
+# which makes the substitution several times faster on indented HTML).
+_WSP_RUN = re.compile(rb"[ \t]{2,}|\t")
 _TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
 _SELECTOR = re.compile(
     r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
