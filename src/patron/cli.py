@@ -72,6 +72,8 @@ def prepare(*, seed_demo: bool) -> None:
     transport = settings.EMAIL_TRANSPORT
     where = "captured in the Outbox" if transport == "capture" else f"sent by {transport}"
     print(f"  Mail is {where}.")
+    if settings.INBOUND_WITH_RUN:
+        print(f"  Inbound mail: SMTP on {settings.INBOUND_HOST}:{settings.INBOUND_PORT}.")
     print("  Stop with Ctrl-C.")
     print(flush=True)
 

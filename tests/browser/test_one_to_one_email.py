@@ -95,6 +95,7 @@ def test_write_to_a_contact_and_read_the_answer(page, tmp_path: Path):
     page.goto(f"/contacts/{contact.pk}/")
     reply = page.locator("#timeline li").filter(has_text="Re: A sua proposta")
     expect(reply).to_contain_text("Email received")
+    expect(reply.locator("summary")).to_have_text("From Rita Sousa <rita@cliente.pt>")
     reply.locator("summary").click()
     expect(reply.locator(".timeline-email-body")).to_have_text("Obrigada, aceito.")
     page.screenshot(path=str(tmp_path / "answered.png"), full_page=True)
