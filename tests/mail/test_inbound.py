@@ -345,3 +345,20 @@ def test_the_writer_is_told_of_a_reply_but_not_of_an_auto_reply(smtp, workspace,
     assert note.text == f"{contact} replied: Re: Your quote"
     assert note.url == f"/contacts/{contact.pk}/"
     assert sorted(e.properties["automatic"] for e in received(contact)) == [False, True]
+
+
+def test_when_storing_fails_the_sender_is_told_to_try_again(smtp, workspace, contact, monkeypatch):
+    from django.db import OperationalError
+
+    def database_away(*args, **kwargs):
+        raise OperationalError("the database is away")
+
+    monkeypatch.setattr(inbound, "receive_reply", database_away)
+    address = links.reply_address(workspace.pk, contact.pk)
+    with pytest.raises(smtplib.SMTPDataError) as caught:
+        smtp.send_message(reply_message(address, text="Hello"), from_addr="ann@globex.example")
+    assert caught.value.smtp_code == 451
+    monkeypatch.undo()
+    smtp.rset()
+    smtp.send_message(reply_message(address, text="Hello"), from_addr="ann@globex.example")
+    assert [e.properties["body"] for e in received(contact)] == ["Hello"]

@@ -332,7 +332,7 @@ class InboundHandler:
             return function(*args, **kwargs)
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, lambda: job())
+        return await loop.run_in_executor(self.executor, job)
 
     async def handle_RCPT(
         self,
