@@ -334,3 +334,73 @@ def test_a_refusal_is_shown_and_recorded(
     assert event.properties["outcome"] == outcome
     assert event.properties["subject"] == "Quote"
     assert reply.split(" ", 1)[1].split(" ", 1)[1] in event.properties["reply"]
+
+
+# --- Answering a received email --------------------------------------------------------------
+
+
+def received_reply(workspace, contact, *, sender="Ann Lee <ann.lee@home.example>"):
+    from patron.mail import inbound
+
+    raw = (
+        f"From: {sender}\r\nTo: {links.reply_address(workspace.pk, contact.pk)}\r\n"
+        "Subject: Re: Re: Your quote\r\nMessage-ID: <answer-7@home.example>\r\n\r\nDeal.\r\n"
+    ).encode()
+    return inbound.receive_reply(workspace_id=workspace.pk, contact_id=contact.pk, raw=raw)
+
+
+def test_answering_a_received_email_threads_the_reply(
+    logged_in: Client, workspace, contact, identity
+):
+    event = received_reply(workspace, contact)
+    page = logged_in.get(f"/contacts/{contact.pk}/").content.decode()
+    answer_url = f"{compose_url(contact)}?answering={event.pk}"
+    assert answer_url in page
+    response = logged_in.get(answer_url)
+    form = response.context["form"]
+    assert form.initial["subject"] == "Re: Re: Your quote"
+    assert form.initial["to"] == "ann.lee@home.example"  # the address the answer came from
+    assert "In answer to “Re: Re: Your quote” from Ann Lee" in response.content.decode()
+    sent = logged_in.post(
+        compose_url(contact),
+        {
+            "to": "ann.lee@home.example",
+            "subject": "Re: Re: Your quote",
+            "body": "Great, thanks.",
+            "answering": str(event.pk),
+        },
+    )
+    assert sent.status_code == 302
+    mime_message = parsed(OutboxMessage.objects.get())
+    assert str(mime_message["In-Reply-To"]) == "<answer-7@home.example>"
+    assert str(mime_message["References"]) == "<answer-7@home.example>"
+    (sent_event,) = [e for e in sent_events(contact) if e.kind == "email.sent"]
+    assert sent_event.properties["in_reply_to"] == "<answer-7@home.example>"
+
+
+def test_answering_only_this_contacts_received_email(
+    logged_in: Client, workspace, contact, identity
+):
+    other = ContactFactory(workspace=workspace, email="bob@globex.example")
+    foreign = received_reply(workspace, other, sender="bob@globex.example")
+    response = logged_in.get(f"{compose_url(contact)}?answering={foreign.pk}")
+    assert "answering" not in response.context["form"].initial
+    logged_in.post(
+        compose_url(contact),
+        {"to": contact.email, "subject": "Hi", "body": "Hello", "answering": str(foreign.pk)},
+    )
+    assert "In-Reply-To" not in parsed(OutboxMessage.objects.get())
+
+
+def test_a_malformed_message_id_is_not_put_in_headers(workspace, owner, contact, identity):
+    with pytest.raises(personal.EmailInvalid):
+        personal.send_personal_email(
+            workspace=workspace,
+            contact=contact,
+            user=owner,
+            to_email=contact.email,
+            subject="Hi",
+            body="Hello",
+            in_reply_to="<x@y>\r\nBcc: victim@example.com",
+        )
+    assert not OutboxMessage.objects.exists()

@@ -70,6 +70,8 @@ SUBJECT_LIMIT = 300
 BODY_LIMIT = 50_000
 EVENT_SOURCE = "mail.personal"
 _SEND_KEY = re.compile(r"^[0-9a-f]{32}$")
+# A Message-ID as a reply's In-Reply-To and References may carry it: <left@right>, printable.
+_MESSAGE_ID = re.compile(r"^<[!-;=?-~]{1,250}@[!-;=?-~]{1,250}>$")
 _LIQUID = re.compile(r"({{.*?}}|{%.*?%})", re.DOTALL)
 
 
@@ -145,6 +147,26 @@ def suppressed_recipients(workspace: Workspace, contact: Contact) -> dict[str, s
         for address in recipient_choices(contact)
         if address.lower() in found
     }
+
+
+def received_message(contact: Contact, event_id: int | str | None) -> Event | None:
+    """The contact's received email ``event_id`` (an answer starts from it), or None."""
+    try:
+        number = int(event_id or 0)
+    except (TypeError, ValueError):
+        return None
+    if number <= 0:
+        return None
+    return (
+        Event.objects.for_workspace(contact.workspace_id)
+        .filter(pk=number, contact_id=contact.pk, kind="email.received")
+        .first()
+    )
+
+
+def reply_subject(subject: str) -> str:
+    subject = " ".join((subject or "").split())
+    return subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
 
 
 def html_template(text: str) -> str:
@@ -251,8 +273,12 @@ def send_personal_email(
     body: str,
     send_key: str = "",
     acknowledge_suppressed: bool = False,
+    in_reply_to: str = "",
 ) -> Event:
     """Send one message from ``user`` to ``contact`` and record it on the timeline.
+
+    ``in_reply_to`` is the Message-ID of the contact's message this answers
+    (``In-Reply-To`` and ``References``, so mail clients thread the two).
 
     Returns the ``email.sent`` event. Raises ``EmailInvalid`` (nothing sent)
     for a message that cannot be sent as written, and ``EmailNotSent`` when
@@ -273,6 +299,10 @@ def send_personal_email(
         )
     if not _SEND_KEY.match(send_key or ""):
         send_key = new_send_key()
+    in_reply_to = (in_reply_to or "").strip()
+    if in_reply_to and not _MESSAGE_ID.match(in_reply_to):
+        raise EmailInvalid({"": _("The message this answers has no usable Message-ID.")})
+    thread = [("In-Reply-To", in_reply_to), ("References", in_reply_to)] if in_reply_to else []
     rendered = render_message(contact, subject=subject, body=body, sender=sender)
     reply_to = links.reply_address(workspace.pk, contact.pk)
     message_id = mime.message_id_for(f"personal.{send_key}")
@@ -284,6 +314,7 @@ def send_personal_email(
         "from": sender.formatted,
         "reply_to": reply_to,
         "message_id": message_id,
+        **({"in_reply_to": in_reply_to} if in_reply_to else {}),
     }
     with transaction.atomic():
         # One send per contact at a time, so that a form sent twice sends once.
@@ -305,6 +336,7 @@ def send_personal_email(
             text=rendered.text,
             message_id=message_id,
             reply_to=reply_to,
+            headers=thread,
         )
         signer = signer_for(workspace.pk, _domain(sender.email))
         if signer is not None:

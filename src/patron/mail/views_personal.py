@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from typing import Any
 
 from django import forms
@@ -35,6 +36,8 @@ class ComposeForm(forms.Form):
         label=gettext_lazy("Write to this address although it is suppressed"), required=False
     )
     send_key = forms.CharField(widget=forms.HiddenInput, required=False)
+    # The received email (an event of this contact) this message answers.
+    answering = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1)
 
     def __init__(self, *args: Any, addresses: list[str], suppressed: dict[str, str], **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -56,11 +59,22 @@ def compose(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
     addresses = personal.recipient_choices(contact)
     suppressed = personal.suppressed_recipients(workspace, contact)
     sender = personal.sender_for(workspace, request.user)
+    answering = personal.received_message(
+        contact, request.POST.get("answering") or request.GET.get("answering")
+    )
+    initial: dict[str, Any] = {
+        "send_key": personal.new_send_key(),
+        "to": addresses[0] if addresses else "",
+    }
+    if answering is not None:
+        initial["answering"] = answering.pk
+        initial["subject"] = personal.reply_subject(answering.properties.get("subject", ""))
+        sender_address = parseaddr(str(answering.properties.get("from", "")))[1]
+        matching = [a for a in addresses if a.lower() == sender_address.lower()]
+        if matching:
+            initial["to"] = matching[0]
     form = ComposeForm(
-        request.POST or None,
-        addresses=addresses,
-        suppressed=suppressed,
-        initial={"send_key": personal.new_send_key(), "to": addresses[0] if addresses else ""},
+        request.POST or None, addresses=addresses, suppressed=suppressed, initial=initial
     )
     if request.method == "POST" and form.is_valid() and sender is not None:
         values = form.cleaned_data
@@ -74,6 +88,7 @@ def compose(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
                 body=values["body"],
                 send_key=values["send_key"],
                 acknowledge_suppressed=values.get("acknowledge_suppressed", False),
+                in_reply_to=str(answering.properties.get("message_id", "")) if answering else "",
             )
         except personal.EmailInvalid as exc:
             for field_name, message in exc.errors.items():
@@ -90,6 +105,7 @@ def compose(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
             "contact": contact,
             "form": form,
             "sender": sender,
+            "answering": answering,
             "suppressed": suppressed,
             "can_manage_senders": request.membership.can(SENDERS_MANAGE),
         },
