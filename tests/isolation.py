@@ -461,6 +461,7 @@ def _delivery_config(ws: Workspace) -> models.Model:
         esp_secret=f"key-{MARKER}",
     )
 
+
 def _mail_image(ws: Workspace) -> models.Model:
     from io import BytesIO
 

@@ -12,6 +12,8 @@ urlpatterns = [
     path("", include("patron.mail.urls_senders")),
     path("", include("patron.mail.urls_delivery")),
     path("", include("patron.mail.urls_templates")),
+    path("", include("patron.mail.urls_unsubscribe")),
+    path("", include("patron.mail.urls_personal")),
     path("", include("patron.crm.urls")),
     path("", include("patron.audience.urls")),
     path("api/v1/", api.urls),

@@ -31,6 +31,9 @@ TICKETS_VIEW = "crm.view_tickets"
 # role, which works on marketing only, neither sees nor logs them.
 CALLS_MEETINGS_VIEW = "crm.view_calls_and_meetings"
 CALLS_MEETINGS_EDIT = "crm.log_calls_and_meetings"
+# One-to-one email from a contact's page is part of the conversation with the
+# customer, like calls: the agency role (marketing only) does not write it.
+EMAIL_SEND = "crm.send_email"
 MARKETING_EDIT = "marketing.edit"
 OUTBOX_VIEW = "mail.view_outbox"
 SENDERS_MANAGE = "mail.manage_senders"
@@ -54,6 +57,7 @@ _EVERYTHING = frozenset(
         TICKETS_VIEW,
         CALLS_MEETINGS_VIEW,
         CALLS_MEETINGS_EDIT,
+        EMAIL_SEND,
         MARKETING_EDIT,
         OUTBOX_VIEW,
         SENDERS_MANAGE,
@@ -73,6 +77,7 @@ _TEAM = frozenset(
         NOTES_VIEW,
         CALLS_MEETINGS_VIEW,
         CALLS_MEETINGS_EDIT,
+        EMAIL_SEND,
         OUTBOX_VIEW,
         ACTIVITY_VIEW,
     }

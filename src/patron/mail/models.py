@@ -104,6 +104,36 @@ class SenderIdentity(TenantModel):
         return formataddr((self.from_name, self.from_email))
 
 
+class ReceivedBounce(TenantModel):
+    """A message that arrived at a ``bounce+<token>`` (VERP) address, kept as received.
+
+    The inbound server stores it and nothing more; reading the delivery report
+    (which address, hard or soft, the code) is the bounce processing's work,
+    which marks the row ``processed_at`` when done.
+    """
+
+    # The delivery the VERP token names (the message that bounced).
+    delivery_id = models.BigIntegerField()
+    recipient = models.CharField(max_length=320)
+    envelope_from = models.CharField(max_length=320, blank=True)
+    raw = models.BinaryField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["workspace", "received_at"],
+                name="received_bounce_pending",
+                condition=models.Q(processed_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"bounce of delivery {self.delivery_id}"
+
+
 class SendLimitBucket(models.Model):
     """A token bucket of the sending speed limits, when they are kept in the database.
 
