@@ -137,3 +137,17 @@ def test_the_demo_has_a_verified_default_sender_and_a_pending_one(owner):
     assert list(senders.verified_identities(workspace)) == [default]
     pending = next(identity for identity in identities if identity != default)
     assert pending.verified_at is None
+
+
+def test_the_demo_has_templates_that_pass_their_checks(owner):
+    from patron.mail import blocks, templates_service
+
+    workspace = seed_demo_workspace(owner=owner)
+    templates = list(templates_service.templates_for(workspace))
+    assert {t.kind for t in templates} == {"marketing", "personal"}
+    newsletter = next(t for t in templates if t.name == "Newsletter")
+    gold = blocks.referenced_segments(newsletter.body)
+    assert len(gold) == 1 and gold <= templates_service.workspace_segment_ids(workspace)
+    for template in templates:
+        problems = templates_service.check_content(workspace, template)
+        assert [p for p in problems if p.blocking] == [], template.name
