@@ -34,6 +34,12 @@ CALLS_MEETINGS_EDIT = "crm.log_calls_and_meetings"
 MARKETING_EDIT = "marketing.edit"
 OUTBOX_VIEW = "mail.view_outbox"
 SENDERS_MANAGE = "mail.manage_senders"
+# Campaigns: seeing them (and their results), writing drafts and test sends, and
+# sending to an audience (schedule, pause, resume, cancel) are three steps a
+# workspace may hand to different people.
+CAMPAIGNS_VIEW = "mail.view_campaigns"
+CAMPAIGNS_MANAGE = "mail.manage_campaigns"
+CAMPAIGNS_SEND = "mail.send_campaigns"
 ACTIVITY_VIEW = "activity.view"
 SETTINGS_MANAGE = "workspace.manage_settings"
 MEMBERS_MANAGE = "workspace.manage_members"
@@ -54,6 +60,9 @@ _EVERYTHING = frozenset(
         MARKETING_EDIT,
         OUTBOX_VIEW,
         SENDERS_MANAGE,
+        CAMPAIGNS_VIEW,
+        CAMPAIGNS_MANAGE,
+        CAMPAIGNS_SEND,
         ACTIVITY_VIEW,
         SETTINGS_MANAGE,
         MEMBERS_MANAGE,
@@ -71,17 +80,20 @@ _TEAM = frozenset(
         CALLS_MEETINGS_EDIT,
         OUTBOX_VIEW,
         ACTIVITY_VIEW,
+        # Sales and support see what marketing sent their contacts, and how it went.
+        CAMPAIGNS_VIEW,
     }
 )
+_CAMPAIGNS = frozenset({CAMPAIGNS_VIEW, CAMPAIGNS_MANAGE, CAMPAIGNS_SEND})
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OWNER: _EVERYTHING,
     Role.ADMIN: _EVERYTHING,
     Role.SALES: _TEAM | {DEALS_VIEW, DEALS_EDIT, TICKETS_VIEW, DATA_EXPORT},
     # Marketing keeps the workspace's sender addresses; the agency role sends with them only.
-    Role.MARKETING: _TEAM | {DEALS_VIEW, MARKETING_EDIT, SENDERS_MANAGE, DATA_EXPORT},
+    Role.MARKETING: _TEAM | _CAMPAIGNS | {DEALS_VIEW, MARKETING_EDIT, SENDERS_MANAGE, DATA_EXPORT},
     Role.SUPPORT: _TEAM | {TICKETS_VIEW},
-    Role.AGENCY: frozenset({CONTACTS_VIEW, CONTACTS_EDIT, MARKETING_EDIT, OUTBOX_VIEW}),
+    Role.AGENCY: _CAMPAIGNS | {CONTACTS_VIEW, CONTACTS_EDIT, MARKETING_EDIT, OUTBOX_VIEW},
 }
 
 # Who may hand out which role: nobody grants more than they hold.

@@ -1,0 +1,36 @@
+"""Deleting a draft campaign: the one write the pages and the API need beyond
+``patron.mail.campaigns`` (whose status machine has no "deleted" state).
+
+Only a draft goes: one conditional DELETE (``WHERE status = 'draft'``), so a
+campaign scheduled a moment earlier by someone else is kept and the caller gets
+``CampaignStateError``. Audited as ``campaign.deleted``.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from patron.core.models import User
+from patron.core.services import record_audit
+from patron.mail.campaigns import CampaignStateError
+from patron.mail.models import Campaign, CampaignStatus
+
+
+@transaction.atomic
+def delete_draft(campaign: Campaign, *, user: User | None) -> None:
+    deleted, _rows = (
+        Campaign.objects.for_workspace(campaign.workspace_id)
+        .filter(pk=campaign.pk, status=CampaignStatus.DRAFT)
+        .delete()
+    )
+    if not deleted:
+        fresh = Campaign.objects.for_workspace(campaign.workspace_id).filter(pk=campaign.pk).first()
+        raise CampaignStateError(fresh or campaign, _("deleted"))
+    record_audit(
+        workspace=campaign.workspace,
+        actor=user,
+        action="campaign.deleted",
+        target=campaign.name,
+        data={"campaign": campaign.pk},
+    )
