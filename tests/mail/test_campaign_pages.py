@@ -317,6 +317,8 @@ def test_send_now_asks_first_with_the_number_of_recipients(
     page = logged_in.get(f"/campaigns/{draft.pk}/").content.decode()
     assert 'id="campaign-totals"' in page and 'id="recipients-link"' in page
     assert 'id="outbox-link"' in page
+    # What went out can still be looked at, as anyone it went to.
+    assert 'id="preview-subject">Spring at Lumiar,' in page
     assert "hx-trigger" not in page.split('id="campaign-live"')[1].split(">")[0]
     recipients = logged_in.get(f"/campaigns/{draft.pk}/recipients/").content.decode()
     assert "ann@lumiar.example" in recipients and "cy@lumiar.example" in recipients

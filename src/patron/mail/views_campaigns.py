@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -51,15 +50,6 @@ RECIPIENTS_PER_PAGE = 100
 # its page asks for news this often.
 LIVE_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.SENDING)
 FINISHED_STATUSES = (CampaignStatus.SENT, CampaignStatus.CANCELLED)
-
-# The content a new campaign starts with: a greeting, a button, and the footer the
-# law asks for (postal address, unsubscribe), so only subject and audience remain.
-# Read as plain text, never through the template engine: the merge tags are Liquid.
-_STARTERS_DIR = Path(__file__).parent / "templates" / "mail" / "starters"
-STARTERS = {
-    rendering.MJML: (_STARTERS_DIR / "campaign.mjml").read_text(encoding="utf-8"),
-    rendering.HTML: (_STARTERS_DIR / "campaign.html").read_text(encoding="utf-8"),
-}
 
 
 # --- Forms ---------------------------------------------------------------------------------
@@ -216,7 +206,7 @@ class ScheduleForm(forms.Form):
     NOW, AT, LOCAL = "now", "at", "local"
     when = forms.ChoiceField(
         label=gettext_lazy("When"),
-        widget=forms.RadioSelect,
+        widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
         initial=NOW,
         choices=[
             (NOW, gettext_lazy("Now")),
@@ -415,7 +405,7 @@ def campaign_new(request: WorkspaceRequest) -> HttpResponse:
                 values={
                     "name": form.cleaned_data["name"],
                     "format": chosen,
-                    "body": STARTERS[chosen],
+                    "body": campaign_drafts.starter_body(chosen),
                 },
             )
         except campaigns.CampaignInvalid as exc:
@@ -513,6 +503,7 @@ def _status_page(request: WorkspaceRequest, campaign: Campaign) -> HttpResponse:
         {
             "campaign": campaign,
             "audience_text": names.describe(campaign.audience),
+            "preview": _preview_context(request, campaign, ""),
             **_live_context(request, campaign),
         },
     )
