@@ -11,6 +11,7 @@ urlpatterns = [
     path("outbox/", include("patron.mail.urls")),
     path("campaigns/", include("patron.mail.urls_campaigns")),
     path("", include("patron.mail.urls_senders")),
+    path("", include("patron.mail.urls_public")),
     path("", include("patron.crm.urls")),
     path("", include("patron.audience.urls")),
     path("api/v1/", api.urls),

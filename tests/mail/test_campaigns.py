@@ -132,8 +132,8 @@ def test_a_stale_object_cannot_make_a_transition_twice(workspace, owner, sender,
     campaign = draft(workspace, owner, newsletter)
     campaigns.schedule_campaign(campaign, user=owner, at=timezone.now() + timedelta(hours=1))
     campaigns.transition(campaign, CampaignStatus.SENDING, user=None, action="started")
-    first = Campaign.objects.get(pk=campaign.pk)
-    second = Campaign.objects.get(pk=campaign.pk)
+    first = Campaign.objects.for_workspace(workspace).get(pk=campaign.pk)
+    second = Campaign.objects.for_workspace(workspace).get(pk=campaign.pk)
     campaigns.cancel_campaign(first, user=owner)
     with pytest.raises(CampaignStateError):
         campaigns.pause_campaign(second, user=owner)  # its copy still says "sending"
@@ -235,7 +235,7 @@ def test_progress_counts_and_rates(workspace, owner, sender, newsletter):
         status="draft", total=0, sent=0, failed=0, pending=0, rate_per_second=0.0, eta_seconds=None
     )
     now = timezone.now()
-    Campaign.objects.filter(pk=campaign.pk).update(
+    Campaign.objects.for_workspace(workspace).filter(pk=campaign.pk).update(
         status=CampaignStatus.SENDING,
         total=100,
         sent=30,

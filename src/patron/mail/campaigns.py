@@ -208,7 +208,7 @@ def update_campaign(campaign: Campaign, *, user: User | None, values: dict[str, 
 def _locked(campaign: Campaign) -> Campaign:
     return (
         Campaign.objects.for_workspace(campaign.workspace_id)
-        .select_for_update()
+        .select_for_update(of=("self",))
         .select_related("workspace", "sender")
         .get(pk=campaign.pk)
     )
@@ -439,7 +439,9 @@ def preview(campaign: Campaign, contact: Contact | None = None) -> rendering.Ren
     """The message as ``contact`` (or a sample person) would get it."""
     from patron.mail import pipeline
 
-    compiled = rendering.compile_template(template_source(campaign))
+    compiled = pipeline.with_preheader(
+        rendering.compile_template(template_source(campaign)), campaign.preheader
+    )
     if contact is None:
         context = pipeline.sample_context(campaign)
     else:
