@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -17,6 +18,8 @@ from tests.factories import PASSWORD, UserFactory
 from tests.mail.campaign_setup import GOOD_BODY, make_audience
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+DATABASE_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 NO_FOOTER = (
     "<html><body>\n<p>Hello {{ contact.first_name }},</p>\n<p>Spring is here.</p>\n</body></html>"
@@ -30,7 +33,7 @@ def marketer():
     return user, workspace, make_audience(workspace)
 
 
-def test_write_check_preview_test_and_send_a_campaign(page, marketer, tmp_path: Path):
+def test_write_check_preview_test_and_send_a_campaign(page, marketer, settings, tmp_path: Path):
     user, workspace, _people = marketer
     log_in(page, user.email, PASSWORD)
 
@@ -91,11 +94,35 @@ def test_write_check_preview_test_and_send_a_campaign(page, marketer, tmp_path: 
     test_message = OutboxMessage.objects.get(workspace=workspace, to=["me@lumiar.example"])
     assert "[Test]" in test_message.subject and "Cy" in test_message.subject
 
-    # Send now: the confirmation says how many people it goes to.
+    # Send now: the confirmation says how many people it goes to. The work goes to the
+    # database queue, as in the embedded mode, and a worker run from here sends it.
+    settings.TASKS = DATABASE_QUEUE
+    held: list = []
+    holding = {"on": False}
+
+    def hold_polls(route):  # type: ignore[no-untyped-def]
+        # While the worker runs in this thread, the page's polls wait in the browser: the
+        # test's and the server's threads share one in-memory database connection.
+        if holding["on"]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/progress/", hold_polls)
     page.get_by_role("button", name="Review and send…").click()
     expect(page.locator("#confirm-text")).to_contain_text("It goes now to 2 recipients.")
     page.get_by_role("button", name="Send now to 2 recipients").click()
     expect(page.locator(".alert-success")).to_contain_text("“Spring news” is on its way.")
+    expect(page.locator("#campaign-starting")).to_be_visible()
+    expect(page.locator("#campaign-status")).to_have_text("Scheduled")
+    holding["on"] = True
+    with page.expect_request("**/progress/"):
+        pass  # the next poll is issued, and held
+    call_command("db_worker", "--batch", "--no-startup-delay", "--queue-name", "default")
+    holding["on"] = False
+    for route in held:
+        route.continue_()
+    # The page follows on its own, without a reload.
     expect(page.locator("#campaign-progress")).to_have_attribute("aria-valuenow", "100")
     expect(page.locator("#campaign-progress-text")).to_contain_text("2 of 2 sent")
     expect(page.locator("#campaign-status")).to_have_text("Sent")

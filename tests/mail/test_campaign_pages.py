@@ -325,6 +325,16 @@ def test_send_now_asks_first_with_the_number_of_recipients(
     assert "bob@elsewhere.example" not in recipients
 
 
+def test_a_due_campaign_waiting_for_a_worker_says_it_is_starting(logged_in, draft):
+    # Without the commit hooks running, no task is enqueued: as when no worker took it yet.
+    logged_in.post(f"/campaigns/{draft.pk}/schedule/", {"when": "now", "confirm": "yes"})
+    draft.refresh_from_db()
+    assert draft.status == CampaignStatus.SCHEDULED
+    page = logged_in.get(f"/campaigns/{draft.pk}/progress/").content.decode()
+    assert 'id="campaign-starting"' in page and 'hx-trigger="every 2s"' in page
+    assert 'id="campaign-schedule"' not in page
+
+
 def test_scheduling_needs_a_time_and_reads_it_in_the_viewers_zone(logged_in, draft, owner):
     response = logged_in.post(f"/campaigns/{draft.pk}/schedule/", {"when": "at"})
     assert response.status_code == 400

@@ -524,6 +524,10 @@ def _live_context(request: WorkspaceRequest, campaign: Campaign) -> dict[str, An
         "done": done,
         "percent": percent,
         "live": progress.status in LIVE_STATUSES,
+        # Due, but no worker has taken it yet (the scheduler or a worker starts it).
+        "starting": progress.status == CampaignStatus.SCHEDULED
+        and campaign.start_at is not None
+        and campaign.start_at <= timezone.now(),
         "finished": progress.status in FINISHED_STATUSES,
         "captured": settings.EMAIL_TRANSPORT == "capture" and request.membership.can(OUTBOX_VIEW),
         "can_send": request.membership.can(CAMPAIGNS_SEND),
