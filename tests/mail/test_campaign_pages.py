@@ -13,6 +13,7 @@ from django.utils import timezone
 from patron.core.roles import Role
 from patron.mail import campaigns
 from patron.mail.models import Campaign, CampaignStatus, Delivery, OutboxMessage
+from patron.mail.views_campaigns import duration_text
 from tests.conftest import member
 from tests.factories import PASSWORD, WorkspaceFactory
 from tests.mail.campaign_setup import GOOD_BODY, make_audience, ready_values, verified_sender
@@ -403,6 +404,41 @@ def test_a_failing_check_stops_the_send(logged_in, workspace, owner, people):
     assert campaign.status == CampaignStatus.DRAFT
 
 
+def test_progress_reads_rate_and_time_left(logged_in, draft, workspace):
+    _sending(draft)
+    Campaign.objects.for_workspace(workspace).filter(pk=draft.pk).update(
+        total=1000, sent=400, failed=10, started_at=timezone.now() - timedelta(seconds=30)
+    )
+    page = logged_in.get(f"/campaigns/{draft.pk}/progress/").content.decode()
+    assert 'aria-valuenow="41"' in page and "progress-41" in page
+    assert "400 of 1,000 sent · 10 failed" in page
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (1, "1 second"),
+        (45, "45 seconds"),
+        (61, "2 minutes"),
+        (3600, "1 hour"),
+        (7500, "2 hours 5 minutes"),
+    ],
+)
+def test_time_left_reads_at_a_glance(seconds, text):
+    assert duration_text(seconds) == text
+
+
+def test_recipients_filter_by_status_and_address(
+    logged_in, draft, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        logged_in.post(f"/campaigns/{draft.pk}/schedule/", {"when": "now", "confirm": "yes"})
+    page = logged_in.get(f"/campaigns/{draft.pk}/recipients/", {"q": "ann@"}).content.decode()
+    assert "ann@lumiar.example" in page and "cy@lumiar.example" not in page
+    page = logged_in.get(f"/campaigns/{draft.pk}/recipients/", {"status": "failed"}).content
+    assert b"No recipients here" in page
+
+
 def _sending(campaign: Campaign) -> Campaign:
     """A campaign in the middle of its send (as the pipeline leaves it between batches)."""
     campaigns.schedule_campaign(campaign, user=None, at=timezone.now() + timedelta(days=1))
@@ -459,6 +495,8 @@ def test_roles_without_campaign_rights_read_but_do_not_write(workspace, draft):
     sales = as_role(workspace, Role.SALES)
     page = sales.get(f"/campaigns/{draft.pk}/").content.decode()
     assert 'id="campaign-form"' not in page and "Spring news" in page  # read-only view
+    assert 'id="campaign-draft"' in page and 'id="campaign-progress"' not in page
+    assert ">Duplicate<" not in page and "Cancel sending" not in page
     assert "New campaign" not in sales.get("/campaigns/").content.decode()
     assert sales.get("/campaigns/new/").status_code == 403
     assert sales.post(f"/campaigns/{draft.pk}/save/", editor_data(draft)).status_code == 403
