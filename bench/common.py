@@ -133,8 +133,16 @@ def setup_django(database_url: str, *, reset: bool = True) -> str:
     return connection.vendor
 
 
-def machine() -> dict[str, Any]:
+def machine(*, database: bool = True) -> dict[str, Any]:
     """Where the numbers come from: host, CPUs, Python, and the database server."""
+    if not database:
+        return {
+            "hostname": socket.gethostname(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "database_server": "no database",
+        }
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -262,16 +270,20 @@ def _rounded(number: float) -> float:
     return number if isinstance(number, int) else round(float(number), 3)
 
 
-def write_result(name: str, database: str, metrics: list[Metric]) -> Path:
-    """Write ``bench/results/<name>-<database>.json`` and print the same as a table."""
+def write_result(name: str, database: str | None, metrics: list[Metric]) -> Path:
+    """Write ``bench/results/<name>-<database>.json`` and print the same as a table.
+
+    A benchmark that uses no database (MIME assembly, the SMTP sink) passes
+    ``database=None`` and writes ``bench/results/<name>.json``.
+    """
     result = {
         "name": name,
         "database": database,
-        "machine": machine(),
+        "machine": machine(database=database is not None),
         "metrics": [asdict(m) for m in metrics],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}-{database}.json"
+    path = RESULTS / (f"{name}-{database}.json" if database else f"{name}.json")
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(format_table(result))
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path

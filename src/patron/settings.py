@@ -12,7 +12,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -243,14 +243,35 @@ if _mail_host.replace(".", "").isdigit() or ":" in _mail_host:
     _mail_host = "localhost"  # an IP address is no mail domain
 DEFAULT_FROM_EMAIL = env("PATRON_DEFAULT_FROM_EMAIL", f"Patron <patron@{_mail_host}>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Campaign and automated mail (patron.mail.transports) and system mail share these.
+# Several servers, comma separated: smtp://user:pass@host:587?tls=starttls&weight=3,...
+SMTP_URLS = [
+    url.strip()
+    for url in (env("PATRON_SMTP_URLS") or env("PATRON_SMTP_URL", "smtp://127.0.0.1:25")).split(",")
+    if url.strip()
+]
+# The host of every Message-ID Patron writes, and the domain of VERP return paths
+# (bounce+<token>@...), whose mail must reach Patron's inbound server.
+MAIL_DOMAIN = env("PATRON_MAIL_DOMAIN", _mail_host)
+RETURN_PATH_DOMAIN = env("PATRON_RETURN_PATH_DOMAIN", MAIL_DOMAIN)
+# DKIM: the installation's key signs mail whose From domain is DKIM_DOMAIN.
+DKIM_DOMAIN = env("PATRON_DKIM_DOMAIN").lower()
+DKIM_SELECTOR = env("PATRON_DKIM_SELECTOR", "patron")
+DKIM_PRIVATE_KEY_FILE = env("PATRON_DKIM_PRIVATE_KEY_FILE")
+# Sending speed limits, shared by every worker (through Redis when configured, else
+# the database): messages per second overall (0: no limit), and per recipient
+# domain "domain=rate/concurrency" pairs, comma separated; "*" sets the default.
+SEND_RATE = float(env("PATRON_SEND_RATE", "0"))
+DOMAIN_LIMITS = env("PATRON_DOMAIN_LIMITS", "")
 if EMAIL_TRANSPORT == "smtp":
-    _smtp = urlsplit(env("PATRON_SMTP_URL", "smtp://127.0.0.1:25"))
+    _smtp = urlsplit(SMTP_URLS[0])
     EMAIL_HOST = _smtp.hostname or "127.0.0.1"
     EMAIL_PORT = _smtp.port or (465 if _smtp.scheme == "smtps" else 25)
-    EMAIL_HOST_USER = _smtp.username or ""
-    EMAIL_HOST_PASSWORD = _smtp.password or ""
+    EMAIL_HOST_USER = unquote(_smtp.username or "")
+    EMAIL_HOST_PASSWORD = unquote(_smtp.password or "")
     EMAIL_USE_SSL = _smtp.scheme == "smtps"
-    EMAIL_USE_TLS = _smtp.scheme == "smtp+starttls"
+    EMAIL_USE_TLS = _smtp.scheme == "smtp+starttls" or "tls=starttls" in (_smtp.query or "")
+    EMAIL_USE_SSL = EMAIL_USE_SSL or "tls=tls" in (_smtp.query or "")
     EMAIL_TIMEOUT = 30
 
 # --- Background work ------------------------------------------------------

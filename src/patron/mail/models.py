@@ -260,3 +260,33 @@ class SendChunk(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.campaign_id}: {self.first_id}-{self.last_id} ({self.state})"
+
+
+class SendLimitBucket(models.Model):
+    """A token bucket of the sending speed limits, when they are kept in the database.
+
+    Installation-wide (not a tenant table): the limits protect the mail
+    servers, whichever workspace sends. ``tokens`` were left at ``updated_at``
+    (Unix time); ``patron.mail.throttle`` refills them at the limit's rate.
+    """
+
+    key = models.CharField(max_length=300, primary_key=True)
+    tokens = models.FloatField()
+    updated_at = models.FloatField()
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class SendLimitSlot(models.Model):
+    """One sender holding one of a recipient domain's concurrent slots, until ``expires_at``."""
+
+    key = models.CharField(max_length=300)
+    holder = models.CharField(max_length=64, unique=True)
+    expires_at = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "expires_at"], name="send_slot_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.holder}"

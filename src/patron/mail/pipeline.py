@@ -589,6 +589,8 @@ class BatchOutcome:
         default_factory=list
     )  # id, contact, code, reply
     skipped: list[tuple[int, str]] = field(default_factory=list)  # id, why
+    # Held back by a speed limit before any server saw them: not an attempt.
+    held: list[tuple[int, float, str]] = field(default_factory=list)  # id, seconds, why
 
 
 def send_batch(
@@ -660,6 +662,8 @@ def send_batch(
         if result.outcome == transports.Outcome.SENT:
             outcome.sent.append(row.id)
             outcome.sent_contacts.append(row.contact_id)
+        elif result.outcome == transports.Outcome.RETRY and result.retry_after is not None:
+            outcome.held.append((row.id, result.retry_after, result.reply[:1000]))
         elif result.outcome == transports.Outcome.RETRY and row.attempts < max_attempts:
             outcome.retry.append((row.id, result.code, result.reply[:1000], row.attempts))
         else:
@@ -700,6 +704,14 @@ def record_outcome(prepared: PreparedCampaign, outcome: BatchOutcome) -> None:
                 not_before=now + retry_delay(attempts),
                 smtp_code=code,
                 reply=reply,
+            )
+        for delivery_id, seconds, why in outcome.held:
+            rows.filter(pk=delivery_id).update(
+                status=DeliveryStatus.QUEUED,
+                lease_until=None,
+                not_before=now + timedelta(seconds=seconds),
+                attempts=F("attempts") - 1,
+                reply=why,
             )
         failed = 0
         for delivery_id, _contact, code, reply in outcome.failed:
