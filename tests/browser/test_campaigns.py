@@ -28,7 +28,7 @@ NO_FOOTER = (
 
 @pytest.fixture
 def marketer():
-    user = UserFactory(email="ines@lumiar.example", name="Inês")
+    user = UserFactory(email="ines@lumiar.example", name="Inês Albuquerque Sampaio")
     workspace = create_workspace(name="Livraria Lumiar", owner=user)
     return user, workspace, make_audience(workspace)
 
@@ -37,11 +37,14 @@ def test_write_check_preview_test_and_send_a_campaign(page, marketer, settings, 
     user, workspace, _people = marketer
     log_in(page, user.email, PASSWORD)
 
-    # The menu still fits a 1280-pixel window on one line with its new entry.
+    # The menu still fits a 1280-pixel window on one line with its new entry, even
+    # for a long name (cut, with the whole name as its title).
     nav = page.locator("nav.navbar")
-    brand, account = nav.locator(".navbar-brand").bounding_box(), page.locator("#user-menu")
-    assert brand is not None and account.bounding_box() is not None
-    assert abs(account.bounding_box()["y"] - brand["y"]) < 20  # type: ignore[index]
+    brand = nav.locator(".navbar-brand").bounding_box()
+    account = page.locator("#user-menu").bounding_box()
+    assert brand is not None and account is not None
+    assert abs(account["y"] - brand["y"]) < 20
+    assert account["x"] + account["width"] <= 1280
 
     nav.get_by_role("link", name="Campaigns").click()
     expect(page.get_by_role("heading", name="No campaigns yet")).to_be_visible()
