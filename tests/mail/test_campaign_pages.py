@@ -374,13 +374,16 @@ def test_scheduling_needs_a_time_and_reads_it_in_the_viewers_zone(logged_in, dra
     assert "Choose a time in the future." in response.content.decode()
 
 
-def test_local_time_send_is_a_wall_clock_time(logged_in, draft):
+def test_local_time_send_is_a_wall_clock_time(logged_in, draft, owner, workspace):
+    # Whoever schedules it, wherever they are, 10:00 means 10:00 on each recipient's clock.
+    workspace.time_zone = "America/New_York"
+    workspace.save()
+    owner.time_zone = "Asia/Tokyo"
+    owner.save()
     response = logged_in.post(
         f"/campaigns/{draft.pk}/schedule/", {"when": "local", "send_at": "2031-05-04T10:00"}
     )
-    assert "on each one&#x27;s own clock" in response.content.decode() or "own clock" in (
-        response.content.decode()
-    )
+    assert "at May 4, 2031, 10 a.m. on each one" in response.content.decode()
     logged_in.post(
         f"/campaigns/{draft.pk}/schedule/",
         {"when": "local", "send_at": "2031-05-04T10:00", "confirm": "yes"},
@@ -388,6 +391,10 @@ def test_local_time_send_is_a_wall_clock_time(logged_in, draft):
     draft.refresh_from_db()
     assert draft.status == CampaignStatus.SCHEDULED and draft.local_time
     assert draft.send_at.astimezone(campaigns.workspace_zone(draft.workspace)).hour == 10
+    page = logged_in.get(f"/campaigns/{draft.pk}/").content.decode()
+    assert "Goes out at May 4, 2031, 10 a.m. on each recipient" in page
+    listed = logged_in.get("/campaigns/").content.decode()
+    assert '05/04/2031 10 a.m. <span class="text-body-secondary">(each recipient\'s time)' in listed
 
 
 def test_a_failing_check_stops_the_send(logged_in, workspace, owner, people):

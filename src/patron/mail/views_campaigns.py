@@ -389,6 +389,7 @@ def campaign_list(request: WorkspaceRequest) -> HttpResponse:
             "statuses": CampaignStatus.choices,
             "query_string": params,
             "can_manage": request.membership.can(CAMPAIGNS_MANAGE),
+            "workspace_zone": _workspace_zone(request).key,
         },
     )
 
@@ -529,6 +530,8 @@ def _live_context(request: WorkspaceRequest, campaign: Campaign) -> dict[str, An
         and campaign.start_at is not None
         and campaign.start_at <= timezone.now(),
         "finished": progress.status in FINISHED_STATUSES,
+        # A local-time send is a wall-clock time, shown as the workspace's zone reads it.
+        "workspace_zone": campaigns.workspace_zone(request.workspace).key,
         "captured": settings.EMAIL_TRANSPORT == "capture" and request.membership.can(OUTBOX_VIEW),
         "can_send": request.membership.can(CAMPAIGNS_SEND),
         "can_manage": request.membership.can(CAMPAIGNS_MANAGE),
