@@ -269,6 +269,17 @@ def test_preview_as_a_chosen_contact_in_a_sandboxed_frame(logged_in, draft, peop
     assert "No contact matches “nobody”" in missing.content.decode()
 
 
+def test_preview_says_what_stops_a_message_that_cannot_render(logged_in, workspace, owner, people):
+    body = GOOD_BODY.replace("<p>Hello", "<p>{{ 1 | divided_by: 0 }} Hello")
+    campaign = campaigns.create_campaign(
+        workspace, user=owner, values=ready_values(people, body=body)
+    )
+    panel = logged_in.get(f"/campaigns/{campaign.pk}/preview/").content.decode()
+    assert 'id="preview-problem"' in panel and "divided" in panel
+    frame = logged_in.get(f"/campaigns/{campaign.pk}/preview/html/")
+    assert frame.status_code == 200 and frame.headers["Content-Type"].startswith("text/plain")
+
+
 def test_test_send_goes_to_the_addresses_marked_test(logged_in, draft, people):
     response = logged_in.post(
         f"/campaigns/{draft.pk}/test/",

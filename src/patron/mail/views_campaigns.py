@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
+from liquid.exceptions import LiquidError
 
 from patron.audience.audiences import (
     AudienceInvalid,
@@ -600,7 +601,7 @@ def _preview_context(request: WorkspaceRequest, campaign: Campaign, query: str) 
         context["rendered"] = campaigns.preview(campaign, contact)
     except rendering.TemplateError as exc:
         context["problem"] = exc.problem
-    except Exception as exc:  # a Liquid runtime error in the author's template
+    except LiquidError as exc:  # an error only rendering finds (a filter given a bad value)
         context["problem"] = str(exc)
     return context
 
@@ -630,8 +631,9 @@ def campaign_preview_html(request: WorkspaceRequest, campaign_id: int) -> HttpRe
         )
     try:
         html = campaigns.preview(campaign, contact).html
-    except rendering.TemplateError as exc:
-        response = HttpResponse(str(exc.problem), content_type="text/plain; charset=utf-8")
+    except (rendering.TemplateError, LiquidError) as exc:
+        problem = exc.problem if isinstance(exc, rendering.TemplateError) else exc
+        response = HttpResponse(str(problem), content_type="text/plain; charset=utf-8")
         response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
         return response
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
