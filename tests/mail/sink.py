@@ -2,17 +2,14 @@
 
 Recipients whose address contains ``tempfail`` get ``451`` after DATA,
 ``reject`` gets ``554``: the pipeline's retry and failure paths meet a real
-server's replies. With ``faults`` the server misbehaves at random, as busy
-servers do: a share of transactions answered ``421`` (and the connection
-closed) or ``451``, and a share of connections dropped in the middle of DATA.
+server's replies. (The reliability tests use the C sink of ``bench/sink``,
+which injects faults at random and logs what it accepted.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
-import random
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -41,47 +38,11 @@ class Received:
 
 
 @dataclass
-class Faults:
-    """Shares of transactions that fail: 421 + close, 451, connection dropped mid-DATA."""
-
-    busy: float = 0.0
-    tempfail: float = 0.0
-    drop: float = 0.0
-    seed: int = 5
-
-
-@dataclass
 class Recorder:
     messages: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    faults: Faults | None = None
-    keep_data: bool = True
-    refused: dict[str, int] = field(default_factory=dict)
-    _random: random.Random = field(default_factory=random.Random)
-
-    def __post_init__(self) -> None:
-        if self.faults is not None:
-            self._random.seed(self.faults.seed)
-
-    def _count(self, kind: str) -> None:
-        with self.lock:
-            self.refused[kind] = self.refused.get(kind, 0) + 1
 
     async def handle_DATA(self, server, session, envelope):
-        if self.faults is not None:
-            roll = self._random.random()
-            faults = self.faults
-            if roll < faults.drop:
-                self._count("dropped")
-                server.transport.abort()
-                return "250 never seen"
-            if roll < faults.drop + faults.busy:
-                self._count("421")
-                asyncio.get_running_loop().call_soon(server.transport.close)
-                return "421 4.3.2 Too busy, closing the connection"
-            if roll < faults.drop + faults.busy + faults.tempfail:
-                self._count("451")
-                return "451 4.3.0 Temporary local problem, try later"
         recipients = " ".join(envelope.rcpt_tos)
         if "tempfail" in recipients:
             return "451 4.3.0 Temporary local problem, try later"
@@ -92,7 +53,7 @@ class Recorder:
                 Received(
                     envelope.mail_from,
                     list(envelope.rcpt_tos),
-                    envelope.original_content if self.keep_data else b"",
+                    envelope.original_content,
                 )
             )
         return "250 2.0.0 Ok: queued"
@@ -100,19 +61,10 @@ class Recorder:
     def to(self, address: str) -> list[Received]:
         return [m for m in self.messages if address in m.recipients]
 
-    def receipts(self) -> dict[str, int]:
-        """How many messages each recipient got."""
-        counts: dict[str, int] = {}
-        with self.lock:
-            for message in self.messages:
-                for address in message.recipients:
-                    counts[address] = counts.get(address, 0) + 1
-        return counts
-
 
 class Sink:
-    def __init__(self, faults: Faults | None = None, *, keep_data: bool = True) -> None:
-        self.recorder = Recorder(faults=faults, keep_data=keep_data)
+    def __init__(self) -> None:
+        self.recorder = Recorder()
         self.port = free_port()
         self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
 

@@ -84,6 +84,9 @@ logger = logging.getLogger(__name__)
 
 # Held-back rows due within this are waited for in the worker instead of the scheduler.
 SHORT_WAIT = timedelta(seconds=2)
+# Why a claimed delivery was not sent after all (kept in its reply column).
+GONE_SINCE_START = "Not sent: suppressed, unsubscribed or deleted after the send started."
+ADDRESS_CHANGED = "Not sent: the contact's address changed after the send started."
 
 
 # --- Recipients ------------------------------------------------------------------------------
@@ -320,13 +323,53 @@ def public_url(path: str) -> str:
     return f"{settings.BASE_URL}{path}"
 
 
-def unsubscribe_url(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
+def _links_module_unsubscribe_url() -> Any:
+    """``patron.mail.links.unsubscribe_url`` where the unsubscribe pages are installed."""
     try:
-        from patron.mail.links import unsubscribe_url as from_links  # type: ignore[import-not-found]
+        from patron.mail.links import (  # type: ignore[import-not-found,unused-ignore]
+            unsubscribe_url as from_links,
+        )
     except ImportError:
-        token = tokens.sign("unsub", workspace_id, contact_id, campaign_id)
-        return public_url(f"/u/{token}/")
-    return str(from_links(workspace_id, contact_id, campaign_id))
+        return None
+    return from_links
+
+
+_UNSET: Any = object()
+_from_links: Any = _UNSET
+
+
+def unsubscribe_url(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
+    """The recipient's unsubscribe page (``/u/<token>/``, token kind "unsub")."""
+    global _from_links
+    if _from_links is _UNSET:
+        _from_links = _links_module_unsubscribe_url()  # looked up once per process
+    if _from_links is not None:
+        return str(_from_links(workspace_id, contact_id, campaign_id))
+    token = tokens.sign("unsub", workspace_id, contact_id, campaign_id)
+    return public_url(f"/u/{token}/")
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientLinks:
+    unsubscribe: str
+    mailto: str
+    view: str
+
+
+def recipient_links(
+    workspace_id: int, contact_id: int, campaign_id: int, delivery_id: int
+) -> RecipientLinks:
+    """The signed links of one message: unsubscribe (page and mailto), view in browser."""
+    token = tokens.sign("unsub", workspace_id, contact_id, campaign_id)
+    if _from_links is None:  # the unsubscribe page's own helper is not installed
+        page = public_url(f"/u/{token}/")
+    else:
+        page = unsubscribe_url(workspace_id, contact_id, campaign_id)
+    return RecipientLinks(
+        unsubscribe=page,
+        mailto=f"mailto:unsubscribe+{token}@{settings.RETURN_PATH_DOMAIN}",
+        view=view_url(workspace_id, delivery_id),
+    )
 
 
 def view_url(workspace_id: int, delivery_id: int) -> str:
@@ -471,21 +514,10 @@ def sample_context(campaign: Campaign) -> dict[str, Any]:
     return recipient_context(campaign, sample, delivery_id=0, segments=segments)
 
 
-def _headers(
-    prepared: PreparedCampaign, workspace_id: int, contact_id: int
-) -> list[tuple[str, str]]:
-    campaign = prepared.campaign
-    url = unsubscribe_url(workspace_id, contact_id, campaign.pk)
-    token = tokens.sign("unsub", workspace_id, contact_id, campaign.pk)
-    return [
-        (
-            "List-Unsubscribe",
-            f"<{url}>, <mailto:unsubscribe+{token}@{settings.RETURN_PATH_DOMAIN}>",
-        ),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        ("Precedence", "bulk"),
-        ("X-Patron-Campaign", str(campaign.pk)),
-    ]
+BULK_HEADERS = (
+    ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ("Precedence", "bulk"),
+)
 
 
 # --- Working a chunk -------------------------------------------------------------------------
@@ -533,27 +565,41 @@ def claim(campaign: Campaign, first_id: int, last_id: int, limit: int) -> list[C
     return [Claimed(*row) for row in rows]
 
 
-CONTACT_FIELDS = (
+_CONTACT_VALUES = (*rendering.CONTACT_FIELDS, "birthday", "custom")
+_COMPANY_VALUES = (*rendering.COMPANY_FIELDS, "custom")
+# One row per contact: the contact's fields, its company's and its owner's, by name.
+ROW_FIELDS = (
     "id",
-    "email",
-    *[name for name in rendering.CONTACT_FIELDS if name != "email"],
-    "birthday",
-    "custom",
+    *_CONTACT_VALUES,
+    *[f"company__{name}" for name in _COMPANY_VALUES],
     "company_id",
+    "owner__name",
+    "owner__email",
     "owner_id",
 )
 
 
-def _gated_contacts(prepared: PreparedCampaign, rows: Sequence[Claimed]) -> dict[int, Contact]:
-    """The batch's contacts that the sending gate still allows, loaded for rendering."""
+def _gated_rows(prepared: PreparedCampaign, rows: Sequence[Claimed]) -> dict[int, dict[str, Any]]:
+    """The batch's contacts the sending gate still allows, as plain rows (one query)."""
     campaign = prepared.campaign
     ids = [row.contact_id for row in rows]
     allowed = sendable_contacts(
         campaign.workspace,
         Contact.objects.for_workspace(campaign.workspace_id).filter(pk__in=ids),
         lists=prepared.lists,
-    ).select_related("company", "owner")
-    return {contact.pk: contact for contact in allowed}
+    ).values(*ROW_FIELDS)
+    return {row["id"]: row for row in allowed}
+
+
+def _row_context(values: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    contact = {name: values[name] for name in _CONTACT_VALUES}
+    company = None
+    if values["company_id"] is not None:
+        company = {name: values[f"company__{name}"] for name in _COMPANY_VALUES}
+    owner = None
+    if values["owner_id"] is not None:
+        owner = {"name": values["owner__name"], "email": values["owner__email"]}
+    return rendering.values_context(contact, company, owner, **extra)
 
 
 def _segment_members(prepared: PreparedCampaign, contact_ids: list[int]) -> dict[int, list[int]]:
@@ -600,29 +646,34 @@ def send_batch(
     campaign = prepared.campaign
     workspace_id = campaign.workspace_id
     outcome = BatchOutcome()
-    contacts = _gated_contacts(prepared, rows)
+    contacts = _gated_rows(prepared, rows)
     members = _segment_members(prepared, list(contacts)) if prepared.segment_tests else {}
     outgoing: list[transports.Outgoing] = []
     by_key: dict[str, Claimed] = {}
     render = prepared.compiled.render
     build = mime.build_message
     signer = prepared.signer
+    postal_address = prepared.postal_address
+    campaign_id = campaign.pk
     for row in rows:
         contact = contacts.get(row.contact_id)
         if contact is None:
-            outcome.skipped.append(
-                (row.id, _("Suppressed, unsubscribed or deleted after the send started."))
-            )
+            outcome.skipped.append((row.id, GONE_SINCE_START))
             continue
-        if contact.email.lower() != row.email:
-            outcome.skipped.append(
-                (row.id, _("The contact's address changed after the send started."))
-            )
+        email = contact["email"]
+        if email.lower() != row.email:
+            outcome.skipped.append((row.id, ADDRESS_CHANGED))
             continue
+        links = recipient_links(workspace_id, row.contact_id, campaign_id, row.id)
         try:
             message = render(
-                recipient_context(
-                    campaign, contact, delivery_id=row.id, segments=members.get(contact.pk)
+                _row_context(
+                    contact,
+                    unsubscribe_url=links.unsubscribe,
+                    preferences_url=links.unsubscribe,
+                    view_in_browser_url=links.view,
+                    postal_address=postal_address,
+                    segments=members.get(row.contact_id, []),
                 )
             )
         except Exception as error:  # a Liquid error in one contact's data fails that row only
@@ -630,17 +681,22 @@ def send_batch(
                 (row.id, row.contact_id, None, f"Rendering failed: {error}"[:1000])
             )
             continue
+        name = f"{contact['first_name']} {contact['last_name']}".strip()
         data = build(
             from_name=prepared.from_name,
             from_email=prepared.from_email,
-            to_email=contact.email,
-            to_name=contact.full_name,
+            to_email=email,
+            to_name=name,
             subject=message.subject,
             html=message.html,
             text=message.text,
-            message_id=mime.message_id_for(f"d{row.id}.c{campaign.pk}"),
+            message_id=mime.message_id_for(f"d{row.id}.c{campaign_id}"),
             reply_to=prepared.reply_to,
-            headers=_headers(prepared, workspace_id, row.contact_id),
+            headers=[
+                ("List-Unsubscribe", f"<{links.unsubscribe}>, <{links.mailto}>"),
+                *BULK_HEADERS,
+                ("X-Patron-Campaign", str(campaign_id)),
+            ],
         )
         if signer is not None:
             data = signer.sign(data)
@@ -650,7 +706,7 @@ def send_batch(
             transports.Outgoing(
                 key=key,
                 envelope_from=mime.verp_address(workspace_id, row.id),
-                recipients=[contact.email],
+                recipients=[email],
                 data=data,
                 workspace_id=workspace_id,
             )

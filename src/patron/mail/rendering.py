@@ -386,21 +386,47 @@ def contact_context(contact: Any, **extra: Any) -> dict[str, Any]:
     ``postal_address``).
     """
     values = {name: getattr(contact, name, "") for name in CONTACT_FIELDS}
-    values["full_name"] = " ".join(part for part in (contact.first_name, contact.last_name) if part)
-    values["birthday"] = contact.birthday.isoformat() if contact.birthday else ""
-    custom = {key: value for key, value in (contact.custom or {}).items() if key not in values}
+    values["birthday"] = contact.birthday
+    values["custom"] = contact.custom
     company = getattr(contact, "company", None)
+    company_values = None
+    if company is not None:
+        company_values = {name: getattr(company, name, "") for name in COMPANY_FIELDS}
+        company_values["custom"] = company.custom
+    owner = getattr(contact, "owner", None)
+    owner_values = {"name": owner.name, "email": owner.email} if owner is not None else None
+    return values_context(values, company_values, owner_values, **extra)
+
+
+def values_context(
+    contact: dict[str, Any],
+    company: dict[str, Any] | None,
+    owner: dict[str, Any] | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """``contact_context`` from plain values (a database row), for the send pipeline.
+
+    ``contact`` holds ``CONTACT_FIELDS`` plus ``birthday`` and ``custom``;
+    ``company`` holds ``COMPANY_FIELDS`` plus ``custom`` (or is None);
+    ``owner`` holds ``name`` and ``email`` (or is None).
+    """
+    values = {name: contact.get(name, "") for name in CONTACT_FIELDS}
+    first, last = values["first_name"], values["last_name"]
+    values["full_name"] = f"{first} {last}".strip() if first and last else (first or last or "")
+    birthday = contact.get("birthday")
+    values["birthday"] = birthday.isoformat() if birthday else ""
+    custom = {
+        key: value for key, value in (contact.get("custom") or {}).items() if key not in values
+    }
     company_values: dict[str, Any] = {}
     if company is not None:
-        company_values = {name: getattr(company, name, "") or "" for name in COMPANY_FIELDS}
+        company_values = {name: company.get(name) or "" for name in COMPANY_FIELDS}
         company_values.update(
-            {k: v for k, v in (company.custom or {}).items() if k not in company_values}
+            {k: v for k, v in (company.get("custom") or {}).items() if k not in company_values}
         )
-    owner = getattr(contact, "owner", None)
-    owner_values = {"name": owner.name, "email": owner.email} if owner is not None else {}
     return {
         "contact": {**custom, **values},
         "company": company_values,
-        "owner": owner_values,
+        "owner": dict(owner) if owner else {},
         **extra,
     }
