@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.utils import timezone
-
 from patron.audience import lists, segment_services
 from patron.audience.models import ConsentSource, MailingList, Segment
 from patron.core.models import Workspace
 from patron.crm import services as crm
 from patron.crm.models import Contact
+from patron.mail import senders
 from patron.mail.models import SenderIdentity
 
 GOOD_BODY = (
@@ -35,14 +34,15 @@ class Audience:
 
 
 def verified_sender(workspace: Workspace, email: str = "news@lumiar.example") -> SenderIdentity:
-    return SenderIdentity.objects.create(
+    """A sender address added and verified as a person would, through its link."""
+    identity = senders.create_sender(
         workspace=workspace,
         from_name="Livraria Lumiar",
         from_email=email,
         postal_address="Rua do Lumiar 1, Lisboa",
-        is_default=not SenderIdentity.objects.for_workspace(workspace).exists(),
-        verified_at=timezone.now(),
     )
+    identity, _changed = senders.verify_sender(token=senders.verification_token(identity))
+    return identity
 
 
 def make_audience(workspace: Workspace) -> Audience:

@@ -191,9 +191,10 @@ def test_editor_says_what_is_wrong_on_the_field(logged_in, workspace, owner, peo
 def test_sender_choices_are_verified_addresses_with_a_way_to_settings(
     logged_in, workspace, owner, people
 ):
+    from patron.mail import senders
     from patron.mail.models import SenderIdentity
 
-    SenderIdentity.objects.create(
+    senders.create_sender(
         workspace=workspace,
         from_name="Pending",
         from_email="pending@lumiar.example",
