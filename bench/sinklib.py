@@ -17,9 +17,10 @@ connection is closed without a reply). ``seed`` makes the dice repeatable.
 ``blast()`` runs ``bench/sink/blast.c``, a C client (many pipelined
 connections from one thread) fast enough to measure the sink's capacity.
 
-``naive_message()`` and ``naive_send()`` are the baseline of the send
-benchmarks: the standard library's ``EmailMessage`` per recipient, signed by
-dkimpy when a key is given, sent by ``smtplib`` one message at a time.
+``naive_send_campaign()`` is the baseline of the send benchmarks: per
+recipient the standard library's ``EmailMessage`` (``naive_message``), signed
+by dkimpy when a key is given (``naive_sign``), sent by ``smtplib`` one message
+at a time (``naive_send``).
 """
 
 from __future__ import annotations
@@ -251,6 +252,33 @@ def naive_send(messages: Iterable[tuple[str, list[str], bytes]], host: str, port
             refused = client.sendmail(sender, recipients, data)
             accepted += len(recipients) - len(refused)
     return accepted
+
+
+def naive_send_campaign(
+    messages: Iterable[dict[str, Any]],
+    host: str,
+    port: int,
+    *,
+    dkim: tuple[str, str, bytes] | None = None,
+) -> int:
+    """The whole naive way, per recipient: ``EmailMessage``, dkimpy when ``dkim``
+    (domain, selector, private key PEM) is given, ``smtplib`` one at a time.
+
+    Each item has the keyword arguments of ``naive_message`` plus
+    ``envelope_from``; returns how many recipients the server accepted.
+    """
+
+    def prepared() -> Iterable[tuple[str, list[str], bytes]]:
+        for item in messages:
+            fields = dict(item)
+            envelope_from = fields.pop("envelope_from")
+            data = naive_message(**fields)
+            if dkim:
+                domain, selector, pem = dkim
+                data = naive_sign(data, domain=domain, selector=selector, private_key_pem=pem)
+            yield envelope_from, [fields["to_email"]], data
+
+    return naive_send(prepared(), host, port)
 
 
 def describe(stats: dict[str, Any]) -> str:

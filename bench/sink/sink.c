@@ -3,7 +3,8 @@
  * throws it away, counting it.
  *
  * One thread, epoll, non-blocking sockets; replies to pipelined commands
- * (RFC 2920) are gathered and written once per read. Python's aiosmtpd tops
+ * (RFC 2920) are gathered and written once per read. Content comes by DATA
+ * or by BDAT chunks (CHUNKING, RFC 3030). Python's aiosmtpd tops
  * out near 1,300 messages/s on the benchmark machine, which would make the
  * sink the bottleneck of a send benchmark; this one must not be (see
  * bench/bench_sink.py, which measures its capacity alone).
@@ -20,6 +21,10 @@
  *
  * The command XSTATS answers "250 messages=... recipients=... ..." with the
  * counters, after writing out the log; SIGTERM/SIGINT print them and exit.
+ * Recipients steer the answers, for tests: an address containing "unknown"
+ * is refused at RCPT (550), "reject" after the content (554), "tempfail"
+ * after the content (451).
+ *
  * Built by bench/sinklib.py with the system's cc (never committed as a binary).
  */
 #define _GNU_SOURCE
@@ -43,7 +48,7 @@
 #define RCPT_KEEP 8192
 #define MAX_LINE 65536
 
-enum { CMD = 0, DATA = 1 };
+enum { CMD = 0, DATA = 1, CHUNK = 2 };
 enum { FAULT_NONE = 0, FAULT_TEMPFAIL, FAULT_CLOSE421, FAULT_DROP };
 
 typedef struct {
@@ -52,6 +57,7 @@ typedef struct {
     int match;          /* how much of "\r\n.\r\n" has been seen in DATA */
     int fault;
     int closing;
+    int draining;       /* said its last word: reading until the client hangs up */
     int has_mail;
     int nrcpt;
     char *in;
@@ -59,6 +65,9 @@ typedef struct {
     char *out;
     size_t out_len, out_cap;
     size_t data_bytes;
+    size_t chunk_left;  /* bytes of the current BDAT chunk still to read */
+    int chunk_last;     /* the current chunk is the LAST one */
+    int chunk_failed;   /* BDAT refused: read the chunk, then answer 503 */
     char head[HEAD_KEEP];
     size_t head_len;
     char rcpts[RCPT_KEEP];
@@ -137,7 +146,24 @@ static void message_id(conn_t *c, char *id, size_t size) {
     }
 }
 
+/* Whether a kept recipient contains ``word`` (addresses steer the answers in tests). */
+static int recipient_says(conn_t *c, const char *word) {
+    const char *r = c->rcpts, *end = c->rcpts + c->rcpts_len;
+    while (r < end) {
+        if (strstr(r, word)) return 1;
+        r += strlen(r) + 1;
+    }
+    return 0;
+}
+
 static void finish_message(conn_t *c) {
+    if (recipient_says(c, "reject")) {
+        reply(c, "554 5.7.1 Message rejected as spam\r\n");
+        c->state = CMD;
+        reset_transaction(c);
+        return;
+    }
+    if (recipient_says(c, "tempfail")) c->fault = FAULT_TEMPFAIL;
     switch (c->fault) {
     case FAULT_TEMPFAIL:
         stats.tempfail++;
@@ -183,8 +209,8 @@ static void command(conn_t *c, const char *line, size_t len) {
     if (len >= 1 && line[len - 1] == '\r') len--;
     if (len >= 4 && strncasecmp(line, "EHLO", 4) == 0) {
         reset_transaction(c);
-        reply(c, "250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
-                 "250-SIZE 104857600\r\n250 ENHANCEDSTATUSCODES\r\n");
+        reply(c, "250-sink\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n"
+                 "250-SMTPUTF8\r\n250-SIZE 104857600\r\n250 ENHANCEDSTATUSCODES\r\n");
     } else if (len >= 4 && strncasecmp(line, "HELO", 4) == 0) {
         reset_transaction(c);
         reply(c, "250 sink\r\n");
@@ -198,9 +224,11 @@ static void command(conn_t *c, const char *line, size_t len) {
     } else if (len >= 8 && strncasecmp(line, "RCPT TO:", 8) == 0) {
         if (!c->has_mail) {
             reply(c, "503 5.5.1 Error: need MAIL command\r\n");
+        } else if (memmem(line, len, "unknown", 7)) {
+            reply(c, "550 5.1.1 No such user here\r\n");
         } else {
             c->nrcpt++;
-            if (logfile) keep_recipient(c, line, len);
+            keep_recipient(c, line, len);
             reply(c, "250 2.1.5 Ok\r\n");
         }
     } else if (len == 4 && strncasecmp(line, "DATA", 4) == 0) {
@@ -217,6 +245,21 @@ static void command(conn_t *c, const char *line, size_t len) {
         c->head_len = 0;
         c->data_bytes = 0;
         reply(c, "354 End data with <CR><LF>.<CR><LF>\r\n");
+    } else if (len > 5 && strncasecmp(line, "BDAT ", 5) == 0) {
+        /* RFC 3030: "BDAT <size> [LAST]"; the chunk follows the line at once. */
+        char *end;
+        unsigned long size = strtoul(line + 5, &end, 10);
+        while (end < line + len && *end == ' ') end++;
+        c->chunk_left = size;
+        c->chunk_last = (size_t)(line + len - end) >= 4 && strncasecmp(end, "LAST", 4) == 0;
+        c->chunk_failed = !c->has_mail || c->nrcpt == 0;
+        if (!c->chunk_failed && c->data_bytes == 0 && c->head_len == 0) {
+            double dice_roll = roll();
+            if (dice_roll < p_drop) c->fault = FAULT_DROP;
+            else if (dice_roll < p_drop + p_close421) c->fault = FAULT_CLOSE421;
+            else if (dice_roll < p_drop + p_close421 + p_tempfail) c->fault = FAULT_TEMPFAIL;
+        }
+        c->state = CHUNK;
     } else if (len == 4 && strncasecmp(line, "RSET", 4) == 0) {
         reset_transaction(c);
         reply(c, "250 2.0.0 Ok\r\n");
@@ -233,6 +276,33 @@ static void command(conn_t *c, const char *line, size_t len) {
         reply(c, line_out);
     } else {
         reply(c, "502 5.5.2 Error: command not recognized\r\n");
+    }
+}
+
+/* Consumes BDAT chunk bytes; returns how many belonged to the chunk. */
+static size_t chunk_bytes(conn_t *c, const char *p, size_t len) {
+    size_t n = len < c->chunk_left ? len : c->chunk_left;
+    if (logfile && !c->chunk_failed && c->head_len < HEAD_KEEP) {
+        size_t keep = n < HEAD_KEEP - c->head_len ? n : HEAD_KEEP - c->head_len;
+        memcpy(c->head + c->head_len, p, keep);
+        c->head_len += keep;
+    }
+    c->chunk_left -= n;
+    c->data_bytes += n;
+    stats.bytes += n;
+    return n;
+}
+
+static void finish_chunk(conn_t *c) {
+    if (c->chunk_failed) {
+        reply(c, "503 5.5.1 Error: need RCPT command\r\n");
+        c->state = CMD;
+        reset_transaction(c);
+    } else if (c->chunk_last) {
+        finish_message(c);
+    } else {
+        reply(c, "250 2.0.0 Chunk received\r\n");
+        c->state = CMD;
     }
 }
 
@@ -280,6 +350,17 @@ static int flush_out(conn_t *c) {
     return 0;
 }
 
+/*
+ * Hangs up after the replies written so far: FIN, then whatever the client
+ * still sends is read and dropped until it closes too. Closing at once with
+ * unread input would make the kernel send a reset, which can destroy replies
+ * the client has not read yet (accepted messages it would then send again).
+ */
+static void hang_up(conn_t *c) {
+    shutdown(c->fd, SHUT_WR);
+    c->draining = 1;
+}
+
 static void close_conn(int epfd, conn_t *c) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -291,13 +372,24 @@ static void close_conn(int epfd, conn_t *c) {
 /* Handles what is in c->in; returns -1 when the connection must close now. */
 static int process(conn_t *c) {
     size_t pos = 0;
-    while (pos < c->in_len && !c->closing) {
+    while ((pos < c->in_len || (c->state == CHUNK && c->chunk_left == 0)) && !c->closing) {
+        if (c->state == CHUNK) {
+            pos += chunk_bytes(c, c->in + pos, c->in_len - pos);
+            if (c->fault == FAULT_DROP && c->data_bytes > 0) {
+                stats.dropped++;
+                c->closing = 1; /* the replies to earlier messages, then hang up */
+                return 0;
+            }
+            if (c->chunk_left == 0) finish_chunk(c);
+            continue;
+        }
         if (c->state == DATA) {
             size_t used = data_bytes(c, c->in + pos, c->in_len - pos);
             pos += used;
             if (c->fault == FAULT_DROP && c->data_bytes > 0) {
                 stats.dropped++;
-                return -1; /* the middle of DATA: hang up without a word */
+                c->closing = 1; /* the replies to earlier messages, then hang up */
+                return 0;
             }
             if (c->match == 5) finish_message(c);
             continue;
@@ -382,7 +474,7 @@ int main(int argc, char **argv) {
                 if (c->out_len == 0) {
                     struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
                     epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &e);
-                    if (c->closing) { close_conn(epfd, c); continue; }
+                    if (c->closing && !c->draining) hang_up(c);
                 }
             }
             if (!(events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
@@ -392,6 +484,7 @@ int main(int argc, char **argv) {
                 close_conn(epfd, c);
                 continue;
             }
+            if (c->draining) continue;
             if (c->in_len + (size_t)n > c->in_cap) {
                 size_t cap = c->in_cap ? c->in_cap : 65536;
                 while (cap < c->in_len + (size_t)n) cap *= 2;
@@ -405,7 +498,7 @@ int main(int argc, char **argv) {
                 struct epoll_event e = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
                 epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &e);
             } else if (c->closing) {
-                close_conn(epfd, c);
+                hang_up(c);
             }
         }
     }

@@ -12,7 +12,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -264,14 +264,16 @@ DKIM_PRIVATE_KEY_FILE = env("PATRON_DKIM_PRIVATE_KEY_FILE")
 SEND_RATE = float(env("PATRON_SEND_RATE", "0"))
 DOMAIN_LIMITS = env("PATRON_DOMAIN_LIMITS", "")
 if EMAIL_TRANSPORT == "smtp":
+    # System mail (Django's mail API) goes through the first server.
     _smtp = urlsplit(SMTP_URLS[0])
+    _tls = {"smtps": "tls", "smtp+starttls": "starttls"}.get(_smtp.scheme, "none")
+    _tls = parse_qs(_smtp.query).get("tls", [_tls])[-1].lower()
     EMAIL_HOST = _smtp.hostname or "127.0.0.1"
-    EMAIL_PORT = _smtp.port or (465 if _smtp.scheme == "smtps" else 25)
+    EMAIL_PORT = _smtp.port or {"tls": 465, "starttls": 587}.get(_tls, 25)
     EMAIL_HOST_USER = unquote(_smtp.username or "")
     EMAIL_HOST_PASSWORD = unquote(_smtp.password or "")
-    EMAIL_USE_SSL = _smtp.scheme == "smtps"
-    EMAIL_USE_TLS = _smtp.scheme == "smtp+starttls" or "tls=starttls" in (_smtp.query or "")
-    EMAIL_USE_SSL = EMAIL_USE_SSL or "tls=tls" in (_smtp.query or "")
+    EMAIL_USE_SSL = _tls == "tls"
+    EMAIL_USE_TLS = _tls == "starttls"
     EMAIL_TIMEOUT = 30
 
 # --- Background work ------------------------------------------------------

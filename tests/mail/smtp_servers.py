@@ -120,17 +120,22 @@ class MailServer:
         *,
         pipelining: bool = True,
         tls_files: tuple[Path, Path] | None = None,
+        implicit_tls: bool = False,
         credentials: tuple[str, str] | None = None,
         smtputf8: bool = True,
     ) -> None:
         self.handler = Handler(pipelining=pipelining)
         self.port = free_port()
         kwargs: dict = {"enable_SMTPUTF8": smtputf8}
+        controller_kwargs: dict = {}
         if tls_files:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(tls_files[0]), str(tls_files[1]))
-            kwargs["tls_context"] = context
-            kwargs["require_starttls"] = True
+            if implicit_tls:  # TLS from the first byte (smtps, port 465)
+                controller_kwargs["ssl_context"] = context
+            else:
+                kwargs["tls_context"] = context
+                kwargs["require_starttls"] = True
         if credentials:
 
             def authenticate(server, session, envelope, mechanism, auth_data):
@@ -146,8 +151,11 @@ class MailServer:
 
             kwargs["authenticator"] = authenticate
             kwargs["auth_required"] = True
-            kwargs["auth_require_tls"] = bool(tls_files)
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
+            # aiosmtpd counts only STARTTLS as encryption; implicit TLS is encrypted too.
+            kwargs["auth_require_tls"] = bool(tls_files) and not implicit_tls
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, **controller_kwargs, **kwargs
+        )
 
     @property
     def messages(self) -> list[Received]:

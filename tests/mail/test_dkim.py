@@ -154,6 +154,8 @@ def test_the_installation_key_signs_its_domain_only(settings, tmp_path, rsa_pem)
     assert signer_for(3, "news.acme.example") is signer  # aligned subdomain
     assert signer_for(3, "other.example") is None
     assert signer_for(3, "notacme.example") is None
+    settings.DKIM_DOMAIN = "xn--bcher-kva.example"
+    assert signer_for(3, "bücher.example") is not None  # the same domain, written in Unicode
     assert verify(signer.sign(message()), signer)
 
 

@@ -452,3 +452,41 @@ def test_view_in_browser_shows_the_recipients_message(client, workspace, owner, 
     assert client.get(f"/m/{other}/").status_code == 404
     unsub_kind = tokens.sign("unsub", workspace.pk, row.pk)
     assert client.get(f"/m/{unsub_kind}/").status_code == 404
+
+
+def test_the_scheduler_runs_the_round_every_few_seconds(
+    workspace, owner, sender, sink, django_capture_on_commit_callbacks
+):
+    from patron.core.scheduler import PERIODIC_JOBS, run_due_jobs
+    from patron.mail import tasks
+
+    job = PERIODIC_JOBS["patron.mail.tasks.advance_campaigns"]
+    assert job.task is tasks.advance_campaigns and job.every == timedelta(seconds=5)
+    news = mailing_list(workspace)
+    subscribers(workspace, news, 2)
+    campaign = draft(workspace, owner, news)
+    later = timezone.now() + timedelta(minutes=10)
+    campaigns.schedule_campaign(campaign, user=owner, at=later)
+    with (
+        freeze_time(later + timedelta(seconds=1)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert "patron.mail.tasks.advance_campaigns" in run_due_jobs()
+    campaign.refresh_from_db()
+    # The immediate backend ran the round, which started the send and its chunks.
+    assert campaign.status == CampaignStatus.SENT and len(sink.messages) == 2
+
+
+def test_a_campaign_that_no_longer_renders_is_paused_with_the_reason(
+    workspace, owner, sender, sink
+):
+    news = mailing_list(workspace)
+    subscribers(workspace, news, 2)
+    campaign = start_now(draft(workspace, owner, news), owner)
+    # Its list is deleted between the start and the workers.
+    MailingList.objects.for_workspace(workspace).filter(pk=news.pk).delete()
+    work(campaign)
+    assert campaign.status == CampaignStatus.PAUSED
+    assert "There is no list" in campaign.last_error
+    assert set(deliveries(campaign).values_list("status", flat=True)) == {"queued"}
+    assert sink.messages == []

@@ -157,23 +157,29 @@ def test_workers_killed_three_times_lose_nothing(tmp_path):
             "PATRON_SECRET_KEY": django_settings.SECRET_KEY,
             "PATRON_EMAIL_TRANSPORT": "smtp",
             "PATRON_SMTP_URLS": sink.url,
-            "PATRON_SEND_BATCH_SIZE": "250",
+            "PATRON_SEND_BATCH_SIZE": "100",
             "PATRON_SEND_CHUNK_SIZE": "2000",
             "PATRON_SEND_CHUNK_SECONDS": "5",
-            "PATRON_SEND_LEASE_SECONDS": "4",
+            "PATRON_SEND_LEASE_SECONDS": "10",
             "PATRON_REDIS_URL": "",
             "PATRON_LOG_LEVEL": "WARNING",
             "PATRON_VAR_DIR": str(tmp_path),
         }
         workers = Workers(2, env, tmp_path)
-        with override_settings(TASKS=DATABASE_QUEUE):
+        # The scheduler's round runs here: with the workers' settings.
+        with override_settings(
+            TASKS=DATABASE_QUEUE,
+            SEND_BATCH_SIZE=100,
+            SEND_CHUNK_SIZE=2000,
+            SEND_CHUNK_SECONDS=5,
+            SEND_LEASE_SECONDS=10,
+        ):
             campaign = draft(workspace, owner, news)
-            campaigns.schedule_campaign(campaign, user=owner)
-            pipeline.start_campaign(campaign.pk)  # (on commit: the chunks go to the queue)
+            campaigns.schedule_campaign(campaign, user=owner)  # a worker will start it
             workers.start()
             kills: list[dict[str, int]] = []
             graceful_in_flight = None
-            deadline = time.monotonic() + float(os.environ.get("PATRON_TEST_KILL_DEADLINE", "240"))
+            deadline = time.monotonic() + float(os.environ.get("PATRON_TEST_KILL_DEADLINE", "420"))
             while time.monotonic() < deadline:
                 pipeline.advance_campaigns()  # the scheduler's round
                 campaign.refresh_from_db()

@@ -185,3 +185,38 @@ def test_the_smtp_transport_holds_back_what_is_over_a_domain_limit():
             "b@Gmail.com",
             "d@example.com",
         ]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_workers_never_take_more_than_the_bucket_holds():
+    """Real concurrency: threads on their own connections take from one bucket at once."""
+    import threading
+
+    from django.conf import settings
+    from django.db import connection
+
+    if not settings.IS_POSTGRES:
+        pytest.skip("SQLite has one writer at a time: nothing can interleave")
+    store = DatabaseStore()
+    key = f"patron:test:{uuid.uuid4().hex}"
+    store.take([(key, 0.001, 20.0, 0)])  # the bucket exists, full: 20 tokens
+    start = threading.Barrier(8)
+    granted: list[int] = []
+    slots: list[bool] = []
+
+    def worker(number: int) -> None:
+        try:
+            start.wait(10)
+            granted.append(store.take([(key, 0.001, 20.0, 5)])[0][0])
+            slots.append(store.acquire_slot(key + ":slots", 3, f"w{number}", 300))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sum(granted) == 20 and sorted(granted) == [0, 0, 0, 0, 5, 5, 5, 5]
+    assert slots.count(True) == 3

@@ -211,6 +211,19 @@ def test_starttls_and_auth(tmp_path):
         assert len(server.messages) == 2
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_implicit_tls(tmp_path):
+    files = self_signed(tmp_path)
+    with MailServer(tls_files=files, implicit_tls=True, credentials=("u", "p")) as server:
+        url = f"smtps://u:p@127.0.0.1:{server.port}?verify=0"
+        results = transport(url).send([outgoing("1", "a@example.com")])
+        assert results[0].outcome == Outcome.SENT, results
+        assert len(server.messages) == 1
+        # A client speaking plain SMTP to a TLS port hears nothing and gives up.
+        plain = transport(f"smtp://u:p@127.0.0.1:{server.port}?timeout=1")
+        assert plain.send([outgoing("2", "b@example.com")])[0].outcome == Outcome.RETRY
+
+
 def test_a_non_ascii_local_part_needs_smtputf8():
     with MailServer(smtputf8=False) as server:
         results = transport(server.url()).send([outgoing("1", "josé@example.com")])
@@ -252,3 +265,174 @@ def test_verp_envelope_sender_reaches_the_server(server, settings):
     message.envelope_from = verp_address(3, 99)
     transport(server.url()).send([message])
     assert server.messages[0].mail_from == verp_address(3, 99)
+
+
+def test_every_script_survives_an_smtp_conversation(server):
+    from tests.mail.test_mime import SAMPLES, display_name
+
+    batch = []
+    for number, (language, (name, subject, text)) in enumerate(SAMPLES.items()):
+        data = build_message(
+            from_name=name,
+            from_email="news@bücher.example",
+            to_email=f"{language}@例え.jp",
+            to_name=name,
+            subject=subject,
+            html=f"<h1>{subject}</h1>\n<p>{text}</p>",
+            text=text,
+            message_id=message_id_for(f"lang{number}"),
+        )
+        batch.append(Outgoing(language, "bounce@bounces.example", [f"{language}@例え.jp"], data))
+    results = transport(server.url()).send(batch)
+    assert all(r.outcome == Outcome.SENT for r in results)
+    received = {m.recipients[0].split("@")[0]: m for m in server.messages}
+    for language, (name, subject, text) in SAMPLES.items():
+        raw = received[language].data
+        assert all(len(line) < 998 for line in raw.split(b"\r\n"))
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert parsed["Subject"] == subject
+        assert display_name(raw, "From") == display_name(raw, "To") == name
+        assert parsed["From"].addresses[0].domain == "xn--bcher-kva.example"
+        assert parsed["To"].addresses[0].domain == "xn--r8jz45g.jp"
+        assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+        assert f"<h1>{subject}</h1>" in parsed.get_body(("html",)).get_content()
+
+
+@pytest.mark.django_db
+def test_system_mail_still_goes_through_djangos_smtp_backend(settings, server, workspace):
+    from django.core.mail import send_mail
+
+    from patron.core.services import WORKSPACE_HEADER
+
+    settings.EMAIL_BACKEND = "patron.mail.backends.SMTPBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    from django.core.mail import EmailMessage
+
+    message = EmailMessage(
+        "Reset your password ✓",
+        "Xin chào",
+        "patron@acme.example",
+        ["lan@example.vn"],
+        headers={WORKSPACE_HEADER: str(workspace.pk)},
+    )
+    assert message.send() == 1
+    assert send_mail("Welcome", "Hi", "patron@acme.example", ["b@example.com"]) == 1
+    first = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
+    assert first["Subject"] == "Reset your password ✓"
+    assert first[WORKSPACE_HEADER] is None
+    assert [m.recipients for m in server.messages] == [["lan@example.vn"], ["b@example.com"]]
+    assert not OutboxMessage.objects.exists()
+
+
+def _stdlib_row(data: bytes) -> tuple[str, str, str, str]:
+    from patron.mail.transports import _bodies
+
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    text, html = _bodies(parsed)
+    return str(parsed["Subject"]), str(parsed["From"]), text, html
+
+
+@pytest.mark.parametrize("shape", ["both", "text only", "html only", "long lines", "cjk"])
+def test_the_outbox_reads_what_the_standard_library_reads(shape):
+    from patron.mail.transports import outbox_row
+
+    bodies = {
+        "both": ("Xin chào\n.\nLan ", "<p>Chào 👋</p>"),
+        "text only": ("Hello\tthere \nbye", ""),
+        "html only": ("", "<p>" + "x = y " * 500 + "</p>"),
+        "long lines": ("a" * 3000 + " =\n", "<td>" + "z" * 5000 + "</td>"),
+        "cjk": ("親愛的王先生\n" * 50, "<p>歡迎</p>" * 200),
+    }
+    text, html = bodies[shape]
+    data = build_message(
+        from_name="Nguyễn Thị Lan 🌸 " * 3,
+        from_email="news@acme.example",
+        to_email="a@example.com",
+        subject="Ưu đãi 歡迎 " * 6,
+        html=html,
+        text=text,
+        message_id=message_id_for(shape.replace(" ", "-")),
+    )
+    row = outbox_row(Outgoing("1", "bounce@x.example", ["a@example.com"], data, None))
+    subject, _from, text_body, html_body = _stdlib_row(data)
+    assert (row.subject, row.text_body, row.html_body) == (subject, text_body, html_body)
+    # RFC 2047 drops the space between encoded words (Python's address parser keeps one).
+    assert row.from_address == ("Nguyễn Thị Lan 🌸 " * 3).strip() + " <news@acme.example>"
+    assert row.message_id == message_id_for(shape.replace(" ", "-"))
+
+
+def test_the_outbox_reads_other_messages_with_the_standard_library():
+    from django.core.mail import EmailMultiAlternatives
+
+    from patron.mail.transports import outbox_row
+
+    message = EmailMultiAlternatives("Invoice ✓", "See attached", "a@x.example", ["b@y.example"])
+    message.attach_alternative("<p>See attached</p>", "text/html")
+    message.attach("invoice.txt", "total: 10", "text/plain")
+    data = message.message().as_bytes()
+    row = outbox_row(Outgoing("1", "a@x.example", ["b@y.example"], data, None))
+    assert (row.subject, row.text_body.strip(), row.html_body.strip()) == (
+        "Invoice ✓",
+        "See attached",
+        "<p>See attached</p>",
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "stuffed"),
+    [
+        (b"a\r\n.b\r\n", b"a\r\n..b\r\n"),
+        (b".start\r\n", b"..start\r\n"),
+        (b"no end", b"no end\r\n"),
+        (b"bare\nlf\r\n.x", b"bare\r\nlf\r\n..x\r\n"),
+        (b"bare\rcr\n.\n", b"bare\r\ncr\r\n..\r\n"),
+    ],
+)
+def test_dot_stuffing_and_line_ends(data, stuffed):
+    assert smtp.dot_stuff(data) == stuffed
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"PATRON_SMTP_URL": "smtp+starttls://u:p@one.example"},
+            ["smtp+starttls://u:p@one.example"],
+        ),
+        (
+            {
+                "PATRON_SMTP_URLS": "smtp://a.example?weight=3, smtps://b.example",
+                "PATRON_SMTP_URL": "x",
+            },
+            ["smtp://a.example?weight=3", "smtps://b.example"],
+        ),
+    ],
+)
+def test_smtp_urls_setting_and_the_old_single_url(variables, expected, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PATRON_SMTP_URL")}
+    env = {
+        **inherited,
+        **variables,
+        "PATRON_EMAIL_TRANSPORT": "smtp",
+        "PATRON_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "patron.settings",
+    }
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps("
+        "[s.SMTP_URLS, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL]))"
+    )
+    output = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    urls, host, port, use_tls, use_ssl = json.loads(output)
+    assert urls == expected
+    first = smtp.SmtpServer.from_url(expected[0])
+    # System mail goes to the first server, with the same port and TLS rules.
+    assert (host, port) == (first.host, first.port)
+    assert (use_tls, use_ssl) == (first.tls == "starttls", first.tls == "tls")

@@ -214,6 +214,8 @@ def signer_for(workspace_id: int | None, from_domain: str) -> DkimSigner | None:
     """The signer for mail from ``from_domain``: the installation key when its
     domain matches (per-workspace keys join here, before it), else None."""
     from_domain = from_domain.strip().lower().rstrip(".")
+    if not from_domain.isascii():
+        from_domain = ascii_address(f"x@{from_domain}").partition("@")[2]
     signer = installation_signer()
     if signer is not None and _aligned(signer.domain, from_domain):
         return signer

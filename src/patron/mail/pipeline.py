@@ -852,6 +852,13 @@ def run_chunk(chunk_id: int) -> str:
                 chunks.update(state=ChunkState.QUEUED, touched_at=timezone.now())
                 transaction.on_commit(lambda: tasks.send_chunk.enqueue(chunk_id))
                 return ChunkState.QUEUED
+            try:
+                # Before claiming: a campaign that cannot be rendered holds no rows.
+                prepared = prepare(campaign)
+            except (rendering.TemplateError, AudienceInvalid) as error:
+                _stop_on_error(campaign, str(error))
+                chunks.update(state=ChunkState.WAITING, wake_at=None, touched_at=timezone.now())
+                return ChunkState.WAITING
             rows = claim(campaign, chunk.first_id, chunk.last_id, settings.SEND_BATCH_SIZE)
             if not rows:
                 wake_at = _next_due(campaign, chunk)
@@ -861,11 +868,6 @@ def run_chunk(chunk_id: int) -> str:
                     time.sleep(max((wake_at - timezone.now()).total_seconds(), 0.05))
                     continue
                 chunks.update(state=ChunkState.WAITING, wake_at=wake_at, touched_at=timezone.now())
-                return ChunkState.WAITING
-            try:
-                prepared = prepare(campaign)
-            except (rendering.TemplateError, AudienceInvalid) as error:
-                _stop_on_error(campaign, str(error))
                 return ChunkState.WAITING
             if transport is None:
                 transport = transports.transport_for(campaign.workspace_id)

@@ -5,9 +5,13 @@
 (RFC 2920), which every mail server of the last twenty years offers, a client
 writes MAIL, RCPT and DATA together, and after the ``354`` the message content
 together with the next message's MAIL, RCPT and DATA: one round trip per
-message. ``deliver()`` drives several such connections at once from one thread
-(``selectors``), so while one waits for its server the others are writing.
-A server without PIPELINING gets one command at a time, as smtplib does.
+message. A server that also offers CHUNKING (RFC 3030: Postfix, Exchange,
+Gmail) takes the content as ``BDAT <size> LAST`` right behind RCPT, with no
+354 to wait for: the client then keeps a window of transactions in flight
+per connection and writes them in one go. ``deliver()`` drives several such
+connections at once from one thread (``selectors``), so while one waits for
+its server the others are writing. A server without PIPELINING gets one
+command at a time, as smtplib does.
 
 Outcomes per message: a ``2xx`` after the content is SENT; a ``4xx`` anywhere
 is RETRY; a ``5xx`` is FAILED with the server's reply. A connection that breaks
@@ -19,6 +23,8 @@ broken connections ``MAX_CONNECTION_ATTEMPTS`` times is RETRY.
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import selectors
 import socket
 import ssl
@@ -58,7 +64,8 @@ class SmtpError(Exception):
 class SmtpServer:
     """One mail server from ``PATRON_SMTP_URLS``.
 
-    ``smtp://user:pass@host:port?tls=starttls&weight=3&connections=4&verify=1``;
+    ``smtp://user:pass@host:port?tls=starttls&weight=3&connections=4&verify=1``
+    (``chunking=0`` keeps to DATA even when the server offers BDAT);
     ``smtps://`` means ``tls=tls`` (TLS from the first byte) and
     ``smtp+starttls://`` means ``tls=starttls``. Port defaults: 465 with
     ``tls=tls``, 587 with ``starttls``, else 25.
@@ -73,6 +80,7 @@ class SmtpServer:
     connections: int = 4
     verify: bool = True
     timeout: float = 30.0
+    chunking: bool = True  # use BDAT when the server offers CHUNKING
 
     @property
     def label(self) -> str:
@@ -87,7 +95,7 @@ class SmtpServer:
         if not parts.hostname:
             raise SmtpUrlInvalid(f"{url!r}: no host")
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        unknown = set(query) - {"tls", "weight", "connections", "verify", "timeout"}
+        unknown = set(query) - {"tls", "weight", "connections", "verify", "timeout", "chunking"}
         if unknown:
             raise SmtpUrlInvalid(f"{url!r}: unknown option(s) {', '.join(sorted(unknown))}")
         tls = {"smtps": "tls", "smtp+starttls": "starttls"}.get(scheme, "none")
@@ -104,6 +112,7 @@ class SmtpServer:
         if weight < 1 or connections < 1 or timeout <= 0:
             raise SmtpUrlInvalid(f"{url!r}: weight and connections must be at least 1")
         verify = query.get("verify", "1").lower() not in {"0", "false", "no", "off"}
+        chunking = query.get("chunking", "1").lower() not in {"0", "false", "no", "off"}
         return cls(
             host=parts.hostname,
             port=port,
@@ -114,6 +123,7 @@ class SmtpServer:
             connections=connections,
             verify=verify,
             timeout=timeout,
+            chunking=chunking,
         )
 
 
@@ -137,12 +147,18 @@ def _reply_code(line: bytes) -> int:
         return 0
 
 
+@functools.lru_cache(maxsize=1)
+def _local_hostname() -> str:
+    # getfqdn() may ask DNS and take seconds: once per process is enough.
+    return socket.getfqdn() or "localhost"
+
+
 class SmtpConnection:
     """An open, greeted (and if asked, encrypted and logged-in) SMTP connection."""
 
     def __init__(self, server: SmtpServer, *, local_hostname: str | None = None) -> None:
         self.server = server
-        self.local_hostname = local_hostname or socket.getfqdn() or "localhost"
+        self.local_hostname = local_hostname or _local_hostname()
         self.sock: socket.socket | None = None
         self.extensions: dict[str, str] = {}
         self.buffer = b""
@@ -244,6 +260,15 @@ class SmtpConnection:
         return "PIPELINING" in self.extensions
 
     @property
+    def chunking(self) -> bool:
+        """BDAT may be pipelined: the server offers CHUNKING and PIPELINING."""
+        return (
+            self.server.chunking
+            and "CHUNKING" in self.extensions
+            and "PIPELINING" in self.extensions
+        )
+
+    @property
     def smtputf8(self) -> bool:
         return "SMTPUTF8" in self.extensions
 
@@ -276,12 +301,12 @@ class ConnectionPool:
         self._idle: dict[SmtpServer, list[SmtpConnection]] = {}
         self._down_until: dict[SmtpServer, float] = {}
         self._current: dict[SmtpServer, int] = {}
-        self._pid = _getpid()
+        self._pid = os.getpid()
 
     def _check_process(self) -> None:
-        if self._pid != _getpid():
+        if self._pid != os.getpid():
             self._idle, self._down_until, self._current = {}, {}, {}
-            self._pid = _getpid()
+            self._pid = os.getpid()
 
     def acquire(self, server: SmtpServer) -> SmtpConnection:
         """An idle connection to ``server``, or a new one (raises OSError / SmtpError)."""
@@ -359,19 +384,17 @@ class ConnectionPool:
                 connection.close()
 
 
-def _getpid() -> int:
-    import os
-
-    return os.getpid()
-
-
 POOL = ConnectionPool()
 
 
 # --- Sending ----------------------------------------------------------------------------
 
 # What a queued reply answers.
-_MAIL, _RCPT, _DATA, _CONTENT, _RSET = range(5)
+_MAIL, _RCPT, _DATA, _CONTENT, _RSET, _BDAT = range(6)
+# Transactions in flight per connection with BDAT. A connection that breaks with
+# replies unread leaves their messages in doubt: they are sent again (at least
+# once, never lost), so the window also bounds how many may arrive twice.
+CHUNKING_WINDOW = 16
 
 
 @dataclass(slots=True)
@@ -404,8 +427,23 @@ class _Transaction:
         self.error: tuple[int, str] | None = None
 
 
+def crlf(data: bytes) -> bytes:
+    """``data`` with CRLF line ends only, ending with CRLF.
+
+    A bare LF or CR becomes CRLF: servers refuse them since SMTP smuggling
+    (Postfix, Exchange), and they would end up inside DKIM-signed bodies.
+    """
+    crlfs = data.count(b"\r\n")
+    if data.count(b"\n") != crlfs or data.count(b"\r") != crlfs:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
+
+
 def dot_stuff(data: bytes) -> bytes:
     """``data`` ready to follow DATA: CRLF line ends, leading dots doubled, final CRLF."""
+    data = crlf(data)
     if b"\r\n." in data:
         data = data.replace(b"\r\n.", b"\r\n..")
     if data[:1] == b".":
@@ -426,6 +464,7 @@ class _Session:
         self.buffer = b""
         self.reply_lines: list[bytes] = []
         self.dirty = False  # a transaction is open on the server (needs RSET)
+        self.open = 0  # BDAT transactions written whose last reply has not come
 
     def in_flight(self) -> list[Envelope]:
         seen: dict[int, Envelope] = {}
@@ -489,6 +528,23 @@ class Sender:
             return
         options = b" SMTPUTF8" if needs_utf8 else b""
         commands = session.commands
+        if connection.chunking:
+            # Every transaction starts from a clean state whatever became of the
+            # one before (a refused BDAT leaves servers in different states).
+            commands.append((b"RSET\r\n", _RSET, transaction))
+            commands.append(
+                (
+                    b"MAIL FROM:<" + _mailbox(envelope.sender) + b">" + options + b"\r\n",
+                    _MAIL,
+                    transaction,
+                )
+            )
+            for recipient in envelope.recipients:
+                commands.append((b"RCPT TO:<" + _mailbox(recipient) + b">\r\n", _RCPT, transaction))
+            data = crlf(envelope.data)
+            commands.append((b"BDAT %d LAST\r\n" % len(data) + data, _BDAT, transaction))
+            session.open += 1
+            return
         if session.dirty:
             commands.append((b"RSET\r\n", _RSET, transaction))
             session.dirty = False
@@ -507,7 +563,10 @@ class Sender:
         """Write what may be written now, starting the next envelope when no
         transaction is open: nothing awaits a reply, or (pipelining) the content
         of the last one has just been written."""
-        if after_content or not session.expect:
+        if session.connection.chunking:
+            while session.queue and session.open < CHUNKING_WINDOW:
+                self._envelope_commands(session, session.queue.popleft())
+        elif after_content or not session.expect:
             while not session.commands and session.queue:
                 self._envelope_commands(session, session.queue.popleft())
         commands, expect = session.commands, session.expect
@@ -575,6 +634,13 @@ class Sender:
             session.dirty = False
             if transaction.accepted:
                 self._finish_reply(transaction, code, text)
+        elif kind == _BDAT:
+            session.open -= 1
+            session.dirty = False
+            if transaction.accepted and 200 <= code < 300:
+                self._finish_reply(transaction, code, text)
+            else:
+                self._finish_reply(transaction, *(transaction.error or (code, text)))
         # _RSET: nothing to record.
         self._next(session, out, after_content=after_content)
 
