@@ -217,7 +217,7 @@ def test_checks_name_part_line_and_column(logged_in, workspace, owner, people):
         workspace, user=owner, values=ready_values(people, body=body)
     )
     page = logged_in.get(f"/campaigns/{campaign.pk}/").content.decode()
-    assert "body, line 3, column 3" in page
+    assert "Body, line 3, column 3" in page
     assert "should start with https://" in page
     assert "Add an unsubscribe link" in page
     # The send button waits until the problems are fixed.
@@ -414,7 +414,7 @@ def test_a_failing_check_stops_the_send(logged_in, workspace, owner, people):
         workspace, user=owner, values=ready_values(people, body="<p>No links</p>")
     )
     page = logged_in.post(f"/campaigns/{campaign.pk}/schedule/", {"when": "now"}).content
-    assert b'id="confirm-blocked"' in page and b"unsubscribe" in page
+    assert b'id="confirm-blocked"' in page and b"<li>Body: Add an unsubscribe link" in page
     response = logged_in.post(
         f"/campaigns/{campaign.pk}/schedule/", {"when": "now", "confirm": "yes"}
     )

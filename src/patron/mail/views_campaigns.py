@@ -351,8 +351,32 @@ def recipient_count(campaign: Campaign) -> int | None:
     return int(pipeline.recipients(campaign.workspace, audience).count())
 
 
+# The parts of a campaign a check can point at, as the editor names them.
+PART_LABELS = {
+    "subject": gettext_lazy("Subject"),
+    "body": gettext_lazy("Body"),
+    "text": gettext_lazy("Plain-text part"),
+    "sender": gettext_lazy("From"),
+    "audience": gettext_lazy("Audience"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A check's problem with the name of the part it is in, for the page."""
+
+    problem: rendering.Problem
+    part: str
+
+
 def _problems(campaign: Campaign) -> list[rendering.Problem]:
     return campaigns.check_campaign(campaign)
+
+
+def _findings(problems: list[rendering.Problem]) -> list[Finding]:
+    return [
+        Finding(problem, str(PART_LABELS.get(problem.part, problem.part))) for problem in problems
+    ]
 
 
 def _workspace_zone(request: WorkspaceRequest) -> ZoneInfo:
@@ -484,7 +508,7 @@ def _editor(
             "form": form,
             "details": [form[name] for name in CampaignForm.DETAILS],
             "audience_count": counted,
-            "problems": problems,
+            "findings": _findings(problems),
             "blocking": [problem for problem in problems if problem.blocking],
             "schedule_form": schedule_form,
             "test_form": test_form,
@@ -707,7 +731,7 @@ def campaign_schedule(request: WorkspaceRequest, campaign_id: int) -> HttpRespon
                 "at": at,
                 "local_time": local_time,
                 "recipients": recipient_count(campaign),
-                "blocking": [problem for problem in problems if problem.blocking],
+                "blocking": _findings([problem for problem in problems if problem.blocking]),
                 "workspace_zone": zone.key,
                 "audience_text": AudienceNames(request.workspace).describe(campaign.audience),
             },
