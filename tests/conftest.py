@@ -17,6 +17,12 @@ def capture_mail(settings):
     settings.EMAIL_BACKEND = "patron.mail.backends.CaptureBackend"
 
 
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path_factory):
+    """Uploaded files (the image library) go to a temporary directory, never ./var/."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
 @pytest.fixture
 def workspace(db) -> Workspace:
     return WorkspaceFactory(name="Acme", slug="acme")

@@ -93,6 +93,18 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "mail.OutboxMessage": lambda ws: OutboxMessageFactory(
         workspace=ws, subject=f"{MARKER} subject", text_body=MARKER
     ),
+    "mail.WorkspaceSmtpServer": lambda ws: _smtp_server(ws),
+    "mail.SendingDomain": lambda ws: _sending_domain(ws),
+    # Not named by a URL: the delivery configuration the intruder must neither see nor change.
+    "mail.DeliveryConfig": lambda ws: _delivery_config(ws),
+    "mail.EmailTemplate": lambda ws: apps.get_model("mail", "EmailTemplate").objects.create(
+        workspace=ws,
+        name=f"{MARKER} template",
+        subject=MARKER,
+        body=f"<p>{MARKER}</p>",
+        format="html",
+    ),
+    "mail.MailImage": lambda ws: _mail_image(ws),
     "mail.SenderIdentity": lambda ws: apps.get_model("mail", "SenderIdentity").objects.create(
         workspace=ws,
         from_name=f"{MARKER} sender",
@@ -444,3 +456,48 @@ def _mailing_list(ws: Workspace) -> models.Model:
     waiting = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@wait.example")
     lists.subscribe(mailing_list=mailing_list, contact=waiting, consent=consent)
     return mailing_list
+
+
+def _smtp_server(ws: Workspace) -> models.Model:
+    from patron.mail.delivery_config import add_smtp_server
+
+    return add_smtp_server(
+        workspace=ws,
+        host=f"{MARKER}.example.org",
+        port=587,
+        security="starttls",
+        username=f"{MARKER}-user",
+        password=f"{MARKER}-password",
+    )
+
+
+def _sending_domain(ws: Workspace) -> models.Model:
+    from patron.mail.dkim_keys import add_sending_domain
+
+    return add_sending_domain(workspace=ws, domain=f"{MARKER}.example.com", selector=MARKER)
+
+
+def _delivery_config(ws: Workspace) -> models.Model:
+    from patron.mail.delivery_config import save_delivery
+
+    return save_delivery(
+        workspace=ws,
+        mode="esp",
+        esp_provider="mailgun",
+        esp_region="eu",
+        esp_domain=f"{MARKER}.example.net",
+        esp_secret=f"key-{MARKER}",
+    )
+
+
+def _mail_image(ws: Workspace) -> models.Model:
+    from io import BytesIO
+
+    from PIL import Image
+
+    from patron.mail.images import upload_image
+
+    data = BytesIO()
+    Image.new("RGB", (4, 4), "red").save(data, "PNG")
+    data.seek(0)
+    return upload_image(ws, user=None, file=data, name=f"{MARKER}.png")

@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 def test_help_lists_the_commands(command):
     completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)  # noqa: S603
     assert completed.returncode == 0
-    for word in ("run", "worker", "scheduler", "demo", "apikey", "manage"):
+    for word in ("run", "worker", "scheduler", "inbound", "demo", "apikey", "manage"):
         assert word in completed.stdout
 
 

@@ -154,3 +154,17 @@ def test_the_demo_has_a_sent_campaign_and_a_draft(owner, django_capture_on_commi
     assert delivered.count() == sent.sent
     draft = found["Pricing follow-up"]
     assert draft.status == "draft" and draft.audience["include"]["segments"]
+
+
+def test_the_demo_has_templates_that_pass_their_checks(owner):
+    from patron.mail import blocks, templates_service
+
+    workspace = seed_demo_workspace(owner=owner)
+    templates = list(templates_service.templates_for(workspace))
+    assert {t.kind for t in templates} == {"marketing", "personal"}
+    newsletter = next(t for t in templates if t.name == "Newsletter")
+    gold = blocks.referenced_segments(newsletter.body)
+    assert len(gold) == 1 and gold <= templates_service.workspace_segment_ids(workspace)
+    for template in templates:
+        problems = templates_service.check_content(workspace, template)
+        assert [p for p in problems if p.blocking] == [], template.name

@@ -76,3 +76,55 @@ def test_run_serves_the_login_page_and_stops_cleanly_on_ctrl_c(tmp_path):
     assert not [pid for pid in children if alive(pid)]
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+
+
+def test_inbound_takes_smtp_connections_and_stops_on_sigterm(tmp_path):
+    import smtplib
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATRON_VAR_DIR": str(tmp_path),
+        "PATRON_DATABASE_URL": f"sqlite:///{tmp_path / 'inbound.sqlite3'}",
+        "PATRON_TESTING": "0",
+        "PATRON_INBOUND_PORT": str(port),
+        "PATRON_INBOUND_DOMAIN": "in.acme.example",
+    }
+    process = subprocess.Popen(  # noqa: S603
+        [str(BIN / "patron"), "inbound"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.3)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            code, banner = smtp.ehlo("mx.sender.example")
+            assert code == 250 and b"in.acme.example" in banner
+            smtp.mail("someone@sender.example")
+            assert smtp.rcpt("anyone@elsewhere.example")[0] == 550  # never a relay
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert f"127.0.0.1:{port}" in output
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_run_starts_the_inbound_server_only_when_its_port_is_set(settings):
+    from patron.cli import _children_commands
+
+    settings.INBOUND_WITH_RUN = False
+    assert [name for name, _command in _children_commands()] == ["web", "worker"]
+    settings.INBOUND_WITH_RUN = True
+    commands = dict(_children_commands())
+    assert commands["inbound"][-1] == "inbound"

@@ -5,6 +5,9 @@ patron run                      migrate, create the first admin and demo data, t
 patron worker [--with-scheduler] run background workers (database queue, or Redis
                                 when PATRON_REDIS_URL is set)
 patron scheduler                enqueue periodic jobs when they are due
+patron inbound [--host H] [--port P]
+                                the SMTP server for replies, unsubscribes by mail
+                                and bounces (PATRON_INBOUND_HOST/PORT)
 patron demo [--owner EMAIL]     create the demo workspace (once)
 patron apikey create --workspace SLUG --name NAME
                                 print a new API key, for provisioning
@@ -69,6 +72,8 @@ def prepare(*, seed_demo: bool) -> None:
     transport = settings.EMAIL_TRANSPORT
     where = "captured in the Outbox" if transport == "capture" else f"sent by {transport}"
     print(f"  Mail is {where}.")
+    if settings.INBOUND_WITH_RUN:
+        print(f"  Inbound mail: SMTP on {settings.INBOUND_HOST}:{settings.INBOUND_PORT}.")
     print("  Stop with Ctrl-C.")
     print(flush=True)
 
@@ -88,7 +93,10 @@ def _children_commands() -> list[tuple[str, list[str]]]:
         "patron.wsgi:application",
     ]  # fmt: skip
     worker = [python, "-m", "patron", "worker", "--with-scheduler"]
-    return [("web", web), ("worker", worker)]
+    commands = [("web", web), ("worker", worker)]
+    if settings.INBOUND_WITH_RUN:
+        commands.append(("inbound", [python, "-m", "patron", "inbound"]))
+    return commands
 
 
 def supervise(commands: Sequence[tuple[str, list[str]]]) -> int:
@@ -184,6 +192,32 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inbound(args: argparse.Namespace) -> int:
+    _setup_django()
+    import threading
+
+    from django.conf import settings
+
+    from patron.mail.inbound import build_server
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server = build_server(args.host, args.port)
+    server.start()
+    print(
+        f"patron inbound: taking mail for {settings.INBOUND_DOMAIN} and "
+        f"{settings.RETURN_PATH_DOMAIN} on {server.hostname}:{server.port}",
+        flush=True,
+    )
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+        server.handler.close()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     _setup_django()
     from patron.core.models import User
@@ -254,6 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     scheduler = commands.add_parser("scheduler", help="enqueue periodic jobs when due")
     scheduler.set_defaults(func=cmd_scheduler)
+
+    inbound = commands.add_parser(
+        "inbound", help="run the SMTP server for replies, unsubscribes by mail and bounces"
+    )
+    inbound.add_argument("--host", help="address to listen on (default PATRON_INBOUND_HOST)")
+    inbound.add_argument(
+        "--port", type=int, help="port to listen on (default PATRON_INBOUND_PORT, 2525)"
+    )
+    inbound.set_defaults(func=cmd_inbound)
 
     demo = commands.add_parser("demo", help="create the demo workspace (once)")
     demo.add_argument(

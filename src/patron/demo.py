@@ -207,8 +207,30 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_segments(workspace, author=marketing)
     _seed_suppressions(workspace, rng, actor=marketing)
     _seed_senders(workspace, actor=marketing)
+    _seed_templates(workspace, author=marketing)
     _seed_campaigns(workspace, author=marketing)
     return workspace
+
+
+def _seed_templates(workspace: Workspace, *, author: User) -> None:
+    """Templates from the starters; the newsletter has a block for Gold customers only."""
+    from patron.audience.models import Segment
+    from patron.mail import blocks, templates_service
+
+    newsletter = templates_service.create_from_starter(workspace, user=author, key="newsletter")
+    gold = Segment.objects.for_workspace(workspace).get(name="Engaged Gold customers")
+    design = newsletter.blocks
+    thanks = blocks.new_block("text")
+    thanks.update(
+        text="<p><strong>For our Gold customers:</strong> early access to the spring range "
+        "starts today. Thank you for being with us.</p>",
+        background="#fef9c3",
+        segment=gold.pk,
+    )
+    design["blocks"].insert(3, thanks)
+    templates_service.update_template(newsletter, user=author, values={"blocks": design})
+    for key in ("birthday", "product-announcement", "welcome", "follow-up", "support-reply"):
+        templates_service.create_from_starter(workspace, user=author, key=key)
 
 
 def _seed_lists(workspace: Workspace, *, actor: User) -> None:

@@ -68,6 +68,13 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Keys that encrypt stored credentials (SMTP passwords, ESP keys, DKIM private keys).
+# The first encrypts; all of them decrypt, so a key is rotated by putting the new one
+# first and running `patron manage rotate_secrets`. Without it, a key derived from
+# SECRET_KEY is used (changing SECRET_KEY then means keeping the old one listed here).
+ENCRYPTION_KEYS = [
+    key.strip() for key in env("PATRON_ENCRYPTION_KEY").split(",") if key.strip()
+] or [SECRET_KEY]
 
 HOST = env("PATRON_HOST", "127.0.0.1")
 PORT = int(env("PATRON_PORT", "8000"))
@@ -275,6 +282,22 @@ if EMAIL_TRANSPORT == "smtp":
     EMAIL_USE_SSL = _tls == "tls"
     EMAIL_USE_TLS = _tls == "starttls"
     EMAIL_TIMEOUT = 30
+
+# --- Inbound mail -----------------------------------------------------------
+# Replies to one-to-one mail (reply+<token>@PATRON_INBOUND_DOMAIN), unsubscribe requests
+# by mail and bounces (unsubscribe+/bounce+<token>@ the return-path domain) arrive at
+# Patron's own SMTP server (`patron inbound`; started by `patron run` when
+# PATRON_INBOUND_PORT is set). The domains' MX records point at it.
+INBOUND_DOMAIN = env("PATRON_INBOUND_DOMAIN", RETURN_PATH_DOMAIN).strip().lower()
+INBOUND_HOST = env("PATRON_INBOUND_HOST", "127.0.0.1")
+INBOUND_PORT = int(env("PATRON_INBOUND_PORT") or "2525")
+INBOUND_WITH_RUN = bool(env("PATRON_INBOUND_PORT"))
+# The largest message accepted (bytes); a bigger one is refused with 552 during DATA.
+INBOUND_MAX_BYTES = int(env("PATRON_INBOUND_MAX_BYTES", str(10 * 1024 * 1024)))
+# A certificate and its key (PEM files) let senders switch to TLS (STARTTLS); without
+# them the server takes mail in plain text, as an MX without a certificate does.
+INBOUND_TLS_CERT_FILE = env("PATRON_INBOUND_TLS_CERT_FILE")
+INBOUND_TLS_KEY_FILE = env("PATRON_INBOUND_TLS_KEY_FILE")
 
 # --- Background work ------------------------------------------------------
 REDIS_URL = env("PATRON_REDIS_URL")

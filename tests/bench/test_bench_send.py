@@ -34,8 +34,8 @@ def test_send_benchmark_quick_run_on_a_temporary_sqlite_file(tmp_path):
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads((tmp_path / "send-sqlite.json").read_text())
-    assert_documented_shape(result, "send", "sqlite")
+    result = json.loads((tmp_path / "send-ed25519-sqlite.json").read_text())
+    assert_documented_shape(result, "send-ed25519", "sqlite")
     metrics = {m["metric"]: m for m in result["metrics"]}
     assert metrics["recipients"]["value"] == 500
     rate = next(m for name, m in metrics.items() if name.startswith("send rate"))

@@ -21,6 +21,7 @@ import bench_contact_list  # noqa: E402
 import bench_generator  # noqa: E402
 import bench_import  # noqa: E402
 import bench_segments  # noqa: E402
+import bench_templates  # noqa: E402
 import common  # noqa: E402
 from generate import generate  # noqa: E402
 
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "import": bench_import,
     "contact_list": bench_contact_list,
     "segments": bench_segments,
+    "templates": bench_templates,
 }
 
 

@@ -46,6 +46,7 @@ def test_write_check_preview_test_and_send_a_campaign(page, marketer, settings, 
     assert abs(account["y"] - brand["y"]) < 20
     assert account["x"] + account["width"] <= 1280
 
+    nav.get_by_role("button", name="Marketing").click()
     nav.get_by_role("link", name="Campaigns").click()
     expect(page.get_by_role("heading", name="No campaigns yet")).to_be_visible()
     page.get_by_role("link", name="New campaign").first.click()
@@ -85,8 +86,10 @@ def test_write_check_preview_test_and_send_a_campaign(page, marketer, settings, 
     page.get_by_text("Mobile", exact=True).click()
     expect(page.locator("#preview-as")).to_contain_text("Ann Reis")
     expect(page.locator("#preview-subject")).to_have_text("Spring at Lumiar, Ann")
-    expect(page.locator(".preview-mobile iframe")).to_be_visible()
-    expect(page.frame_locator(".preview-mobile iframe").get_by_text("Hello Ann,")).to_be_visible()
+    expect(page.locator(".campaign-preview-mobile iframe")).to_be_visible()
+    expect(
+        page.frame_locator(".campaign-preview-mobile iframe").get_by_text("Hello Ann,")
+    ).to_be_visible()
     page.screenshot(path=str(tmp_path / "campaign-editor.png"), full_page=True)
 
     # A test to an address of one's own, personalised as Cy.
@@ -146,6 +149,7 @@ def test_write_check_preview_test_and_send_a_campaign(page, marketer, settings, 
     expect(page.frame_locator("iframe.iframe-mail").get_by_text("Hello Ann,")).to_be_visible()
 
     # The list shows where it stands.
+    nav.get_by_role("button", name="Marketing").click()
     nav.get_by_role("link", name="Campaigns").click()
     row = page.locator('tr[data-campaign="Spring news"]')
     expect(row.locator(".campaign-status")).to_have_text("Sent")

@@ -256,7 +256,7 @@ def test_preview_as_a_chosen_contact_in_a_sandboxed_frame(logged_in, draft, peop
         f"/campaigns/{draft.pk}/preview/", {"contact": "ann@lumiar.example", "width": "mobile"}
     ).content.decode()
     assert "Spring at Lumiar, Ann" in panel
-    assert "preview-mobile" in panel
+    assert "campaign-preview-mobile" in panel
     assert f"/campaigns/{draft.pk}/preview/html/?contact={people.ann.pk}" in panel
     html = logged_in.get(f"/campaigns/{draft.pk}/preview/html/", {"contact": people.ann.pk})
     assert "Hello Ann," in html.content.decode()

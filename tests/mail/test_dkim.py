@@ -142,6 +142,7 @@ def test_bad_keys_are_refused(rsa_pem):
         DkimSigner("", "s1", rsa_pem)
 
 
+@pytest.mark.django_db  # the workspace's own keys are asked first
 def test_the_installation_key_signs_its_domain_only(settings, tmp_path, rsa_pem):
     key_file = tmp_path / "dkim.pem"
     key_file.write_bytes(rsa_pem)

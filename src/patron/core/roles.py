@@ -31,6 +31,9 @@ TICKETS_VIEW = "crm.view_tickets"
 # role, which works on marketing only, neither sees nor logs them.
 CALLS_MEETINGS_VIEW = "crm.view_calls_and_meetings"
 CALLS_MEETINGS_EDIT = "crm.log_calls_and_meetings"
+# One-to-one email from a contact's page is part of the conversation with the
+# customer, like calls: the agency role (marketing only) does not write it.
+EMAIL_SEND = "crm.send_email"
 MARKETING_EDIT = "marketing.edit"
 OUTBOX_VIEW = "mail.view_outbox"
 SENDERS_MANAGE = "mail.manage_senders"
@@ -40,6 +43,9 @@ SENDERS_MANAGE = "mail.manage_senders"
 CAMPAIGNS_VIEW = "mail.view_campaigns"
 CAMPAIGNS_MANAGE = "mail.manage_campaigns"
 CAMPAIGNS_SEND = "mail.send_campaigns"
+# How mail leaves (SMTP servers, ESP keys) and the DKIM keys of sending domains:
+# credentials, so owners and admins only.
+DELIVERY_MANAGE = "mail.manage_delivery"
 ACTIVITY_VIEW = "activity.view"
 SETTINGS_MANAGE = "workspace.manage_settings"
 MEMBERS_MANAGE = "workspace.manage_members"
@@ -57,12 +63,14 @@ _EVERYTHING = frozenset(
         TICKETS_VIEW,
         CALLS_MEETINGS_VIEW,
         CALLS_MEETINGS_EDIT,
+        EMAIL_SEND,
         MARKETING_EDIT,
         OUTBOX_VIEW,
         SENDERS_MANAGE,
         CAMPAIGNS_VIEW,
         CAMPAIGNS_MANAGE,
         CAMPAIGNS_SEND,
+        DELIVERY_MANAGE,
         ACTIVITY_VIEW,
         SETTINGS_MANAGE,
         MEMBERS_MANAGE,
@@ -78,6 +86,7 @@ _TEAM = frozenset(
         NOTES_VIEW,
         CALLS_MEETINGS_VIEW,
         CALLS_MEETINGS_EDIT,
+        EMAIL_SEND,
         OUTBOX_VIEW,
         ACTIVITY_VIEW,
         # Sales and support see what marketing sent their contacts, and how it went.

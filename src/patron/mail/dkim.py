@@ -211,11 +211,18 @@ def _aligned(signing_domain: str, from_domain: str) -> bool:
 
 
 def signer_for(workspace_id: int | None, from_domain: str) -> DkimSigner | None:
-    """The signer for mail from ``from_domain``: the installation key when its
-    domain matches (per-workspace keys join here, before it), else None."""
+    """The signer for mail from ``from_domain``: the workspace's own key for that
+    domain once its DNS record was found (Settings -> Sending domains), else the
+    installation key when its domain matches, else None."""
     from_domain = from_domain.strip().lower().rstrip(".")
     if not from_domain.isascii():
         from_domain = ascii_address(f"x@{from_domain}").partition("@")[2]
+    if workspace_id is not None:
+        from patron.mail.dkim_keys import workspace_signer
+
+        own = workspace_signer(workspace_id, from_domain)
+        if own is not None:
+            return own
     signer = installation_signer()
     if signer is not None and _aligned(signer.domain, from_domain):
         return signer

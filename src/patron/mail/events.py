@@ -1,7 +1,9 @@
-"""The event kinds the mail app records on contacts' timelines (besides the shared email.*)."""
+"""The event kinds the mail app records on contacts' timelines (besides the shared
+``email.*`` kinds of ``patron.activity.kinds``)."""
 
 from django.utils.translation import gettext_lazy as _
 
 from patron.activity.kinds import register_kind
 
-register_kind("email.failed", _("Email not delivered"))
+register_kind("email.received", _("Email received"))
+register_kind("email.failed", _("Email not sent"))

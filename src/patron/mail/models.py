@@ -262,6 +262,36 @@ class SendChunk(TenantModel):
         return f"{self.campaign_id}: {self.first_id}-{self.last_id} ({self.state})"
 
 
+class ReceivedBounce(TenantModel):
+    """A message that arrived at a ``bounce+<token>`` (VERP) address, kept as received.
+
+    The inbound server stores it and nothing more; reading the delivery report
+    (which address, hard or soft, the code) is the bounce processing's work,
+    which marks the row ``processed_at`` when done.
+    """
+
+    # The delivery the VERP token names (the message that bounced).
+    delivery_id = models.BigIntegerField()
+    recipient = models.CharField(max_length=320)
+    envelope_from = models.CharField(max_length=320, blank=True)
+    raw = models.BinaryField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["workspace", "received_at"],
+                name="received_bounce_pending",
+                condition=models.Q(processed_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"bounce of delivery {self.delivery_id}"
+
+
 class SendLimitBucket(models.Model):
     """A token bucket of the sending speed limits, when they are kept in the database.
 
@@ -290,3 +320,218 @@ class SendLimitSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.holder}"
+
+
+# --- Delivery: how a workspace's mail leaves, and its DKIM keys ------------------------------
+
+
+class DeliveryMode(models.TextChoices):
+    DEFAULT = "default", _("Installation default")
+    CAPTURE = "capture", _("Keep in the Outbox (send nothing)")
+    SMTP = "smtp", _("SMTP servers")
+    ESP = "esp", _("Email service provider")
+
+
+class EspProvider(models.TextChoices):
+    AMAZON_SES = "amazon_ses", _("Amazon SES")
+    SENDGRID = "sendgrid", _("SendGrid")
+    MAILGUN = "mailgun", _("Mailgun")
+    POSTMARK = "postmark", _("Postmark")
+
+
+class DeliveryConfig(TenantModel):
+    """How one workspace's mail is delivered (at most one row per workspace; none means
+    the installation default).
+
+    The ESP fields keep the last provider's settings while another mode is chosen, so
+    switching back does not ask for the key again. ``esp_secret`` is encrypted
+    (``patron.core.crypto``): the SES secret access key, the SendGrid or Mailgun API
+    key, or the Postmark server token.
+    """
+
+    mode = models.CharField(
+        _("delivery method"), max_length=10, choices=DeliveryMode.choices, default="default"
+    )
+    esp_provider = models.CharField(max_length=20, choices=EspProvider.choices, blank=True)
+    esp_region = models.CharField(max_length=40, blank=True)
+    esp_access_key_id = models.CharField(max_length=128, blank=True)
+    esp_domain = models.CharField(max_length=253, blank=True)
+    esp_secret = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace"], name="delivery_config_one_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return self.get_mode_display()
+
+
+class SmtpSecurity(models.TextChoices):
+    STARTTLS = "starttls", _("STARTTLS (usually port 587)")
+    TLS = "tls", _("TLS from the start (usually port 465)")
+    NONE = "none", _("None (only on a trusted network)")
+
+
+class WorkspaceSmtpServer(TenantModel):
+    """One SMTP server of a workspace. Active servers are used in ``position`` order for
+    fail-over; ``weight`` shares the load among them. ``password`` is encrypted."""
+
+    host = models.CharField(_("host"), max_length=253)
+    port = models.PositiveIntegerField(_("port"), default=587)
+    security = models.CharField(
+        _("security"), max_length=10, choices=SmtpSecurity.choices, default="starttls"
+    )
+    username = models.CharField(_("username"), max_length=254, blank=True)
+    password = models.TextField(blank=True)
+    weight = models.PositiveSmallIntegerField(_("weight"), default=1)
+    verify_certificate = models.BooleanField(_("verify the certificate"), default=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["workspace", "position"], name="smtp_server_order")]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class DnsCheck(models.TextChoices):
+    FOUND = "found", _("Found")
+    NOT_FOUND = "not_found", _("Not found")
+    MISMATCH = "mismatch", _("Different key")
+    ERROR = "error", _("Lookup failed")
+
+
+class SendingDomain(TenantModel):
+    """A domain a workspace sends from, with its DKIM key pair.
+
+    The public key is published by the domain's owner as a TXT record at
+    ``selector._domainkey.domain``; mail from the domain is signed once a check
+    found that record (``dkim_status`` found). ``private_key`` is the PEM,
+    encrypted like every stored secret.
+    """
+
+    domain = models.CharField(_("domain"), max_length=253)
+    selector = models.CharField(_("selector"), max_length=63)
+    private_key = models.TextField()
+    public_key = models.TextField()  # base64 DER (SubjectPublicKeyInfo), the p= tag
+    dkim_status = models.CharField(max_length=10, choices=DnsCheck.choices, blank=True)
+    check_detail = models.TextField(blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["domain", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "domain"], name="sending_domain_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+    @property
+    def record_value(self) -> str:
+        return f"v=DKIM1; k=rsa; p={self.public_key}"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.dkim_status == DnsCheck.FOUND
+
+
+class TemplateKind(models.TextChoices):
+    MARKETING = "marketing", _("Marketing")
+    PERSONAL = "personal", _("Personal (CRM)")
+
+
+class ContentFormat(models.TextChoices):
+    MJML = "mjml", _("MJML")
+    HTML = "html", _("HTML")
+
+
+class EmailTemplate(TenantModel):
+    """A reusable email: subject, preheader, body (MJML or HTML), plain text, and the
+    builder's document when it was designed with blocks.
+
+    When ``blocks`` holds a builder document, ``body`` is generated from it on
+    save (``patron.mail.blocks.blocks_to_mjml``); an empty ``blocks`` means the
+    body is written by hand in the code view. An empty ``text`` is generated
+    from the HTML when the mail is sent.
+    """
+
+    name = models.CharField(_("name"), max_length=150)
+    kind = models.CharField(
+        _("kind"), max_length=20, choices=TemplateKind.choices, default=TemplateKind.MARKETING
+    )
+    format = models.CharField(
+        _("format"), max_length=10, choices=ContentFormat.choices, default=ContentFormat.MJML
+    )
+    subject = models.CharField(_("subject"), max_length=998, blank=True)
+    preheader = models.CharField(_("preheader"), max_length=300, blank=True)
+    body = models.TextField(_("body"), blank=True)
+    text = models.TextField(_("plain text"), blank=True)
+    blocks = models.JSONField(_("builder design"), default=dict, blank=True)
+    starter = models.CharField(max_length=50, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("email template")
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["workspace", "kind", "name"], name="email_template_kind")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _image_path(instance: MailImage, filename: str) -> str:
+    return f"mail-images/{instance.workspace_id}/{instance.key}{filename[filename.rfind('.') :]}"
+
+
+class MailImage(TenantModel):
+    """An image uploaded for use in mail, served publicly at ``/mail-images/<key>/<name>``
+    (mail clients fetch it without logging in; ``key`` is random and unguessable)."""
+
+    key = models.CharField(max_length=32, unique=True)
+    file = models.FileField(upload_to=_image_path, max_length=255)
+    name = models.CharField(_("name"), max_length=150)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size = models.PositiveIntegerField(help_text=_("bytes"))
+    content_type = models.CharField(max_length=50)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("image")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="mail_image_recent")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,4 +1,5 @@
-"""Background entry points of the send pipeline (see ``patron.mail.pipeline``)."""
+"""Background entry points of mail: the send pipeline (see ``patron.mail.pipeline``),
+the sending domains' DNS checks."""
 
 from __future__ import annotations
 
@@ -32,3 +33,13 @@ def advance_campaigns() -> dict[str, int]:
     from patron.mail import pipeline
 
     return pipeline.advance_campaigns()
+
+
+@periodic(every=timedelta(hours=1))
+@background_task
+def recheck_sending_domains() -> int:
+    """Check the DNS records of sending domains not checked for a while (see
+    ``dkim_keys.recheck_sending_domains``)."""
+    from patron.mail import dkim_keys
+
+    return dkim_keys.recheck_sending_domains()

@@ -296,5 +296,17 @@ def installation_transport() -> Transport:
 
 
 def transport_for(workspace_id: int | None) -> Transport:
-    """The transport mail of ``workspace_id`` goes through (the installation's for now)."""
+    """The transport mail of ``workspace_id`` goes through: the workspace's own delivery
+    settings (Settings -> Delivery) when it has any, else the installation's.
+
+    Raises ``delivery_config.DeliveryUnavailable`` when the workspace's settings
+    cannot be used (a credential that no longer decrypts, no active server):
+    its mail waits for the settings to be fixed instead of leaving by another route.
+    """
+    if workspace_id is not None:
+        from patron.mail.delivery_config import workspace_transport
+
+        transport = workspace_transport(workspace_id)
+        if transport is not None:
+            return transport
     return installation_transport()

@@ -81,4 +81,17 @@
       values: { stage: column.getAttribute("data-stage-id") }
     });
   });
+  // <select data-reveals="key">: elements with data-revealed-by="key" show only while
+  // the select's value is one of their data-revealed-when values (space-separated).
+  function reveal(select) {
+    var key = select.getAttribute("data-reveals");
+    document.querySelectorAll('[data-revealed-by="' + key + '"]').forEach(function (el) {
+      var values = el.getAttribute("data-revealed-when").split(" ");
+      el.hidden = values.indexOf(select.value) === -1;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("select[data-reveals]")) reveal(event.target);
+  });
+  document.querySelectorAll("select[data-reveals]").forEach(reveal);
 })();

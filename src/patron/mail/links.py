@@ -1,0 +1,64 @@
+"""Signed addresses that lead back to Patron: the unsubscribe link and mailbox of a
+message, and the per-contact reply address of one-to-one mail.
+
+Each carries a token of ``patron.mail.tokens`` naming the workspace and the
+contact (and for unsubscribes the campaign, 0 when none), so the link or the
+address alone says who acts, and nobody can forge one for another contact:
+
+- ``unsubscribe_url()``: ``{BASE_URL}/u/<token>/`` (kind ``unsub``), the page
+  that confirms, and the target of RFC 8058 one-click POSTs;
+- ``unsubscribe_mailto()``: ``unsubscribe+<token>@{RETURN_PATH_DOMAIN}``, the
+  ``mailto:`` of ``List-Unsubscribe``, read by the inbound SMTP server;
+- ``reply_address()``: ``reply+<token>@{INBOUND_DOMAIN}`` (kind ``reply``), the
+  Reply-To of one-to-one mail: replies land on the contact's timeline.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+
+from patron.mail import tokens
+
+UNSUBSCRIBE_KIND = "unsub"
+REPLY_KIND = "reply"
+UNSUBSCRIBE_PREFIX = "unsubscribe+"
+REPLY_PREFIX = "reply+"
+BOUNCE_PREFIX = "bounce+"
+
+
+def unsubscribe_token(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
+    return tokens.sign(UNSUBSCRIBE_KIND, workspace_id, contact_id, campaign_id)
+
+
+def unsubscribe_url(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
+    """The absolute address of the unsubscribe page for one contact (and campaign)."""
+    token = unsubscribe_token(workspace_id, contact_id, campaign_id)
+    return settings.BASE_URL + reverse("unsubscribe:page", args=[token])
+
+
+def unsubscribe_mailto(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
+    """The address a ``List-Unsubscribe: <mailto:...>`` names."""
+    token = unsubscribe_token(workspace_id, contact_id, campaign_id)
+    return f"{UNSUBSCRIBE_PREFIX}{token}@{settings.RETURN_PATH_DOMAIN}"
+
+
+def read_unsubscribe_token(token: str) -> tuple[int, int, int] | None:
+    """(workspace id, contact id, campaign id) of a valid token; None for anything else."""
+    values = tokens.unsign(UNSUBSCRIBE_KIND, token)
+    if values is None or len(values) != 3:
+        return None
+    return values[0], values[1], values[2]
+
+
+def reply_address(workspace_id: int, contact_id: int) -> str:
+    """The Reply-To of one-to-one mail to a contact."""
+    token = tokens.sign(REPLY_KIND, workspace_id, contact_id)
+    return f"{REPLY_PREFIX}{token}@{settings.INBOUND_DOMAIN}"
+
+
+def read_reply_token(token: str) -> tuple[int, int] | None:
+    values = tokens.unsign(REPLY_KIND, token)
+    if values is None or len(values) != 2:
+        return None
+    return values[0], values[1]
