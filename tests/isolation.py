@@ -111,7 +111,35 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
         from_email=f"{MARKER}-sender@example.org",
         postal_address=MARKER,
     ),
+    "mail.Campaign": lambda ws: _campaign(ws),
 }
+
+
+def _campaign(ws: Workspace) -> models.Model:
+    """A draft campaign of workspace A with its content, a sender and one recipient row."""
+    from patron.mail.models import Campaign, Delivery, SenderIdentity
+
+    sender = SenderIdentity.objects.create(
+        workspace=ws,
+        from_name=f"{MARKER} campaign sender",
+        from_email=f"{MARKER}-campaigns@example.org",
+        postal_address=MARKER,
+        verified_at=timezone.now(),
+    )
+    contact = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@campaign.example")
+    campaign = Campaign.objects.create(
+        workspace=ws,
+        name=f"{MARKER} campaign",
+        subject=f"{MARKER} subject",
+        format="html",
+        body=f"<p>{MARKER} {{{{ unsubscribe_url }}}} {{{{ postal_address }}}}</p>",
+        sender=sender,
+        audience={"include": {"lists": [], "segments": []}},
+    )
+    Delivery.objects.create(
+        workspace=ws, campaign=campaign, contact_id=contact.pk, email=contact.email
+    )
+    return campaign
 
 
 def _tagged(workspace: Workspace) -> models.Model:

@@ -139,6 +139,23 @@ def test_the_demo_has_a_verified_default_sender_and_a_pending_one(owner):
     assert pending.verified_at is None
 
 
+def test_the_demo_has_a_sent_campaign_and_a_draft(owner, django_capture_on_commit_callbacks):
+    from patron.mail.models import Campaign, OutboxMessage
+
+    with django_capture_on_commit_callbacks(execute=True):
+        workspace = seed_demo_workspace(owner=owner)
+    found = {c.name: c for c in Campaign.objects.for_workspace(workspace)}
+    sent = found["Monthly newsletter: December"]
+    # The monthly list's subscribed members (120 signed up, 10 left, 4 bounced),
+    # less the suppressed ones.
+    assert sent.status == "sent" and 100 <= sent.total <= 106
+    assert sent.sent + sent.failed == sent.total, (sent.sent, sent.failed, sent.last_error)
+    delivered = OutboxMessage.objects.filter(workspace=workspace, subject__contains="December")
+    assert delivered.count() == sent.sent
+    draft = found["Pricing follow-up"]
+    assert draft.status == "draft" and draft.audience["include"]["segments"]
+
+
 def test_the_demo_has_templates_that_pass_their_checks(owner):
     from patron.mail import blocks, templates_service
 

@@ -208,6 +208,7 @@ def seed_demo_workspace(*, owner: User) -> Workspace:
     _seed_suppressions(workspace, rng, actor=marketing)
     _seed_senders(workspace, actor=marketing)
     _seed_templates(workspace, author=marketing)
+    _seed_campaigns(workspace, author=marketing)
     return workspace
 
 
@@ -340,6 +341,41 @@ def _seed_senders(workspace: Workspace, *, actor: User) -> None:
         from_email=f"events+{workspace.slug}@example.com",
         postal_address=postal,
         actor=actor,
+    )
+
+
+def _seed_campaigns(workspace: Workspace, *, author: User) -> None:
+    """A newsletter sent to the monthly list (the worker sends it into the Outbox), and a
+    draft for the pricing visitors that still lacks its subject."""
+    from patron.audience.models import MailingList, Segment
+    from patron.mail import campaign_drafts, campaigns
+
+    newsletter = MailingList.objects.for_workspace(workspace).get(name="Monthly newsletter")
+    sent = campaigns.create_campaign(
+        workspace,
+        user=author,
+        values={
+            "name": "Monthly newsletter: December",
+            "subject": "{{ contact.first_name | default: 'Hello' }}, your December at Northwind",
+            "preheader": "Three guides, one webinar and the year in numbers.",
+            "format": "mjml",
+            "body": campaign_drafts.starter_body("mjml"),
+            "audience": {"include": {"lists": [newsletter.pk]}},
+        },
+    )
+    campaigns.schedule_campaign(sent, user=author)
+    pricing = Segment.objects.for_workspace(workspace).get(
+        name="Pricing visitors without an open deal"
+    )
+    campaigns.create_campaign(
+        workspace,
+        user=author,
+        values={
+            "name": "Pricing follow-up",
+            "format": "html",
+            "body": campaign_drafts.starter_body("html"),
+            "audience": {"include": {"segments": [pricing.pk]}},
+        },
     )
 
 

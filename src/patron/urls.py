@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("patron.core.urls")),
     path("activity/", include("patron.activity.urls")),
     path("outbox/", include("patron.mail.urls")),
+    path("campaigns/", include("patron.mail.urls_campaigns")),
     path("", include("patron.mail.urls_senders")),
     path("", include("patron.mail.urls_public")),
     path("", include("patron.mail.urls_delivery")),

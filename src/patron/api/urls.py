@@ -13,6 +13,7 @@ from patron.audience.api_segments import router as segments_router
 from patron.audience.api_suppression import router as suppression_router
 from patron.core.api import router as core_router
 from patron.crm.api import router as crm_router
+from patron.mail.api_campaigns import router as campaigns_router
 from patron.mail.api_delivery import router as delivery_router
 from patron.mail.api_senders import router as senders_router
 from patron.mail.api_templates import router as templates_router
@@ -53,5 +54,6 @@ api.add_router("/", segments_router)
 api.add_router("/", lists_router)
 api.add_router("/", suppression_router)
 api.add_router("/", senders_router)
+api.add_router("/", campaigns_router)
 api.add_router("/", delivery_router)
 api.add_router("/", templates_router)

@@ -37,6 +37,12 @@ EMAIL_SEND = "crm.send_email"
 MARKETING_EDIT = "marketing.edit"
 OUTBOX_VIEW = "mail.view_outbox"
 SENDERS_MANAGE = "mail.manage_senders"
+# Campaigns: seeing them (and their results), writing drafts and test sends, and
+# sending to an audience (schedule, pause, resume, cancel) are three steps a
+# workspace may hand to different people.
+CAMPAIGNS_VIEW = "mail.view_campaigns"
+CAMPAIGNS_MANAGE = "mail.manage_campaigns"
+CAMPAIGNS_SEND = "mail.send_campaigns"
 # How mail leaves (SMTP servers, ESP keys) and the DKIM keys of sending domains:
 # credentials, so owners and admins only.
 DELIVERY_MANAGE = "mail.manage_delivery"
@@ -61,6 +67,9 @@ _EVERYTHING = frozenset(
         MARKETING_EDIT,
         OUTBOX_VIEW,
         SENDERS_MANAGE,
+        CAMPAIGNS_VIEW,
+        CAMPAIGNS_MANAGE,
+        CAMPAIGNS_SEND,
         DELIVERY_MANAGE,
         ACTIVITY_VIEW,
         SETTINGS_MANAGE,
@@ -80,17 +89,20 @@ _TEAM = frozenset(
         EMAIL_SEND,
         OUTBOX_VIEW,
         ACTIVITY_VIEW,
+        # Sales and support see what marketing sent their contacts, and how it went.
+        CAMPAIGNS_VIEW,
     }
 )
+_CAMPAIGNS = frozenset({CAMPAIGNS_VIEW, CAMPAIGNS_MANAGE, CAMPAIGNS_SEND})
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OWNER: _EVERYTHING,
     Role.ADMIN: _EVERYTHING,
     Role.SALES: _TEAM | {DEALS_VIEW, DEALS_EDIT, TICKETS_VIEW, DATA_EXPORT},
     # Marketing keeps the workspace's sender addresses; the agency role sends with them only.
-    Role.MARKETING: _TEAM | {DEALS_VIEW, MARKETING_EDIT, SENDERS_MANAGE, DATA_EXPORT},
+    Role.MARKETING: _TEAM | _CAMPAIGNS | {DEALS_VIEW, MARKETING_EDIT, SENDERS_MANAGE, DATA_EXPORT},
     Role.SUPPORT: _TEAM | {TICKETS_VIEW},
-    Role.AGENCY: frozenset({CONTACTS_VIEW, CONTACTS_EDIT, MARKETING_EDIT, OUTBOX_VIEW}),
+    Role.AGENCY: _CAMPAIGNS | {CONTACTS_VIEW, CONTACTS_EDIT, MARKETING_EDIT, OUTBOX_VIEW},
 }
 
 # Who may hand out which role: nobody grants more than they hold.
