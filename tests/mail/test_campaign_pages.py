@@ -4,6 +4,7 @@ CSRF and tenant isolation."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -48,7 +49,7 @@ def editor_data(campaign: Campaign, **overrides) -> dict:
         "format": campaign.format,
         "body": campaign.body,
         "text": campaign.text,
-        "blocks": "[]",
+        "blocks": "",
     }
     audience = campaign.audience or {}
     for side in ("include", "exclude"):
@@ -107,19 +108,24 @@ def test_list_filters_by_status_and_searches_name_and_subject(
 def test_new_campaign_needs_a_name_and_starts_with_content_that_passes(
     logged_in, workspace, people
 ):
-    response = logged_in.post("/campaigns/new/", {"name": "  ", "format": "mjml"})
+    response = logged_in.post("/campaigns/new/", {"name": "  ", "start": "newsletter"})
     assert response.status_code == 400
     assert "This field is required." in response.content.decode()
     assert not Campaign.objects.for_workspace(workspace).exists()
 
-    response = logged_in.post("/campaigns/new/", {"name": "Spring news", "format": "mjml"})
+    response = logged_in.post("/campaigns/new/", {"name": "Spring news", "start": "newsletter"})
     campaign = Campaign.objects.for_workspace(workspace).get()
     assert response.status_code == 302 and response.url == f"/campaigns/{campaign.pk}/"
     assert campaign.status == CampaignStatus.DRAFT and campaign.format == "mjml"
+    assert campaign.blocks["blocks"][1]["text"] == "The monthly letter"  # the starter's design
+    assert "The monthly letter" in campaign.body  # its MJML, written on the server
     assert campaign.sender == people.sender  # the default sender address
-    # The starter content carries what the law asks for: only subject and audience are missing.
+    # The starter content carries what the law asks for: only the audience is missing.
     codes = {problem.code for problem in campaigns.check_campaign(campaign)}
-    assert codes == {"subject", "audience"}
+    assert codes == {"audience"}
+    # It opens in the block builder.
+    page = logged_in.get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert 'id="builder-blocks"' in page and 'id="content-body"' not in page
 
 
 def test_editor_saves_details_content_and_audience(logged_in, workspace, owner, people):
@@ -166,7 +172,8 @@ def test_editor_says_what_is_wrong_on_the_field(logged_in, workspace, owner, peo
     assert response.status_code == 400
     page = response.content.decode()
     assert 'id="id_name_error"' in page and "This field is required." in page
-    assert 'id="id_format_error"' in page
+    # A content error is shown by the content editor, above the fields it names.
+    assert 'id="content-errors"' in page and "Choose MJML or HTML." in page
     campaign.refresh_from_db()
     assert campaign.name == "Spring news"
 
@@ -560,3 +567,42 @@ def test_another_workspaces_campaign_is_not_found(logged_in, owner):
     )
     assert 'id="audience-total"' not in response.content.decode()
     assert not Delivery.objects.for_workspace(other).exists()
+
+
+def test_a_campaign_starts_from_a_saved_template_and_switches_to_code(
+    logged_in, workspace, owner, people
+):
+    from patron.mail import templates_service
+
+    saved = templates_service.create_from_starter(
+        workspace, user=owner, key="content-digest", name="Weekly digest"
+    )
+    page = logged_in.get("/campaigns/new/").content.decode()
+    assert f'<option value="template:{saved.pk}">Weekly digest</option>' in page
+    assert '<option value="newsletter">' in page and '<option value="blank-code">' in page
+    assert '<option value="welcome">' not in page  # personal starters are for one-to-one mail
+    logged_in.post("/campaigns/new/", {"name": "Digest #1", "start": f"template:{saved.pk}"})
+    campaign = Campaign.objects.for_workspace(workspace).get()
+    assert (campaign.body, campaign.blocks) == (saved.body, saved.blocks)
+
+    # A posted body is not taken for a builder design; the switch keeps the written MJML.
+    design = json.dumps(campaign.blocks)
+    data = editor_data(campaign, blocks=design, body="<mjml>forged</mjml>")
+    assert logged_in.post(f"/campaigns/{campaign.pk}/save/", data).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.body == saved.body and "forged" not in campaign.body
+    data["action"] = "to_code"
+    assert logged_in.post(f"/campaigns/{campaign.pk}/save/", data).status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.blocks == {} and campaign.body == saved.body and campaign.format == "mjml"
+    page = logged_in.get(f"/campaigns/{campaign.pk}/").content.decode()
+    assert 'id="content-body"' in page and 'id="builder-blocks"' not in page
+
+    # A broken design is refused with the block at fault, and nothing is saved.
+    broken = json.loads(design)
+    broken["blocks"][1]["type"] = "rocket"
+    data = editor_data(campaign, blocks=json.dumps(broken))
+    response = logged_in.post(f"/campaigns/{campaign.pk}/save/", data)
+    assert response.status_code == 400 and 'id="content-errors"' in response.content.decode()
+    campaign.refresh_from_db()
+    assert campaign.blocks == {}

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from patron.core.models import AuditEntry
-from patron.mail import campaigns
+from patron.mail import campaigns, starters
 from patron.mail.campaigns import CampaignInvalid, CampaignStateError
 from patron.mail.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from tests.factories import ContactFactory, WorkspaceFactory
@@ -198,7 +198,9 @@ def test_local_time_starts_when_the_time_first_comes_anywhere(workspace, owner, 
 
 def test_duplicate_copies_content_not_progress(workspace, owner, sender, newsletter):
     campaign = draft(workspace, owner, newsletter, preheader="Pre", text="Plain", reply_to="r@x.io")
-    campaigns.update_campaign(campaign, user=owner, values={"blocks": [{"type": "text"}]})
+    design = starters.get("newsletter").values()["blocks"]
+    campaigns.update_campaign(campaign, user=owner, values={"blocks": design})
+    assert campaign.blocks["blocks"] and "The monthly letter" in campaign.body
     campaigns.schedule_campaign(campaign, user=owner, at=timezone.now() + timedelta(days=2))
     copy = campaigns.duplicate_campaign(campaign, user=owner)
     assert copy.pk != campaign.pk and copy.status == CampaignStatus.DRAFT
@@ -257,3 +259,47 @@ def test_progress_counts_and_rates(workspace, owner, sender, newsletter):
     assert (shown.total, shown.sent, shown.failed, shown.pending) == (100, 30, 2, 68)
     assert 2.0 <= shown.rate_per_second <= 3.1  # 30 in the 10 s since the start
     assert shown.eta_seconds is not None and 20 <= shown.eta_seconds <= 35
+
+
+def test_content_follows_the_template_rules(workspace, owner, sender, newsletter):
+    """A builder design writes the body on the server: a posted body is not taken for it."""
+    design = starters.get("newsletter").values()["blocks"]
+    campaign = campaigns.create_campaign(
+        workspace,
+        user=owner,
+        values={"name": "Built", "blocks": design, "body": "<mjml>forged</mjml>", "format": "html"},
+    )
+    assert campaign.format == "mjml" and "forged" not in campaign.body
+    assert "The monthly letter" in campaign.body
+    # Editing the body by hand ends the design (the one-way switch to code).
+    campaigns.update_campaign(campaign, user=owner, values={"body": "<p>By hand</p>"})
+    assert campaign.blocks == {} and campaign.body == "<p>By hand</p>"
+    # A design naming another workspace's segment is refused, on the blocks field.
+    bad = {**design, "blocks": [{**design["blocks"][2], "segment": 999999}]}
+    with pytest.raises(CampaignInvalid) as refused:
+        campaigns.update_campaign(campaign, user=owner, values={"blocks": bad})
+    assert set(refused.value.errors) == {"blocks"}
+
+
+def test_a_new_campaign_starts_from_a_starter_or_a_saved_template(workspace, owner, sender):
+    from patron.mail import templates_service
+
+    started = campaigns.starting_content(workspace, "survey")
+    assert started["blocks"]["blocks"] and started["subject"].startswith("Quick question")
+    blank = campaigns.starting_content(workspace, "blank-code")
+    assert blank["format"] == "html" and blank["blocks"] == {}
+    saved = templates_service.create_from_starter(
+        workspace, user=owner, key="product-announcement", name="Launch"
+    )
+    copied = campaigns.starting_content(workspace, f"template:{saved.pk}")
+    assert copied["body"] == saved.body and copied["blocks"] == saved.blocks
+    personal = templates_service.create_from_starter(workspace, user=owner, key="welcome")
+    for refused in ("welcome", f"template:{personal.pk}", "template:x", "nothing"):
+        with pytest.raises(CampaignInvalid) as error:
+            campaigns.starting_content(workspace, refused)
+        assert set(error.value.errors) == {"start"}
+    elsewhere = templates_service.create_from_starter(
+        WorkspaceFactory(), user=None, key="newsletter"
+    )
+    with pytest.raises(CampaignInvalid):
+        campaigns.starting_content(workspace, f"template:{elsewhere.pk}")

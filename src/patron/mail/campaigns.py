@@ -35,7 +35,8 @@ from patron.audience.audiences import AudienceInvalid, validate_audience
 from patron.core.models import User, Workspace
 from patron.core.services import record_audit
 from patron.crm.models import Contact
-from patron.mail import rendering
+from patron.mail import blocks as builder
+from patron.mail import rendering, templates_service
 from patron.mail.models import Campaign, CampaignStatus, Delivery, SenderIdentity
 
 S = CampaignStatus
@@ -126,30 +127,16 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
                     "value": reply_to[:100]
                 }
         cleaned["reply_to"] = reply_to
-    if "subject" in values:
-        subject = " ".join(str(values["subject"] or "").split())
-        if len(subject) > 998:
-            errors["subject"] = _("Keep the subject under 998 characters.")
-        cleaned["subject"] = subject
-    if "preheader" in values:
-        preheader = " ".join(str(values["preheader"] or "").split())
-        if len(preheader) > 300:
-            errors["preheader"] = _("Keep the preheader under 300 characters.")
-        cleaned["preheader"] = preheader
-    if "format" in values:
-        if values["format"] not in rendering.FORMATS:
-            errors["format"] = _("Choose MJML or HTML.")
-        cleaned["format"] = values["format"]
-    for name in ("body", "text"):
-        if name in values:
-            cleaned[name] = str(values[name] or "")
-    if "blocks" in values:
-        blocks = values["blocks"]
-        if blocks is None:
-            blocks = []
-        if not isinstance(blocks, list | dict):
-            errors["blocks"] = _("The blocks are a JSON list or object.")
-        cleaned["blocks"] = blocks
+    content = {name: values[name] for name in CONTENT_FIELDS if name in values}
+    if content:
+        if "blocks" in content and content["blocks"] is None:
+            content["blocks"] = {}
+        try:
+            # The rules templates follow: a builder document writes the body on the
+            # server (a posted body is never taken for it), segments must be ours.
+            cleaned.update(templates_service.clean_content(workspace, content))
+        except templates_service.TemplateInvalid as error:
+            errors.update(error.errors)
     if "audience" in values:
         audience = values["audience"] or {}
         if audience:
@@ -162,6 +149,30 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
     if errors:
         raise CampaignInvalid(errors)
     return cleaned
+
+
+def starting_content(workspace: Workspace, start: str) -> dict[str, Any]:
+    """The content fields a new campaign starts with: a marketing starter's (by key,
+    e.g. "newsletter", "blank-builder", "blank-code") or a copy of one of the
+    workspace's saved marketing templates ("template:<id>")."""
+    from patron.mail import starters
+    from patron.mail.models import EmailTemplate, TemplateKind
+
+    if start.startswith("template:"):
+        pk = start.removeprefix("template:")
+        template = (
+            EmailTemplate.objects.for_workspace(workspace)
+            .filter(kind=TemplateKind.MARKETING, pk=int(pk) if pk.isdigit() else 0)
+            .first()
+        )
+        if template is None:
+            raise CampaignInvalid({"start": _("Choose one of this workspace's templates.")})
+        return {name: getattr(template, name) for name in CONTENT_FIELDS}
+    starter = starters.get(start)
+    if starter is None or starter.kind != TemplateKind.MARKETING:
+        raise CampaignInvalid({"start": _("Choose a starter or a template.")})
+    values = starter.values()
+    return {name: values[name] for name in CONTENT_FIELDS if name in values}
 
 
 @transaction.atomic
@@ -189,6 +200,9 @@ def update_campaign(campaign: Campaign, *, user: User | None, values: dict[str, 
     locked = _locked(campaign)
     if locked.status != S.DRAFT:
         raise CampaignStateError(locked, _("changed"))
+    if "body" in values and "blocks" not in values and builder.is_built(locked.blocks):
+        # A new body by hand ends the builder design (the code view's one-way switch).
+        values = {**values, "blocks": {}}
     cleaned = _clean(locked.workspace, values)
     for name, value in cleaned.items():
         setattr(locked, name, value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -42,8 +43,16 @@ from patron.core.http import WorkspaceRequest
 from patron.core.paging import SeekPage
 from patron.core.roles import CAMPAIGNS_MANAGE, CAMPAIGNS_SEND, CAMPAIGNS_VIEW, OUTBOX_VIEW
 from patron.crm.models import Contact
-from patron.mail import campaign_drafts, campaigns, rendering, senders
-from patron.mail.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from patron.mail import (
+    campaign_drafts,
+    campaigns,
+    editor,
+    rendering,
+    senders,
+    starters,
+    templates_service,
+)
+from patron.mail.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, TemplateKind
 
 PER_PAGE = 50
 RECIPIENTS_PER_PAGE = 100
@@ -62,14 +71,34 @@ class NewCampaignForm(forms.Form):
         max_length=campaigns.NAME_LIMIT,
         help_text=gettext_lazy("For you and your team; recipients see the subject, not this."),
     )
-    format = forms.ChoiceField(
-        label=gettext_lazy("Write the content in"),
-        choices=[(rendering.MJML, "MJML"), (rendering.HTML, "HTML")],
-        initial=rendering.MJML,
+    start = forms.ChoiceField(
+        label=gettext_lazy("Start from"),
+        initial="blank-builder",
         help_text=gettext_lazy(
-            "MJML makes responsive email from simple tags; HTML as you write it."
+            "A starter design or one of your marketing templates (copied: the template stays "
+            "as it is). Starters and blank builder open in the block builder; blank HTML in "
+            "the code view."
         ),
     )
+
+    def __init__(self, *args: Any, workspace: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        marketing = starters.for_kind(TemplateKind.MARKETING)
+        designs = [(s.key, s.name) for s in marketing if not s.key.startswith("blank")]
+        blanks = [(s.key, s.name) for s in marketing if s.key.startswith("blank")]
+        saved = [
+            (f"template:{pk}", name)
+            for pk, name in templates_service.templates_for(workspace, TemplateKind.MARKETING)
+            .order_by("name", "id")
+            .values_list("pk", "name")
+        ]
+        choices: list[tuple[str, Any]] = [
+            (_("Starters"), designs),
+            (_("Blank"), blanks),
+        ]
+        if saved:
+            choices.append((_("Your templates"), saved))
+        cast(forms.ChoiceField, self.fields["start"]).choices = choices
 
 
 class AudienceChoice(forms.MultipleChoiceField):
@@ -79,22 +108,11 @@ class AudienceChoice(forms.MultipleChoiceField):
 
 
 class CampaignForm(forms.Form):
-    """A draft's details, content and audience. The service checks again
+    """A draft's details and audience; the content comes from the content editor
+    component (``editor.content_from_post``). The service checks again
     (``CampaignInvalid``); its errors land on the field they name."""
 
     name = forms.CharField(label=gettext_lazy("Name"), max_length=campaigns.NAME_LIMIT)
-    subject = forms.CharField(
-        label=gettext_lazy("Subject"),
-        max_length=998,
-        required=False,
-        help_text=gettext_lazy("Merge tags work here: {{ contact.first_name }}."),
-    )
-    preheader = forms.CharField(
-        label=gettext_lazy("Preheader"),
-        max_length=300,
-        required=False,
-        help_text=gettext_lazy("The line inboxes show after the subject."),
-    )
     sender = forms.TypedChoiceField(
         label=gettext_lazy("From"), coerce=int, required=False, empty_value=None
     )
@@ -104,30 +122,12 @@ class CampaignForm(forms.Form):
         required=False,
         help_text=gettext_lazy("Empty: replies go to the sender address's reply-to."),
     )
-    format = forms.ChoiceField(
-        label=gettext_lazy("Format"), choices=[(rendering.MJML, "MJML"), (rendering.HTML, "HTML")]
-    )
-    body = forms.CharField(
-        label=gettext_lazy("Body"),
-        required=False,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": 18, "class": "font-monospace", "spellcheck": "false"}),
-    )
-    text = forms.CharField(
-        label=gettext_lazy("Plain-text part"),
-        required=False,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": 5, "class": "font-monospace"}),
-        help_text=gettext_lazy("Empty: made from the HTML when sending."),
-    )
-    blocks = forms.JSONField(required=False, widget=forms.HiddenInput)
     include_lists = AudienceChoice(label=gettext_lazy("Lists"))
     include_segments = AudienceChoice(label=gettext_lazy("Segments"))
     exclude_lists = AudienceChoice(label=gettext_lazy("Lists"))
     exclude_segments = AudienceChoice(label=gettext_lazy("Segments"))
 
-    DETAILS = ("name", "subject", "preheader", "sender", "reply_to")
-    CONTENT = ("format", "body", "text")
+    DETAILS = ("name", "sender", "reply_to")
 
     def __init__(self, *args: Any, workspace: Any, campaign: Campaign, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -160,12 +160,8 @@ class CampaignForm(forms.Form):
     @staticmethod
     def initial_for(campaign: Campaign) -> dict[str, Any]:
         audience = campaign.audience or {}
-        initial: dict[str, Any] = {
-            name: getattr(campaign, name)
-            for name in ("name", "subject", "preheader", "reply_to", "format", "body", "text")
-        }
+        initial: dict[str, Any] = {name: getattr(campaign, name) for name in ("name", "reply_to")}
         initial["sender"] = campaign.sender_id
-        initial["blocks"] = campaign.blocks
         for side in ("include", "exclude"):
             for kind in ("lists", "segments"):
                 ids = (audience.get(side) or {}).get(kind) or []
@@ -188,13 +184,14 @@ class CampaignForm(forms.Form):
 
     def values(self) -> dict[str, Any]:
         data = self.cleaned_data
-        values = {name: data[name] for name in (*self.DETAILS, *self.CONTENT)}
-        values["blocks"] = data.get("blocks") or []
+        values = {name: data[name] for name in self.DETAILS}
         values["audience"] = self.audience()
         return values
 
     def add_service_errors(self, exc: campaigns.CampaignInvalid) -> None:
         for field_name, message in exc.errors.items():
+            if field_name in campaigns.CONTENT_FIELDS:
+                continue  # shown by the content editor
             if field_name == "audience":
                 self.add_error("include_lists", message)
             elif field_name in self.fields:
@@ -421,18 +418,14 @@ def campaign_list(request: WorkspaceRequest) -> HttpResponse:
 
 @workspace_view(CAMPAIGNS_MANAGE)
 def campaign_new(request: WorkspaceRequest) -> HttpResponse:
-    form = NewCampaignForm(request.POST or None)
+    form = NewCampaignForm(request.POST or None, workspace=request.workspace)
     if request.method == "POST" and form.is_valid():
-        chosen = form.cleaned_data["format"]
         try:
+            content = campaigns.starting_content(request.workspace, form.cleaned_data["start"])
             campaign = campaigns.create_campaign(
                 request.workspace,
                 user=request.user,
-                values={
-                    "name": form.cleaned_data["name"],
-                    "format": chosen,
-                    "body": campaign_drafts.starter_body(chosen),
-                },
+                values={"name": form.cleaned_data["name"], **content},
             )
         except campaigns.CampaignInvalid as exc:
             for field_name, message in exc.errors.items():
@@ -467,15 +460,50 @@ def campaign_save(request: WorkspaceRequest, campaign_id: int) -> HttpResponse:
         messages.error(request, _("Only a draft can be changed."))
         return redirect("campaigns:detail", campaign_id=campaign.pk)
     form = CampaignForm(request.POST, workspace=request.workspace, campaign=campaign)
-    if form.is_valid():
+    content = editor.content_from_post(request.POST)
+    content_errors: dict[str, str] = {}
+    invalid_block = 0
+    if request.POST.get("action") == "to_code":
+        # The one-way switch: the MJML written from the design becomes the body.
         try:
-            campaigns.update_campaign(campaign, user=request.user, values=form.values())
+            written = templates_service.clean_content(
+                request.workspace, {"blocks": content.get("blocks")}
+            )
+        except templates_service.TemplateInvalid as error:
+            content_errors, invalid_block = error.errors, error.block
+        else:
+            if "body" in written:
+                content.update(body=written["body"], format=written["format"])
+            content["blocks"] = {}
+    if form.is_valid() and not content_errors:
+        try:
+            campaigns.update_campaign(
+                campaign, user=request.user, values={**form.values(), **content}
+            )
         except campaigns.CampaignInvalid as exc:
             form.add_service_errors(exc)
+            content_errors = {
+                name: message
+                for name, message in exc.errors.items()
+                if name in campaigns.CONTENT_FIELDS
+            }
         else:
             messages.success(request, _("Campaign “%(name)s” saved.") % {"name": campaign.name})
             return redirect(reverse("campaigns:detail", args=[campaign.pk]) + "#checks")
-    return _editor(request, campaign, form=form, status=400)
+    elif not content_errors:
+        try:
+            templates_service.clean_content(request.workspace, content)
+        except templates_service.TemplateInvalid as error:
+            content_errors, invalid_block = error.errors, error.block
+    return _editor(
+        request,
+        campaign,
+        form=form,
+        content=content,
+        content_errors=content_errors,
+        invalid_block=invalid_block,
+        status=400,
+    )
 
 
 def _editor(
@@ -485,8 +513,18 @@ def _editor(
     form: CampaignForm | None = None,
     schedule_form: ScheduleForm | None = None,
     test_form: TestSendForm | None = None,
+    content: dict[str, Any] | None = None,
+    content_errors: dict[str, str] | None = None,
+    invalid_block: int = 0,
     status: int = 200,
 ) -> HttpResponse:
+    # The content editor shows what was saved, or what was typed when a save failed.
+    shown: Any = campaign
+    if content is not None:
+        typed = {name: getattr(campaign, name) for name in campaigns.CONTENT_FIELDS}
+        shown = SimpleNamespace(**{**typed, **content, "pk": campaign.pk})
+        if not isinstance(shown.blocks, dict):
+            shown.blocks = {}
     if form is None:
         form = CampaignForm(
             initial=CampaignForm.initial_for(campaign),
@@ -507,6 +545,9 @@ def _editor(
             "campaign": campaign,
             "form": form,
             "details": [form[name] for name in CampaignForm.DETAILS],
+            "editor": editor.editor_context(
+                request.workspace, shown, errors=content_errors, invalid_block=invalid_block
+            ),
             "audience_count": counted,
             "findings": _findings(problems),
             "blocking": [problem for problem in problems if problem.blocking],
