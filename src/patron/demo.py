@@ -348,18 +348,17 @@ def _seed_campaigns(workspace: Workspace, *, author: User) -> None:
     """A newsletter sent to the monthly list (the worker sends it into the Outbox), and a
     draft for the pricing visitors that still lacks its subject."""
     from patron.audience.models import MailingList, Segment
-    from patron.mail import campaign_drafts, campaigns
+    from patron.mail import campaigns
 
     newsletter = MailingList.objects.for_workspace(workspace).get(name="Monthly newsletter")
     sent = campaigns.create_campaign(
         workspace,
         user=author,
         values={
+            **campaigns.starting_content(workspace, "newsletter"),
             "name": "Monthly newsletter: December",
             "subject": "{{ contact.first_name | default: 'Hello' }}, your December at Northwind",
             "preheader": "Three guides, one webinar and the year in numbers.",
-            "format": "mjml",
-            "body": campaign_drafts.starter_body("mjml"),
             "audience": {"include": {"lists": [newsletter.pk]}},
         },
     )
@@ -371,9 +370,9 @@ def _seed_campaigns(workspace: Workspace, *, author: User) -> None:
         workspace,
         user=author,
         values={
+            **campaigns.starting_content(workspace, "blank-code"),
             "name": "Pricing follow-up",
-            "format": "html",
-            "body": campaign_drafts.starter_body("html"),
+            "subject": "",
             "audience": {"include": {"segments": [pricing.pk]}},
         },
     )

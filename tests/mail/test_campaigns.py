@@ -303,3 +303,16 @@ def test_a_new_campaign_starts_from_a_starter_or_a_saved_template(workspace, own
     )
     with pytest.raises(CampaignInvalid):
         campaigns.starting_content(workspace, f"template:{elsewhere.pk}")
+
+
+def test_only_a_draft_is_deleted(workspace, owner, sender, newsletter):
+    kept = draft(workspace, owner, newsletter)
+    campaigns.schedule_campaign(kept, user=owner, at=timezone.now() + timedelta(days=1))
+    with pytest.raises(CampaignStateError):
+        campaigns.delete_campaign(kept, user=owner)
+    assert Campaign.objects.for_workspace(workspace).filter(pk=kept.pk).exists()
+    gone = draft(workspace, owner, newsletter)
+    campaigns.delete_campaign(gone, user=owner)
+    assert not Campaign.objects.for_workspace(workspace).filter(pk=gone.pk).exists()
+    audit = AuditEntry.objects.get(action="campaign.deleted")
+    assert audit.data == {"campaign": gone.pk} and audit.actor == owner

@@ -22,7 +22,7 @@ from patron.api.errors import ApiError
 from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
 from patron.crm.models import Contact
-from patron.mail import campaign_drafts, campaigns, rendering
+from patron.mail import campaigns, rendering
 from patron.mail.models import Campaign, CampaignStatus
 
 router = Router(tags=["campaigns"])
@@ -210,7 +210,7 @@ def delete_campaign(request: ApiRequest, campaign_id: int) -> Status:
     """Delete a draft; 409 for a campaign that was scheduled or sent (cancel it instead)."""
     campaign = _campaign(request, campaign_id)
     try:
-        campaign_drafts.delete_draft(campaign, user=None)
+        campaigns.delete_campaign(campaign, user=None)
     except campaigns.CampaignInvalid as exc:
         raise _invalid(exc) from exc
     return Status(204, None)

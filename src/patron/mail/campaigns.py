@@ -1,4 +1,5 @@
-"""Campaign services: write, check, schedule, pause, resume, cancel, duplicate, test, preview.
+"""Campaign services: write, delete drafts, check, schedule, pause, resume, cancel,
+duplicate, test, preview.
 
 The pages and the API call only these functions. A campaign's status moves
 along ``TRANSITIONS``:
@@ -217,6 +218,31 @@ def update_campaign(campaign: Campaign, *, user: User | None, values: dict[str, 
     )
     _refresh(campaign, locked)
     return campaign
+
+
+@transaction.atomic
+def delete_campaign(campaign: Campaign, *, user: User | None) -> None:
+    """Delete a draft (the status machine has no "deleted" state).
+
+    One conditional DELETE (``WHERE status = 'draft'``): a campaign scheduled a
+    moment earlier by someone else is kept and the caller gets ``CampaignStateError``.
+    Audited as ``campaign.deleted``.
+    """
+    deleted, _rows = (
+        Campaign.objects.for_workspace(campaign.workspace_id)
+        .filter(pk=campaign.pk, status=S.DRAFT)
+        .delete()
+    )
+    if not deleted:
+        fresh = Campaign.objects.for_workspace(campaign.workspace_id).filter(pk=campaign.pk).first()
+        raise CampaignStateError(fresh or campaign, _("deleted"))
+    record_audit(
+        workspace=campaign.workspace,
+        actor=user,
+        action="campaign.deleted",
+        target=campaign.name,
+        data={"campaign": campaign.pk},
+    )
 
 
 def _locked(campaign: Campaign) -> Campaign:

@@ -44,7 +44,6 @@ from patron.core.paging import SeekPage
 from patron.core.roles import CAMPAIGNS_MANAGE, CAMPAIGNS_SEND, CAMPAIGNS_VIEW, OUTBOX_VIEW
 from patron.crm.models import Contact
 from patron.mail import (
-    campaign_drafts,
     campaigns,
     editor,
     rendering,
@@ -844,7 +843,7 @@ def campaign_duplicate(request: WorkspaceRequest, campaign_id: int) -> HttpRespo
 def campaign_delete(request: WorkspaceRequest, campaign_id: int) -> HttpResponse:
     campaign = _campaign(request, campaign_id)
     try:
-        campaign_drafts.delete_draft(campaign, user=request.user)
+        campaigns.delete_campaign(campaign, user=request.user)
     except campaigns.CampaignInvalid as exc:
         messages.error(request, " ".join(exc.errors.values()))
         return redirect("campaigns:detail", campaign_id=campaign.pk)
