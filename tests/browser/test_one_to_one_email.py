@@ -4,6 +4,7 @@ someone opens an unsubscribe link and confirms."""
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 from email.message import EmailMessage
@@ -16,7 +17,7 @@ from playwright.sync_api import expect
 from patron.audience import lists
 from patron.audience.models import ConsentSource, Subscription, Suppression
 from patron.core.services import create_workspace
-from patron.mail import inbound, links, senders
+from patron.mail import inbound, links, senders, templates_service
 from tests.browser.conftest import log_in
 from tests.factories import PASSWORD, ContactFactory, UserFactory
 
@@ -39,6 +40,9 @@ def test_write_to_a_contact_and_read_the_answer(page, tmp_path: Path):
         postal_address="Rua do Lumiar 1, Lisboa",
     )
     senders.verify_sender(token=senders.verification_token(identity))
+    templates_service.create_from_starter(
+        workspace, user=user, key="follow-up", name="After a call"
+    )
     contact = ContactFactory(
         workspace=workspace, first_name="Rita", last_name="Sousa", email="rita@cliente.pt"
     )
@@ -60,6 +64,21 @@ def test_write_to_a_contact_and_read_the_answer(page, tmp_path: Path):
     page.get_by_label("Subject").fill("A sua proposta")
     page.get_by_role("button", name="Send").click()
     expect(page.locator(".alert-success")).to_contain_text("Email sent to rita@cliente.pt")
+
+    # A personal template of the workspace fills subject and message; sent, its merge
+    # tags are Rita's.
+    page.get_by_role("link", name="Send email").click()
+    page.get_by_label("Start from a template").select_option(label="After a call")
+    page.get_by_role("button", name="Use template").click()
+    expect(page.get_by_label("Subject")).to_have_value("Following up on our conversation")
+    expect(page.get_by_label("Message")).to_have_value(
+        re.compile(r'^Hi \{\{ contact\.first_name \| default: "there" \}\},')
+    )
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".alert-success")).to_contain_text("Email sent to rita@cliente.pt")
+    followed = page.locator("#timeline li").filter(has_text="Following up on our conversation")
+    followed.locator("summary").click()
+    expect(followed.locator(".timeline-email-body")).to_contain_text("Hi Rita,")
     entry = page.locator("#timeline li").filter(has_text="A sua proposta")
     expect(entry).to_contain_text("Email sent")
     entry.locator("summary").click()

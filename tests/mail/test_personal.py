@@ -20,7 +20,7 @@ from patron.crm.models import ContactEmail
 from patron.mail import links, personal, senders, tokens
 from patron.mail.models import OutboxMessage
 from tests.conftest import member
-from tests.factories import PASSWORD, CompanyFactory, ContactFactory
+from tests.factories import PASSWORD, CompanyFactory, ContactFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -404,3 +404,54 @@ def test_a_malformed_message_id_is_not_put_in_headers(workspace, owner, contact,
             in_reply_to="<x@y>\r\nBcc: victim@example.com",
         )
     assert not OutboxMessage.objects.exists()
+
+
+# --- Personal templates -------------------------------------------------------------------
+
+
+def test_a_personal_template_fills_subject_and_message(
+    logged_in: Client, workspace, owner, contact, identity
+):
+    from patron.mail import templates_service
+
+    follow_up = templates_service.create_from_starter(
+        workspace, user=owner, key="follow-up", name="After a call"
+    )
+    templates_service.create_from_starter(workspace, user=owner, key="newsletter")  # marketing
+    other = templates_service.create_from_starter(
+        WorkspaceFactory(), user=None, key="welcome", name="Elsewhere"
+    )
+    page = logged_in.get(compose_url(contact)).content.decode()
+    assert f'<option value="{follow_up.pk}">After a call</option>' in page
+    assert "Newsletter" not in page and "Elsewhere" not in page
+
+    page = logged_in.get(compose_url(contact), {"template": follow_up.pk}).content.decode()
+    assert 'value="Following up on our conversation"' in page
+    assert f'<option value="{follow_up.pk}" selected>' in page
+    # The text of the design, merge tags kept for the send.
+    assert "Hi {{ contact.first_name | default: &quot;there&quot; }}," in page
+    assert "Thank you for your time today." in page and "<p>" not in page.split("id_body")[1]
+
+    # Another workspace's template fills nothing, and says so.
+    refused = logged_in.get(compose_url(contact), {"template": other.pk}).content.decode()
+    assert "That template is not among this workspace" in refused
+    assert "Following up" not in refused
+
+    # Sent, the merge tags are the contact's.
+    subject, body = personal.message_from_template(follow_up)
+    data = {"to": "ann@globex.example", "subject": subject, "body": body, "send_key": "1" * 32}
+    assert logged_in.post(compose_url(contact), data).status_code == 302
+    message = OutboxMessage.objects.get()
+    assert "Hi Ann," in message.text_body and "{{" not in message.text_body
+
+
+def test_a_templates_own_plain_text_is_taken_as_it_is(workspace, owner):
+    from patron.mail import templates_service
+
+    template = templates_service.create_template(
+        workspace,
+        user=owner,
+        values={"name": "Short", "kind": "personal", "subject": "Hi", "format": "html",
+                "body": "<p>Ignored</p>", "text": "Hello {{ contact.first_name }}"},
+    )  # fmt: skip
+    assert personal.message_from_template(template) == ("Hi", "Hello {{ contact.first_name }}")

@@ -382,3 +382,34 @@ def send_personal_email(
         message = _("The mail server refused the message (%(reply)s). It was not sent.")
     reply = " ".join(filter(None, [str(result.code or ""), result.reply])) or _("no answer")
     raise EmailNotSent(message % {"reply": reply[:300]}, result)
+
+
+# --- Personal templates ----------------------------------------------------------------------
+
+
+def personal_templates(workspace: Workspace) -> Any:
+    """The workspace's templates for one-to-one mail (kind "personal"), by name."""
+    from patron.mail import templates_service
+    from patron.mail.models import TemplateKind
+
+    return templates_service.templates_for(workspace, TemplateKind.PERSONAL).order_by("name", "id")
+
+
+def message_from_template(template: Any) -> tuple[str, str]:
+    """The subject and the text a personal template gives the composer.
+
+    The composer writes text (its HTML part is made from it), so the body is the
+    template's plain-text part, or text made from its design. Merge tags stay as
+    they are: they are rendered for the contact when the message is sent.
+    """
+    from patron.mail import templates_service
+
+    text = (template.text or "").strip()
+    if not text:
+        source = templates_service.template_source(template)
+        source = rendering.TemplateSource(subject="", body=source.body, format=source.format)
+        try:
+            text = rendering.html_to_text(rendering.compile_template(source).html).strip()
+        except rendering.TemplateError:
+            text = ""
+    return template.subject or "", text

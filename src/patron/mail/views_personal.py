@@ -66,6 +66,14 @@ def compose(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
         "send_key": personal.new_send_key(),
         "to": addresses[0] if addresses else "",
     }
+    chosen = None
+    if request.method == "GET" and request.GET.get("template", "").isdigit():
+        chosen = personal.personal_templates(workspace).filter(pk=int(request.GET["template"]))
+        chosen = chosen.first()
+        if chosen is None:
+            messages.error(request, _("That template is not among this workspace's templates."))
+        else:
+            initial["subject"], initial["body"] = personal.message_from_template(chosen)
     if answering is not None:
         initial["answering"] = answering.pk
         initial["subject"] = personal.reply_subject(answering.properties.get("subject", ""))
@@ -107,6 +115,8 @@ def compose(request: WorkspaceRequest, contact_id: int) -> HttpResponse:
             "sender": sender,
             "answering": answering,
             "suppressed": suppressed,
+            "templates": personal.personal_templates(workspace).values_list("pk", "name"),
+            "chosen": chosen,
             "can_manage_senders": request.membership.can(SENDERS_MANAGE),
         },
     )
