@@ -230,3 +230,33 @@ def test_images_code_view_duplicate_and_delete(page, tmp_path: Path):
     expect(page.get_by_role("heading", name="Email templates")).to_be_visible()
     assert "beforeunload" in dialogs
     assert EmailTemplate.objects.for_workspace(workspace).get().name == "Akwaaba"
+
+
+def test_send_a_test_of_a_saved_template(page):
+    from patron.mail import templates_service
+    from patron.mail.models import OutboxMessage
+    from tests.mail.campaign_setup import verified_sender
+
+    user = UserFactory(email="mara@example.ro", name="Mara")
+    workspace = create_workspace(name="Ceainăria Mara", owner=user)
+    verified_sender(workspace, email="news@example.ro")
+    services.create_contact(workspace=workspace, first_name="Ada", email="ada@example.org")
+    template = templates_service.create_from_starter(workspace, user=user, key="newsletter")
+
+    log_in(page, user.email, PASSWORD)
+    page.goto(f"/email-templates/{template.pk}/")
+    expect(page.get_by_label("Send a test to")).to_have_value("mara@example.ro")
+    page.get_by_label("Send a test to").fill("mara@example.ro, desk@example.ro")
+    page.get_by_label("Merge tags as contact").fill("Ada")
+    page.get_by_role("button", name="Send test").click()
+    expect(page.locator(".alert-success")).to_contain_text(
+        "Test sent to mara@example.ro, desk@example.ro."
+    )
+    messages = OutboxMessage.objects.filter(workspace=workspace)
+    assert sorted(m.to[0] for m in messages) == ["desk@example.ro", "mara@example.ro"]
+    assert all(m.subject == "[Test] Ada, this month's news from us" for m in messages)
+
+    page.get_by_label("Send a test to").fill("not an address")
+    page.get_by_role("button", name="Send test").click()
+    expect(page.locator(".alert-danger")).to_contain_text("“not” is not a valid email address.")
+    assert messages.count() == 2

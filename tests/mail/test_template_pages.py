@@ -231,3 +231,50 @@ def test_the_list_does_a_fixed_number_of_queries(
         templates_service.create_from_starter(workspace, user=owner, key=key)
     with django_assert_max_num_queries(12):
         logged_in.get(reverse("email_templates:list"))
+
+
+def test_send_test_goes_through_the_transport_marked_test(logged_in, workspace, owner, newsletter):
+    from patron.core.models import AuditEntry
+    from patron.mail.models import OutboxMessage
+    from tests.mail.campaign_setup import verified_sender
+
+    url = f"/email-templates/{newsletter.pk}/test/"
+    assert 'id="test-form"' in logged_in.get(f"/email-templates/{newsletter.pk}/").content.decode()
+    # No verified sender address yet: nothing goes, and the page says why.
+    page = logged_in.post(url, {"addresses": "me@acme.example"}, follow=True).content.decode()
+    assert "Verify a sender address first" in page
+    assert not OutboxMessage.objects.exists()
+
+    verified_sender(workspace, email="news@acme.example")
+    ContactFactory(workspace=workspace, first_name="Zoë", email="zoe@example.org")
+    response = logged_in.post(
+        url, {"addresses": "me@acme.example, you@acme.example", "contact": "Zoë"}
+    )
+    assert response.status_code == 302 and response.url.endswith(f"/{newsletter.pk}/#test")
+    sent = OutboxMessage.objects.filter(workspace=workspace).order_by("id")
+    assert [m.to for m in sent] == [["me@acme.example"], ["you@acme.example"]]
+    message = sent[0]
+    assert message.subject.startswith("[Test] Zoë") and "news@acme.example" in message.from_address
+    assert "The monthly letter" in message.html_body and "Hi Zoë" in message.html_body
+    assert ("X-Patron-Test", "1") in [tuple(h) for h in message.headers]
+    audit = AuditEntry.objects.get(action="email_template.test_sent")
+    assert audit.data == {
+        "template": newsletter.pk,
+        "addresses": ["me@acme.example", "you@acme.example"],
+    }
+
+    # Bad addresses are refused with a clear message, and nothing more is sent.
+    page = logged_in.post(url, {"addresses": "not-an-address"}, follow=True).content.decode()
+    assert "“not-an-address” is not a valid email address." in page
+    assert OutboxMessage.objects.count() == 2
+
+
+def test_send_test_is_kept_to_the_workspace(client, workspace, newsletter):
+    from patron.core.services import create_workspace
+    from tests.factories import UserFactory
+
+    stranger = UserFactory(email="eve@else.example")
+    create_workspace(name="Elsewhere", owner=stranger)
+    assert client.login(email=stranger.email, password=PASSWORD)
+    response = client.post(f"/email-templates/{newsletter.pk}/test/", {"addresses": "e@x.io"})
+    assert response.status_code == 404

@@ -489,16 +489,8 @@ def preview(campaign: Campaign, contact: Contact | None = None) -> rendering.Ren
     return compiled.render(context)
 
 
-def send_test(
-    campaign: Campaign,
-    *,
-    user: User | None,
-    addresses: list[str],
-    contact: Contact | None = None,
-) -> None:
-    """Send the message, subject marked [Test], to a few addresses through the real transport."""
-    from patron.mail import pipeline
-
+def clean_test_addresses(addresses: list[str]) -> list[str]:
+    """The addresses of a test send, checked: valid, no repeats, 1 to 10 of them."""
     cleaned: list[str] = []
     for address in addresses:
         value = (address or "").strip()
@@ -516,6 +508,20 @@ def send_test(
         raise CampaignInvalid({"addresses": _("Enter at least one address.")})
     if len(cleaned) > TEST_ADDRESS_LIMIT:
         raise CampaignInvalid({"addresses": _("Send a test to at most 10 addresses.")})
+    return cleaned
+
+
+def send_test(
+    campaign: Campaign,
+    *,
+    user: User | None,
+    addresses: list[str],
+    contact: Contact | None = None,
+) -> None:
+    """Send the message, subject marked [Test], to a few addresses through the real transport."""
+    from patron.mail import pipeline
+
+    cleaned = clean_test_addresses(addresses)
     if campaign.sender is None:
         raise CampaignInvalid({"sender": _("Choose the sender address.")})
     try:

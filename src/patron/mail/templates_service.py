@@ -368,6 +368,54 @@ def create_from_starter(
     )
 
 
+def send_test(
+    template: EmailTemplate,
+    *,
+    user: User | None,
+    addresses: list[str],
+    contact: Any = None,
+    request_info: RequestInfo | None = None,
+) -> list[str]:
+    """Send the saved template, subject marked [Test], to a few addresses: the campaign
+    test-send path (same rendering, headers, DKIM and transport), from the workspace's
+    default verified sender address. Returns the addresses it went to."""
+    from patron.mail import campaigns, pipeline, senders
+    from patron.mail.models import Campaign
+
+    try:
+        cleaned = campaigns.clean_test_addresses(addresses)
+    except campaigns.CampaignInvalid as error:
+        raise TemplateInvalid(error.errors) from None
+    sender = senders.verified_identities(template.workspace).first()  # the default first
+    if sender is None:
+        raise TemplateInvalid({"": _("Verify a sender address first: tests go out from it.")})
+    # Never saved: it carries the template's content through the campaign test path.
+    stand_in = Campaign(
+        id=0,
+        workspace=template.workspace,
+        name=template.name,
+        sender=sender,
+        **{name: getattr(template, name) for name in CONTENT_FIELDS},
+    )
+    try:
+        rendered = campaigns.preview(stand_in, contact)
+    except TemplateError as error:
+        raise TemplateInvalid({"body": str(error.problem)}) from error
+    try:
+        pipeline.send_test_messages(stand_in, rendered, cleaned, contact=contact)
+    except campaigns.CampaignInvalid as error:
+        raise TemplateInvalid(error.errors) from None
+    record_audit(
+        workspace=template.workspace,
+        actor=user,
+        action="email_template.test_sent",
+        target=template.name,
+        data={"template": template.pk, "addresses": cleaned},
+        request_info=request_info,
+    )
+    return cleaned
+
+
 # --- Merge tags ------------------------------------------------------------------------------
 
 

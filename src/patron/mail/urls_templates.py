@@ -18,6 +18,7 @@ template_patterns = (
         path("<int:template_id>/", views_templates.template_edit, name="edit"),
         path("<int:template_id>/duplicate/", views_templates.template_duplicate, name="duplicate"),
         path("<int:template_id>/delete/", views_templates.template_delete, name="delete"),
+        path("<int:template_id>/test/", views_templates.template_test, name="test"),
         # The editor component's endpoints (they read the posted form, not a saved row).
         path("preview/", views_templates.preview, name="preview"),
         path("checks/", views_templates.checks, name="checks"),

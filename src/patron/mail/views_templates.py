@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
@@ -119,9 +120,53 @@ def template_edit(request: WorkspaceRequest, template_id: int) -> HttpResponse:
             ),
             "errors": errors,
             "kinds": TemplateKind.choices,
+            "test_form": _test_form(request),
         },
         status=422 if errors else 200,
     )
+
+
+def _test_form(request: WorkspaceRequest, data: Any = None) -> Any:
+    from patron.mail.views_campaigns import TestSendForm
+
+    return TestSendForm(data, initial={"addresses": request.user.email})
+
+
+@workspace_view(MARKETING_EDIT)
+@require_POST
+def template_test(request: WorkspaceRequest, template_id: int) -> HttpResponse:
+    """Send the saved template, marked [Test], to a few addresses (the campaigns' test path)."""
+    from patron.mail.views_campaigns import find_contact
+
+    template = get_object_or_404(_templates(request), pk=template_id)
+    form = _test_form(request, request.POST)
+    back = reverse("email_templates:edit", args=[template.pk]) + "#test"
+    if not form.is_valid():
+        for field_errors in form.errors.values():
+            for error in field_errors:
+                messages.error(request, str(error))
+        return redirect(back)
+    contact = None
+    wanted = form.cleaned_data["contact"].strip()
+    if wanted:
+        contact = find_contact(request.workspace, wanted)
+        if contact is None:
+            messages.error(request, _("No contact matches “%(query)s”.") % {"query": wanted})
+            return redirect(back)
+    try:
+        sent = templates_service.send_test(
+            template,
+            user=request.user,
+            addresses=form.address_list(),
+            contact=contact,
+            request_info=request_info(request),
+        )
+    except templates_service.TemplateInvalid as error:
+        for message in error.errors.values():
+            messages.error(request, message)
+    else:
+        messages.success(request, _("Test sent to %(addresses)s.") % {"addresses": ", ".join(sent)})
+    return redirect(back)
 
 
 def _fields(template: EmailTemplate) -> dict[str, Any]:
@@ -154,8 +199,6 @@ def template_delete(request: WorkspaceRequest, template_id: int) -> HttpResponse
 
 
 def _list_url() -> str:
-    from django.urls import reverse
-
     return reverse("email_templates:list")
 
 
