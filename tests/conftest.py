@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from hypothesis import settings as hypothesis_settings
 
 from patron.core.models import Membership, User, Workspace
 from patron.core.roles import Role
 from patron.core.services import create_api_key
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
+
+# No test measures time: on a loaded machine an example may take seconds, and a
+# hypothesis deadline would then fail a test that is right.
+hypothesis_settings.register_profile("patron", deadline=None)
+hypothesis_settings.load_profile("patron")
 
 
 @pytest.fixture(autouse=True)

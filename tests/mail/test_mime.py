@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from email.header import decode_header, make_header
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from patron.mail.mime import build_message, message_id_for, parse_verp, verp_address
@@ -228,8 +228,12 @@ text_values = st.text(
 ).filter(lambda s: s.strip() == s and "  " not in s)
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(subject=text_values, name=text_values, body=st.text(min_size=1, max_size=2000))
+@example(subject="s", name="n", body="\n")
+@example(subject="s", name="n", body=" \t\n ")
+@example(subject="s", name="n", body="x" * 1000 + "\n")  # quoted-printable
+@example(subject="s", name="n", body="你好\n\n")  # base64
 def test_whatever_the_text_it_parses_back(subject, name, body):
     body = body.replace("\r", "")
     raw = build(subject=subject, from_name=name, text=body, html=f"<p>{body}</p>")
@@ -239,6 +243,19 @@ def test_whatever_the_text_it_parses_back(subject, name, body):
     assert message["Subject"] == subject
     assert display_name(raw, "From") == name
     assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == body
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\n", "\n\n", "   ", "Hello\n", "Hello\n\n", "=3D " * 30 + "\n", "Chào bạn\n", "你好\n"],
+)
+def test_a_part_keeps_its_last_line_end(text):
+    """The CRLF before a boundary belongs to the boundary (RFC 2046 5.1.1): a text
+    that ends with a line end needs one more, or the reader loses it."""
+    message = parse(build(text=text, html=f"<p>{text}</p>"))
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+    html = message.get_body(("html",)).get_content().replace("\r\n", "\n")
+    assert html == f"<p>{text}</p>"
 
 
 def test_plain_ascii_bodies_go_as_they_are():
@@ -264,7 +281,7 @@ ascii_text = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(body=ascii_text)
 def test_ascii_with_long_lines_is_quoted_printable_and_parses_back(body):
     body = "x" * 1000 + "\n" + body  # at least one line too long for 7bit

@@ -345,6 +345,76 @@ def test_the_scheduler_starts_wakes_rescues_and_finishes(workspace, owner, sende
     assert campaign.status == CampaignStatus.SENT and len(sink.messages) == 3
 
 
+DATABASE_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+
+@pytest.mark.django_db(transaction=True)  # the worker below commits and closes connections
+def test_a_chunk_whose_task_a_dead_worker_took_is_rescued(
+    workspace, owner, sender, sink, settings, django_capture_on_commit_callbacks
+):
+    """A worker takes a chunk's task from the queue and is killed before it marks the
+    chunk running: the chunk stays queued and no task will run it. The scheduler
+    asks the queue, sees the task taken long ago, and enqueues the chunk again;
+    a chunk still waiting its turn in the queue is left alone."""
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = DATABASE_QUEUE
+    settings.SEND_LEASE_SECONDS = 30
+    news = mailing_list(workspace)
+    subscribers(workspace, news, 3)
+    campaign = draft(workspace, owner, news)
+    campaigns.schedule_campaign(campaign, user=owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        pipeline.start_campaign(campaign.pk)
+    chunk = SendChunk.objects.for_workspace(workspace).get(campaign=campaign)
+    task = DBTaskResult.objects.get(pk=chunk.task_id)
+    assert (chunk.state, task.status) == (ChunkState.QUEUED, "READY")
+    long_ago = timezone.now() - timedelta(seconds=31)
+    SendChunk.objects.for_workspace(workspace).filter(pk=chunk.pk).update(touched_at=long_ago)
+    # Waiting behind other work in the queue: not stuck.
+    assert pipeline.advance_campaigns()["rescued"] == 0
+    assert DBTaskResult.objects.filter(task_path="patron.mail.tasks.send_chunk").count() == 1
+    # A worker takes the task and dies before run_chunk starts.
+    task.claim("killed-worker")
+    DBTaskResult.objects.filter(pk=task.pk).update(started_at=long_ago)
+    assert pipeline.advance_campaigns()["rescued"] == 1
+    chunk.refresh_from_db()
+    assert chunk.state == ChunkState.QUEUED and chunk.task_id != str(task.pk)
+    assert DBTaskResult.objects.get(pk=chunk.task_id).status == "READY"
+    call_command("db_worker", "--batch", "--no-startup-delay", "--queue-name", "default")
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENT
+    assert sorted(message.recipients[0] for message in sink.messages) == sorted(
+        deliveries(campaign).values_list("email", flat=True)
+    )
+
+
+def test_a_chunk_never_enqueued_is_rescued(workspace, owner, sender, settings):
+    """The process that started the campaign died after committing the chunks and
+    before enqueueing them: after a lease the scheduler enqueues them itself."""
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = DATABASE_QUEUE
+    settings.SEND_LEASE_SECONDS = 30
+    settings.SEND_CHUNK_SIZE = 2
+    news = mailing_list(workspace)
+    subscribers(workspace, news, 3)
+    campaign = draft(workspace, owner, news)
+    campaigns.schedule_campaign(campaign, user=owner)
+    pipeline.start_campaign(campaign.pk)  # its on-commit enqueue never runs here
+    chunks = SendChunk.objects.for_workspace(workspace).filter(campaign=campaign)
+    assert chunks.count() == 2 and not DBTaskResult.objects.exists()
+    assert pipeline.advance_campaigns()["rescued"] == 0  # just committed: give it a lease
+    chunks.update(touched_at=timezone.now() - timedelta(seconds=31))
+    assert pipeline.advance_campaigns()["rescued"] == 2
+    tasks = DBTaskResult.objects.filter(status="READY")
+    assert sorted(tasks.values_list("args_kwargs__args", flat=True)) == sorted(
+        [chunk.pk] for chunk in chunks
+    )
+    assert set(chunks.values_list("task_id", flat=True)) == {str(t.pk) for t in tasks}
+
+
 def test_local_time_holds_each_delivery_until_its_hour(workspace, owner, sender, sink, settings):
     workspace.time_zone = "Europe/Lisbon"
     workspace.save()

@@ -217,7 +217,13 @@ def _date_header(date: datetime | None) -> str:
 
 
 def _body(text: str, boundary: str = "") -> tuple[str, bytes]:
-    """(Content-Transfer-Encoding, encoded bytes with CRLF line ends) of a text part."""
+    """(Content-Transfer-Encoding, encoded bytes with CRLF line ends) of a text part.
+
+    The bytes hold exactly the content: they end with a CRLF only when the
+    text ends with a line end. The caller adds the CRLF that ends the last
+    line (in a multipart message it belongs to the boundary that follows,
+    RFC 2046 5.1.1, and is not part of the content).
+    """
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\n", "\r\n")
@@ -227,7 +233,7 @@ def _body(text: str, boundary: str = "") -> tuple[str, bytes]:
         # encode, and it stays readable. The boundary must not occur in it.
         lines = raw.split(b"\r\n")
         if max(map(len, lines)) < 998 and (not boundary or boundary.encode() not in raw):
-            return "7bit", raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+            return "7bit", raw
         if len(raw.translate(None, _CONTROL)) == len(raw):
             return "quoted-printable", _quoted_printable_ascii(lines)
     # Quoted-printable writes each non-ASCII byte as three characters; base64 costs a
@@ -236,13 +242,11 @@ def _body(text: str, boundary: str = "") -> tuple[str, bytes]:
     if (len(raw) - len(text)) * 8 > len(raw):
         encoded = binascii.b2a_base64(raw, newline=False)
         lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
-        return "base64", b"\r\n".join(lines) + b"\r\n"
+        return "base64", b"\r\n".join(lines)
     encoded = binascii.b2a_qp(raw, quotetabs=False, istext=True, header=False)
     if b"\r\n" not in raw:
         # With no line end in the text, binascii writes its soft breaks as bare LF.
         encoded = encoded.replace(b"\n", b"\r\n")
-    if not encoded.endswith(b"\r\n"):
-        encoded += b"\r\n"
     return "quoted-printable", encoded
 
 
@@ -280,8 +284,7 @@ def _quoted_printable_ascii(lines: list[bytes]) -> bytes:
             out.append(line[start:cut] + b"=")
             start = cut
         out.append(line[start:])
-    body = b"\r\n".join(out)
-    return body if body.endswith(b"\r\n") else body + b"\r\n"
+    return b"\r\n".join(out)
 
 
 def _part_header(subtype: str, encoding: str) -> str:
@@ -337,8 +340,10 @@ def build_message(
             f'Content-Type: multipart/alternative; boundary="{boundary}"{CRLF}{CRLF}'
             f"--{boundary}{CRLF}{_part_header('plain', text_encoding)}{CRLF}"
         )
-        middle = f"--{boundary}{CRLF}{_part_header('html', html_encoding)}{CRLF}"
-        end = f"--{boundary}--{CRLF}"
+        # Each delimiter starts with its own CRLF: a part's content ends just
+        # before it, so a text that ends with a line end keeps it.
+        middle = f"{CRLF}--{boundary}{CRLF}{_part_header('html', html_encoding)}{CRLF}"
+        end = f"{CRLF}--{boundary}--{CRLF}"
         return b"".join(
             (
                 "".join(head).encode("utf-8"),
@@ -350,5 +355,7 @@ def build_message(
         )
     subtype, content = ("html", html) if html else ("plain", text)
     encoding, body = _body(content)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"  # the message ends with a line end
     head.append(_part_header(subtype, encoding) + CRLF)
     return "".join(head).encode("utf-8") + body

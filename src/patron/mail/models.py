@@ -240,12 +240,13 @@ class ChunkState(models.TextChoices):
 class SendChunk(TenantModel):
     """An id range of a campaign's deliveries, the unit of work handed to a worker.
 
-    ``queued``: a task was enqueued at ``touched_at``; ``running``: a worker
+    ``queued``: a task (``task_id``) was enqueued at ``touched_at``; ``running``: a worker
     works on it and refreshes ``touched_at`` after each batch; ``waiting``:
     its remaining rows are held back until ``wake_at`` (local send times,
     retry backoff) or the campaign is paused; ``done``: every row is final.
     The scheduler re-enqueues a running chunk whose worker stopped refreshing
-    it, and wakes waiting chunks when they are due.
+    it, a queued chunk whose task a worker took but never started (it died
+    first), and wakes waiting chunks when they are due.
     """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
@@ -254,6 +255,8 @@ class SendChunk(TenantModel):
     state = models.CharField(max_length=10, choices=ChunkState.choices, default=ChunkState.QUEUED)
     touched_at = models.DateTimeField(default=timezone.now)
     wake_at = models.DateTimeField(null=True, blank=True)
+    # The result id of the task last enqueued for the chunk (empty: none known).
+    task_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["state", "touched_at"], name="send_chunk_state")]

@@ -25,8 +25,10 @@
    again: after a crash, at most the messages that were in flight go twice.
 5. **The scheduler** (``advance_campaigns``, every few seconds) starts due
    campaigns, wakes chunks whose held-back rows are due, re-enqueues chunks
-   whose worker stopped (no progress for a lease), and marks campaigns sent
-   when every chunk is done.
+   whose worker stopped (no progress for a lease) and queued chunks whose task
+   a worker took but never started (killed between taking the task and
+   marking the chunk running), and marks campaigns sent when every chunk is
+   done.
 
 Nothing here loads the audience into Python: the snapshot is one statement,
 and a worker holds one batch at a time.
@@ -51,6 +53,8 @@ from django.db.models import Case, F, IntegerField, Min, Q, QuerySet, Value, Whe
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_tasks import TaskResultStatus
+from django_tasks.exceptions import TaskResultDoesNotExist
 
 from patron.activity.services import record_for_contacts
 from patron.audience import segments as segment_compiler
@@ -209,8 +213,6 @@ def make_chunks(campaign: Campaign) -> list[SendChunk]:
 
 def start_campaign(campaign_id: int) -> Campaign | None:
     """Start a scheduled campaign that is due: snapshot, chunks, workers. Idempotent."""
-    from patron.mail import tasks
-
     with transaction.atomic():
         campaign = (
             Campaign.objects.unscoped()
@@ -249,22 +251,35 @@ def start_campaign(campaign_id: int) -> Campaign | None:
             last_error="",
         )
         chunk_ids = [chunk.pk for chunk in chunks]
-        transaction.on_commit(lambda: [tasks.send_chunk.enqueue(pk) for pk in chunk_ids])
+        transaction.on_commit(lambda: enqueue_chunks(chunk_ids))
     if not chunk_ids:
         finish_if_done(campaign)
     return campaign
 
 
-def dispatch_chunks(campaign: Campaign) -> int:
-    """Hand every unfinished chunk of the campaign to the workers again (after a resume)."""
+def enqueue_chunk(chunk_id: int) -> None:
+    """Hand a chunk to the workers, and note which task carries it (see ``_orphaned``)."""
     from patron.mail import tasks
 
+    result = tasks.send_chunk.enqueue(chunk_id)
+    SendChunk.objects.unscoped().filter(pk=chunk_id, state=ChunkState.QUEUED).update(
+        task_id=str(result.id)
+    )
+
+
+def enqueue_chunks(chunk_ids: Iterable[int]) -> None:
+    for chunk_id in chunk_ids:
+        enqueue_chunk(chunk_id)
+
+
+def dispatch_chunks(campaign: Campaign) -> int:
+    """Hand every unfinished chunk of the campaign to the workers again (after a resume)."""
     chunks = SendChunk.objects.for_workspace(campaign.workspace_id).filter(campaign=campaign)
     pending = list(chunks.exclude(state=ChunkState.DONE).values_list("pk", flat=True))
     chunks.filter(pk__in=pending).update(
         state=ChunkState.QUEUED, touched_at=timezone.now(), wake_at=None
     )
-    transaction.on_commit(lambda: [tasks.send_chunk.enqueue(pk) for pk in pending])
+    transaction.on_commit(lambda: enqueue_chunks(pending))
     return len(pending)
 
 
@@ -819,8 +834,6 @@ def run_chunk(chunk_id: int) -> str:
     chunk back to the queue, so that a graceful stop of the worker waits
     seconds, not minutes, and several campaigns share the workers.
     """
-    from patron.mail import tasks
-
     chunk = SendChunk.objects.unscoped().select_related("campaign").filter(pk=chunk_id).first()
     if chunk is None:
         return "gone"
@@ -850,7 +863,7 @@ def run_chunk(chunk_id: int) -> str:
                 return ChunkState.DONE
             if time.monotonic() > deadline:
                 chunks.update(state=ChunkState.QUEUED, touched_at=timezone.now())
-                transaction.on_commit(lambda: tasks.send_chunk.enqueue(chunk_id))
+                transaction.on_commit(lambda: enqueue_chunk(chunk_id))
                 return ChunkState.QUEUED
             try:
                 # Before claiming: a campaign that cannot be rendered holds no rows.
@@ -923,10 +936,44 @@ def _stop_on_error(campaign: Campaign, error: str) -> None:
 # --- The scheduler's round -------------------------------------------------------------------
 
 
-def advance_campaigns(now: datetime | None = None) -> dict[str, int]:
-    """Start due campaigns, wake and rescue chunks, finish campaigns (safe to run often)."""
+def _orphaned(chunks: QuerySet[SendChunk], before: datetime) -> list[int]:
+    """Queued chunks (queued before ``before``) whose task is no longer waiting in the queue.
+
+    A worker takes a task from the queue, then marks the chunk running; killed
+    in between (or stopped, or killed between marking a chunk queued and
+    enqueueing its next task), it leaves a queued chunk that no task will run.
+    The queue knows: the chunk's task is running, finished or gone, not
+    waiting. A task taken less than ``before`` ago may still be starting. A
+    chunk with no task noted was never enqueued (the process died between
+    committing the chunk and enqueueing it). A chunk merely waiting behind
+    others in a long queue is left alone.
+    """
     from patron.mail import tasks
 
+    if not tasks.send_chunk.get_backend().supports_get_result:
+        return []  # the SEND_QUEUED_TIMEOUT_SECONDS rule alone
+    candidates = chunks.filter(state=ChunkState.QUEUED, touched_at__lt=before).values_list(
+        "pk", "task_id"
+    )[:1000]
+    orphans = []
+    for chunk_id, task_id in candidates:
+        if not task_id:
+            orphans.append(chunk_id)
+            continue
+        try:
+            result = tasks.send_chunk.get_result(task_id)
+        except TaskResultDoesNotExist:
+            orphans.append(chunk_id)
+            continue
+        if result.status == TaskResultStatus.READY:
+            continue  # waiting its turn
+        if result.started_at is None or result.started_at < before:
+            orphans.append(chunk_id)
+    return orphans
+
+
+def advance_campaigns(now: datetime | None = None) -> dict[str, int]:
+    """Start due campaigns, wake and rescue chunks, finish campaigns (safe to run often)."""
     now = now or timezone.now()
     counts = {"started": 0, "woken": 0, "rescued": 0, "finished": 0, "tidied": 0}
     due = (
@@ -950,6 +997,7 @@ def advance_campaigns(now: datetime | None = None) -> dict[str, int]:
         # Paused-then-resumed chunks that a racing worker parked without a time.
         ("woken", chunks.filter(state=ChunkState.WAITING, wake_at__isnull=True)),
         ("rescued", chunks.filter(state=ChunkState.RUNNING, touched_at__lt=now - lease)),
+        ("rescued", chunks.filter(pk__in=_orphaned(chunks, now - lease))),
         (
             "rescued",
             chunks.filter(
@@ -967,8 +1015,7 @@ def advance_campaigns(now: datetime | None = None) -> dict[str, int]:
             )
             counts[kind] += moved
             to_enqueue.extend(ids)
-    for chunk_id in to_enqueue:
-        tasks.send_chunk.enqueue(chunk_id)
+    enqueue_chunks(to_enqueue)
 
     for campaign in sending.exclude(
         pk__in=SendChunk.objects.unscoped().exclude(state=ChunkState.DONE).values("campaign_id")
