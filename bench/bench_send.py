@@ -55,12 +55,11 @@ Your plan: <strong>{{ contact.plan | default: "Starter" }}</strong>.</p>
 browse <a href="https://acme.example/docs/getting-started">the new getting-started guide</a>,
 join <a href="https://acme.example/events/webinar">the webinar on the 12th</a>, or
 <a href="https://acme.example/support">ask our support team</a>.</p>
-<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor
-incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud
-exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.</p>
-<p>Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu
-fugiat nulla pariatur. Excepteur sint occaecat cupidatat non proident, sunt in culpa
-qui officia deserunt mollit anim id est laborum.</p>
+<p>This winter's release brings faster search across contacts and companies, saved
+views you can share with your team, and reminders that reach you by email at the
+time you set. Everything you had stays exactly where it was.</p>
+<p>Our support team now answers in your language on weekdays from eight to eight,
+and the help centre has forty new articles written from the questions you asked us.</p>
 <p style="font-size:12px;color:#777">
 <a href="{{ view_in_browser_url }}">View in your browser</a> ·
 <a href="{{ unsubscribe_url }}">Unsubscribe</a><br>{{ postal_address }}</p>

@@ -38,7 +38,7 @@ from sinklib import Sink, blast, children_cpu_seconds, naive_send  # noqa: E402
 def message(number: int, size: int) -> bytes:
     from patron.mail.mime import build_message
 
-    body = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * max(1, size // 120)
+    body = "Here is what changed this month for your team, in a few lines. " * max(1, size // 120)
     return build_message(
         from_name="Acme News",
         from_email="news@acme.example",
