@@ -33,13 +33,21 @@ def unsubscribe_token(workspace_id: int, contact_id: int, campaign_id: int = 0) 
 
 def unsubscribe_url(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
     """The absolute address of the unsubscribe page for one contact (and campaign)."""
-    token = unsubscribe_token(workspace_id, contact_id, campaign_id)
-    return settings.BASE_URL + reverse("unsubscribe:page", args=[token])
+    return unsubscribe_page(unsubscribe_token(workspace_id, contact_id, campaign_id))
 
 
 def unsubscribe_mailto(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
     """The address a ``List-Unsubscribe: <mailto:...>`` names."""
-    token = unsubscribe_token(workspace_id, contact_id, campaign_id)
+    return unsubscribe_address(unsubscribe_token(workspace_id, contact_id, campaign_id))
+
+
+def unsubscribe_page(token: str) -> str:
+    """The unsubscribe page of a token ``unsubscribe_token`` made."""
+    return settings.BASE_URL + reverse("unsubscribe:page", args=[token])
+
+
+def unsubscribe_address(token: str) -> str:
+    """The unsubscribe mail address of a token ``unsubscribe_token`` made."""
     return f"{UNSUBSCRIBE_PREFIX}{token}@{settings.RETURN_PATH_DOMAIN}"
 
 

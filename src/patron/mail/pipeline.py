@@ -68,7 +68,8 @@ from patron.audience.models import Segment
 from patron.audience.sending import sendable_contacts
 from patron.core.models import Workspace
 from patron.crm.models import Contact
-from patron.mail import dkim, mime, rendering, tokens, transports
+from patron.mail import dkim, links, mime, rendering, tokens, transports
+from patron.mail.blocks import referenced_segments
 from patron.mail.campaigns import (
     CampaignStateError,
     template_source,
@@ -322,46 +323,9 @@ def finish_if_done(campaign: Campaign) -> bool:
 
 # --- Rendering per recipient -----------------------------------------------------------------
 
-_SEGMENT_TEST = re.compile(r"{%-?\s*(?:if|elsif|unless)\s+segments\s+contains\s+(\d+)\b")
-
-
-def referenced_segments(body: str) -> set[int]:
-    """The segment ids the template's dynamic blocks test (``{% if segments contains 12 %}``)."""
-    try:
-        from patron.mail.blocks import referenced_segments as from_blocks  # type: ignore[import-not-found]
-    except ImportError:
-        return {int(match) for match in _SEGMENT_TEST.findall(body)}
-    return set(from_blocks(body))
-
 
 def public_url(path: str) -> str:
     return f"{settings.BASE_URL}{path}"
-
-
-def _links_module_unsubscribe_url() -> Any:
-    """``patron.mail.links.unsubscribe_url`` where the unsubscribe pages are installed."""
-    try:
-        from patron.mail.links import (  # type: ignore[import-not-found,unused-ignore]
-            unsubscribe_url as from_links,
-        )
-    except ImportError:
-        return None
-    return from_links
-
-
-_UNSET: Any = object()
-_from_links: Any = _UNSET
-
-
-def unsubscribe_url(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
-    """The recipient's unsubscribe page (``/u/<token>/``, token kind "unsub")."""
-    global _from_links
-    if _from_links is _UNSET:
-        _from_links = _links_module_unsubscribe_url()  # looked up once per process
-    if _from_links is not None:
-        return str(_from_links(workspace_id, contact_id, campaign_id))
-    token = tokens.sign("unsub", workspace_id, contact_id, campaign_id)
-    return public_url(f"/u/{token}/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,14 +339,10 @@ def recipient_links(
     workspace_id: int, contact_id: int, campaign_id: int, delivery_id: int
 ) -> RecipientLinks:
     """The signed links of one message: unsubscribe (page and mailto), view in browser."""
-    token = tokens.sign("unsub", workspace_id, contact_id, campaign_id)
-    if _from_links is None:  # the unsubscribe page's own helper is not installed
-        page = public_url(f"/u/{token}/")
-    else:
-        page = unsubscribe_url(workspace_id, contact_id, campaign_id)
+    token = links.unsubscribe_token(workspace_id, contact_id, campaign_id)  # signed once
     return RecipientLinks(
-        unsubscribe=page,
-        mailto=f"mailto:unsubscribe+{token}@{settings.RETURN_PATH_DOMAIN}",
+        unsubscribe=links.unsubscribe_page(token),
+        mailto=f"mailto:{links.unsubscribe_address(token)}",
         view=view_url(workspace_id, delivery_id),
     )
 
@@ -505,7 +465,7 @@ def recipient_context(
     segments: list[int] | None = None,
 ) -> dict[str, Any]:
     """The merge-tag variables of one recipient (contact fields, links, sender, segments)."""
-    unsubscribe = unsubscribe_url(campaign.workspace_id, contact.pk or 0, campaign.pk or 0)
+    unsubscribe = links.unsubscribe_url(campaign.workspace_id, contact.pk or 0, campaign.pk or 0)
     sender = campaign.sender
     return rendering.contact_context(
         contact,
@@ -679,14 +639,14 @@ def send_batch(
         if email.lower() != row.email:
             outcome.skipped.append((row.id, ADDRESS_CHANGED))
             continue
-        links = recipient_links(workspace_id, row.contact_id, campaign_id, row.id)
+        row_links = recipient_links(workspace_id, row.contact_id, campaign_id, row.id)
         try:
             message = render(
                 _row_context(
                     contact,
-                    unsubscribe_url=links.unsubscribe,
-                    preferences_url=links.unsubscribe,
-                    view_in_browser_url=links.view,
+                    unsubscribe_url=row_links.unsubscribe,
+                    preferences_url=row_links.unsubscribe,
+                    view_in_browser_url=row_links.view,
                     postal_address=postal_address,
                     segments=members.get(row.contact_id, []),
                 )
@@ -708,7 +668,7 @@ def send_batch(
             message_id=mime.message_id_for(f"d{row.id}.c{campaign_id}"),
             reply_to=prepared.reply_to,
             headers=[
-                ("List-Unsubscribe", f"<{links.unsubscribe}>, <{links.mailto}>"),
+                ("List-Unsubscribe", f"<{row_links.unsubscribe}>, <{row_links.mailto}>"),
                 *BULK_HEADERS,
                 ("X-Patron-Campaign", str(campaign_id)),
             ],
@@ -1102,7 +1062,7 @@ def send_test_messages(
 def _headers_for_test(
     workspace_id: int, contact_id: int, campaign_id: int
 ) -> list[tuple[str, str]]:
-    url = unsubscribe_url(workspace_id, contact_id, campaign_id)
+    url = links.unsubscribe_url(workspace_id, contact_id, campaign_id)
     return [
         ("List-Unsubscribe", f"<{url}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),

@@ -46,14 +46,23 @@ def message_detail(request: WorkspaceRequest, message_id: int) -> HttpResponse:
     )
 
 
+# Mail HTML shown in Patron's pages (the Outbox, previews) is untrusted content:
+# no scripts, no forms, no same-origin access; images, styles and fonts load.
+SANDBOX_POLICY = (
+    "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline' *; font-src *"
+)
+
+
+def sandboxed_html(html: str) -> HttpResponse:
+    """``html`` as a page for a sandboxed iframe of one of Patron's own pages."""
+    response = HttpResponse(html, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = SANDBOX_POLICY
+    return response
+
+
 @xframe_options_sameorigin
 @workspace_view(OUTBOX_VIEW)
 def message_html(request: WorkspaceRequest, message_id: int) -> HttpResponse:
     """The HTML part alone, for the sandboxed iframe of the message page."""
     message = get_object_or_404(_messages(request), pk=message_id)
-    response = HttpResponse(message.html_body or "", content_type="text/html; charset=utf-8")
-    # Captured mail is untrusted content: no scripts, no forms, no same-origin access.
-    response.headers["Content-Security-Policy"] = (
-        "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline' *; font-src *"
-    )
-    return response
+    return sandboxed_html(message.html_body or "")

@@ -52,6 +52,7 @@ from patron.mail import (
     templates_service,
 )
 from patron.mail.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, TemplateKind
+from patron.mail.views import sandboxed_html
 
 PER_PAGE = 50
 RECIPIENTS_PER_PAGE = 100
@@ -700,12 +701,7 @@ def campaign_preview_html(request: WorkspaceRequest, campaign_id: int) -> HttpRe
         response = HttpResponse(str(problem), content_type="text/plain; charset=utf-8")
         response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
         return response
-    response = HttpResponse(html, content_type="text/html; charset=utf-8")
-    # The author's HTML is untrusted content: no scripts, no forms, no same-origin access.
-    response.headers["Content-Security-Policy"] = (
-        "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline' *; font-src *"
-    )
-    return response
+    return sandboxed_html(html)
 
 
 # --- Test send and schedule ------------------------------------------------------------------

@@ -23,10 +23,8 @@ from patron.crm.models import Contact
 from patron.mail import editor, starters, templates_service
 from patron.mail.models import EmailTemplate, TemplateKind
 from patron.mail.rendering import HTML, Problem, TemplateError, compile_template, html_to_text
+from patron.mail.views import sandboxed_html
 
-PREVIEW_CSP = (
-    "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline' *; font-src *"
-)
 CONTACT_CHOICES = 20
 
 
@@ -250,10 +248,7 @@ def preview(request: WorkspaceRequest) -> HttpResponse:
         html = rendered.html
     else:
         html = render(request, "mail/_preview_problem.html", {"problem": problem}).content.decode()
-    response = HttpResponse(html, content_type="text/html; charset=utf-8")
-    # The design is untrusted content: no scripts, no forms, no same-origin access.
-    response.headers["Content-Security-Policy"] = PREVIEW_CSP
-    return response
+    return sandboxed_html(html)
 
 
 @workspace_view(MARKETING_EDIT)
