@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "patron.crm",
     "patron.audience",
     "patron.mail",
+    "patron.tracking",
     "patron.api",
 ]
 

@@ -152,6 +152,14 @@ class Campaign(TenantModel):
     audience = models.JSONField(default=dict, blank=True)
     send_at = models.DateTimeField(_("send at"), null=True, blank=True)
     local_time = models.BooleanField(_("in each recipient's time zone"), default=False)
+    track_opens = models.BooleanField(_("track opens"), default=True)
+    track_clicks = models.BooleanField(_("track clicks"), default=True)
+    # UTM parameters added to every web link of the message when ``utm`` is on;
+    # an empty ``utm_campaign`` means the campaign's name made into a slug.
+    utm = models.BooleanField(_("add UTM parameters to links"), default=False)
+    utm_source = models.CharField(_("utm_source"), max_length=100, default="patron")
+    utm_medium = models.CharField(_("utm_medium"), max_length=100, default="email")
+    utm_campaign = models.CharField(_("utm_campaign"), max_length=100, blank=True)
     # When the scheduler starts the send: ``send_at``, or for a local-time send the
     # moment ``send_at``'s wall-clock time first arrives anywhere (UTC+14).
     start_at = models.DateTimeField(null=True, blank=True)
@@ -189,6 +197,13 @@ class DeliveryStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+class BounceType(models.TextChoices):
+    """A permanent failure (the address does not work) or a temporary one."""
+
+    HARD = "hard", _("Hard")
+    SOFT = "soft", _("Soft")
+
+
 class Delivery(TenantModel):
     """One message to one contact: a row of a campaign's recipient snapshot.
 
@@ -212,6 +227,14 @@ class Delivery(TenantModel):
     sent_at = models.DateTimeField(null=True, blank=True)
     smtp_code = models.SmallIntegerField(null=True, blank=True)
     reply = models.CharField(max_length=1000, blank=True)
+    # What became of the message after it left: set by bounce and complaint
+    # processing and by unsubscribes that name the campaign.
+    bounce = models.CharField(
+        max_length=4, choices=BounceType.choices, blank=True, default="", db_default=""
+    )
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    complained_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("delivery")
