@@ -300,6 +300,22 @@ INBOUND_MAX_BYTES = int(env("PATRON_INBOUND_MAX_BYTES", str(10 * 1024 * 1024)))
 INBOUND_TLS_CERT_FILE = env("PATRON_INBOUND_TLS_CERT_FILE")
 INBOUND_TLS_KEY_FILE = env("PATRON_INBOUND_TLS_KEY_FILE")
 
+# --- Open and click tracking ----------------------------------------------
+# Where the open pixel and click redirect of campaign mail point (a tracking
+# host of its own in production, e.g. https://click.example.com); the app's own address by default.
+TRACKING_BASE_URL = env("PATRON_TRACKING_BASE_URL", BASE_URL).rstrip("/")
+# A click or open this soon after the message was made counts as a machine's
+# (a receiving server's link scanner), not a person's.
+TRACKING_MACHINE_SECONDS = float(env("PATRON_TRACKING_MACHINE_SECONDS", "3"))
+# Two different links of one message clicked this close together: a scanner.
+TRACKING_BURST_SECONDS = float(env("PATRON_TRACKING_BURST_SECONDS", "2"))
+# Hits are judged (machine or person) once they are this old, so that a burst is seen whole.
+TRACKING_SETTLE_SECONDS = float(env("PATRON_TRACKING_SETTLE_SECONDS", "5"))
+# Behind a proxy that sets X-Forwarded-For, take the visitor's address from it.
+TRACKING_FORWARDED_FOR = env_bool("PATRON_TRACKING_FORWARDED_FOR")
+# Hits that could not be written to the database wait here (JSON lines) to be written later.
+TRACKING_SPOOL_DIR = Path(env("PATRON_TRACKING_SPOOL_DIR", str(VAR_DIR / "tracking-spool")))
+
 # --- Background work ------------------------------------------------------
 REDIS_URL = env("PATRON_REDIS_URL")
 if REDIS_URL:

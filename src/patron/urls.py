@@ -12,6 +12,7 @@ urlpatterns = [
     path("campaigns/", include("patron.mail.urls_campaigns")),
     path("", include("patron.mail.urls_senders")),
     path("", include("patron.mail.urls_public")),
+    path("", include("patron.tracking.urls")),
     path("", include("patron.mail.urls_delivery")),
     path("", include("patron.mail.urls_templates")),
     path("", include("patron.mail.urls_unsubscribe")),

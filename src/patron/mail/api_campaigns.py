@@ -53,6 +53,12 @@ class CampaignOut(Schema):
     audience: dict[str, Any]
     send_at: datetime | None
     local_time: bool
+    track_opens: bool
+    track_clicks: bool
+    utm: bool
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -78,6 +84,12 @@ class CampaignIn(Schema):
     blocks: Any = None
     text: str = ""
     audience: AudienceSchema | None = None
+    track_opens: bool = True
+    track_clicks: bool = True
+    utm: bool = False
+    utm_source: str = "patron"
+    utm_medium: str = "email"
+    utm_campaign: str = ""
 
 
 class CampaignPatch(Schema):
@@ -91,6 +103,12 @@ class CampaignPatch(Schema):
     blocks: Any = None
     text: str | None = None
     audience: AudienceSchema | None = None
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
+    utm: bool | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
 
 
 class CampaignFilters(Schema):
@@ -195,7 +213,8 @@ def update_campaign(request: ApiRequest, campaign_id: int, payload: CampaignPatc
     """Change a draft; 409 once it is scheduled (unschedule it first) or sent."""
     campaign = _campaign(request, campaign_id)
     values = _values(payload, exclude_unset=True)
-    for name in ("name", "format", "subject", "preheader", "body", "text", "reply_to"):
+    for name in ("name", "format", "subject", "preheader", "body", "text", "reply_to",
+                 *campaigns.TRACKING_FIELDS):  # fmt: skip
         if name in values and values[name] is None:
             message = "This field cannot be null."
             raise ApiError(422, "invalid", message, {name: [message]})

@@ -20,6 +20,7 @@ Sending itself (the recipient snapshot, the workers) is ``patron.mail.pipeline``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,7 +51,10 @@ TRANSITIONS: dict[str, set[str]] = {
     S.CANCELLED: set(),
 }
 CONTENT_FIELDS = ("subject", "preheader", "format", "body", "blocks", "text")
-EDITABLE = ("name", "sender", "reply_to", "audience", *CONTENT_FIELDS)
+TRACKING_FIELDS = ("track_opens", "track_clicks", "utm", "utm_source", "utm_medium", "utm_campaign")
+EDITABLE = ("name", "sender", "reply_to", "audience", *CONTENT_FIELDS, *TRACKING_FIELDS)
+UTM_VALUE = re.compile(r"^[A-Za-z0-9._~+-]{0,100}$")
+UTM_DEFAULTS = {"utm_source": "patron", "utm_medium": "email"}
 NAME_LIMIT = 200
 TEST_ADDRESS_LIMIT = 10
 # The earliest wall-clock time on Earth is UTC+14 (Kiribati): a local-time send
@@ -128,6 +132,19 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
                     "value": reply_to[:100]
                 }
         cleaned["reply_to"] = reply_to
+    for name in ("track_opens", "track_clicks", "utm"):
+        if name in values:
+            cleaned[name] = bool(values[name])
+    for name in ("utm_source", "utm_medium", "utm_campaign"):
+        if name in values:
+            value = str(values[name] or "").strip()
+            if not UTM_VALUE.match(value):
+                errors[name] = _(
+                    "Use up to 100 letters, digits and . _ ~ + - (no spaces), "
+                    "so the link stays readable."
+                )
+            # Emptied: the usual value (the model's default) again.
+            cleaned[name] = value or UTM_DEFAULTS.get(name, "")
     content = {name: values[name] for name in CONTENT_FIELDS if name in values}
     if content:
         if "blocks" in content and content["blocks"] is None:
@@ -460,7 +477,7 @@ def duplicate_campaign(campaign: Campaign, *, user: User | None) -> Campaign:
         reply_to=campaign.reply_to,
         audience=campaign.audience,
         created_by=user,
-        **{field: getattr(campaign, field) for field in CONTENT_FIELDS},
+        **{field: getattr(campaign, field) for field in (*CONTENT_FIELDS, *TRACKING_FIELDS)},
     )
     record_audit(
         workspace=campaign.workspace,

@@ -52,6 +52,7 @@ from django.db import connection, transaction
 from django.db.models import Case, F, IntegerField, Min, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django_tasks import TaskResultStatus
 from django_tasks.exceptions import TaskResultDoesNotExist
@@ -84,6 +85,7 @@ from patron.mail.models import (
     DeliveryStatus,
     SendChunk,
 )
+from patron.tracking import links as tracking_links
 
 logger = logging.getLogger(__name__)
 
@@ -376,6 +378,39 @@ def _preheader_html(html: str, preheader: str) -> str:
     return html[: match.end()] + hidden + html[match.end() :]
 
 
+def with_tracking(
+    campaign: Campaign, compiled: rendering.CompiledTemplate
+) -> tuple[rendering.CompiledTemplate, tuple[int, ...] | None]:
+    """``compiled`` with the campaign's links tracked and the open pixel added (as it chose),
+    and the tracked links' numbers in the order of its placeholders (None: nothing tracked).
+    """
+    utm = None
+    if campaign.utm:
+        utm = tracking_links.Utm(
+            source=campaign.utm_source,
+            medium=campaign.utm_medium,
+            campaign=campaign.utm_campaign or slugify(campaign.name),
+        )
+    if not (campaign.track_opens or campaign.track_clicks or utm):
+        return compiled, None
+    rewritten = tracking_links.rewrite(
+        compiled.html,
+        compiled.text,
+        track_clicks=campaign.track_clicks,
+        track_opens=campaign.track_opens,
+        utm=utm,
+    )
+    numbers = tracking_links.register_links(
+        workspace_id=campaign.workspace_id, campaign_id=campaign.pk, urls=rewritten.urls
+    )
+    compiled.html = rewritten.html
+    compiled.text = rewritten.text
+    compiled.html_template = rendering.HTML_LIQUID.from_string(rewritten.html)
+    compiled.text_template = rendering.TEXT_LIQUID.from_string(rewritten.text)
+    tracks = campaign.track_opens or campaign.track_clicks
+    return compiled, (tuple(numbers) if tracks else None)
+
+
 @dataclass
 class PreparedCampaign:
     """What a worker computes once per campaign: template, signer, sender, segment tests."""
@@ -389,6 +424,8 @@ class PreparedCampaign:
     postal_address: str
     lists: tuple[int, ...] | None
     segment_tests: dict[int, Q] = field(default_factory=dict)
+    # The tracked links' numbers (``with_tracking``); None: no pixel, no click tokens.
+    tracked_links: tuple[int, ...] | None = None
 
 
 _prepared: dict[tuple[int, datetime], PreparedCampaign] = {}
@@ -405,8 +442,9 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         raise rendering.TemplateError(
             rendering.Problem("sender", _("The campaign has no sender address."), part="sender")
         )
-    compiled = with_preheader(
-        rendering.compile_template(template_source(campaign)), campaign.preheader
+    compiled, tracked_links = with_tracking(
+        campaign,
+        with_preheader(rendering.compile_template(template_source(campaign)), campaign.preheader),
     )
     audience = validate_audience(campaign.workspace, campaign.audience)
     lists = None if audience.include_segments else audience.include_lists
@@ -422,6 +460,7 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         postal_address=sender.postal_address,
         lists=lists,
         segment_tests=tests,
+        tracked_links=tracked_links,
     )
     # One entry per campaign: an edited (re-keyed) campaign replaces its old entry.
     for old in [k for k in _prepared if k[0] == campaign.pk]:
@@ -630,6 +669,9 @@ def send_batch(
     signer = prepared.signer
     postal_address = prepared.postal_address
     campaign_id = campaign.pk
+    tracked_links = prepared.tracked_links
+    made_at = int(time.time())
+    tracking: dict[str, Any] = {}
     for row in rows:
         contact = contacts.get(row.contact_id)
         if contact is None:
@@ -640,6 +682,16 @@ def send_batch(
             outcome.skipped.append((row.id, ADDRESS_CHANGED))
             continue
         row_links = recipient_links(workspace_id, row.contact_id, campaign_id, row.id)
+        if tracked_links is not None:
+            urls = tracking_links.recipient_urls(
+                workspace_id=workspace_id,
+                campaign_id=campaign_id,
+                delivery_id=row.id,
+                contact_id=row.contact_id,
+                made_at=made_at,
+                link_numbers=tracked_links,
+            )
+            tracking = {"patron_open": urls.open, "patron_links": urls.links}
         try:
             message = render(
                 _row_context(
@@ -649,6 +701,7 @@ def send_batch(
                     view_in_browser_url=row_links.view,
                     postal_address=postal_address,
                     segments=members.get(row.contact_id, []),
+                    **tracking,
                 )
             )
         except Exception as error:  # a Liquid error in one contact's data fails that row only

@@ -106,6 +106,7 @@ class CompiledTemplate:
     html_template: BoundTemplate
     text_template: BoundTemplate
     problems: list[Problem] = field(default_factory=list)
+    text: str = ""  # the plain-text part's Liquid source (written or made from the HTML)
 
     def render(self, context: dict[str, Any]) -> RenderedMessage:
         subject = " ".join(self.subject_template.render(**context).split())
@@ -133,16 +134,15 @@ def compile_template(source: TemplateSource) -> CompiledTemplate:
     else:
         html = _inline_css(source.body)  # MJML's output has its styles inlined already
     html_template = _parse(HTML_LIQUID, html, "body")
-    if source.text.strip():
-        text_template = _parse(TEXT_LIQUID, source.text, "text")
-    else:
-        text_template = _parse(TEXT_LIQUID, html_to_text(html), "text")
+    text = source.text if source.text.strip() else html_to_text(html)
+    text_template = _parse(TEXT_LIQUID, text, "text")
     return CompiledTemplate(
         source=source,
         html=html,
         subject_template=subject_template,
         html_template=html_template,
         text_template=text_template,
+        text=text,
     )
 
 

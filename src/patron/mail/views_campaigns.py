@@ -122,12 +122,27 @@ class CampaignForm(forms.Form):
         required=False,
         help_text=gettext_lazy("Empty: replies go to the sender address's reply-to."),
     )
+    track_opens = forms.BooleanField(label=gettext_lazy("Track opens"), required=False)
+    track_clicks = forms.BooleanField(label=gettext_lazy("Track clicks"), required=False)
+    utm = forms.BooleanField(
+        label=gettext_lazy("Add UTM parameters to web links"),
+        required=False,
+        help_text=gettext_lazy("So that web analytics can tell visits this campaign brought."),
+    )
+    utm_source = forms.CharField(label="utm_source", max_length=100, required=False)
+    utm_medium = forms.CharField(label="utm_medium", max_length=100, required=False)
+    utm_campaign = forms.CharField(
+        label="utm_campaign",
+        max_length=100,
+        required=False,
+        help_text=gettext_lazy("Empty: the campaign's name."),
+    )
     include_lists = AudienceChoice(label=gettext_lazy("Lists"))
     include_segments = AudienceChoice(label=gettext_lazy("Segments"))
     exclude_lists = AudienceChoice(label=gettext_lazy("Lists"))
     exclude_segments = AudienceChoice(label=gettext_lazy("Segments"))
 
-    DETAILS = ("name", "sender", "reply_to")
+    DETAILS = ("name", "sender", "reply_to", *campaigns.TRACKING_FIELDS)
 
     def __init__(self, *args: Any, workspace: Any, campaign: Campaign, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -160,7 +175,10 @@ class CampaignForm(forms.Form):
     @staticmethod
     def initial_for(campaign: Campaign) -> dict[str, Any]:
         audience = campaign.audience or {}
-        initial: dict[str, Any] = {name: getattr(campaign, name) for name in ("name", "reply_to")}
+        initial: dict[str, Any] = {
+            name: getattr(campaign, name)
+            for name in ("name", "reply_to", *campaigns.TRACKING_FIELDS)
+        }
         initial["sender"] = campaign.sender_id
         for side in ("include", "exclude"):
             for kind in ("lists", "segments"):
