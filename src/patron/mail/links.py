@@ -7,6 +7,10 @@ address alone says who acts, and nobody can forge one for another contact:
 
 - ``unsubscribe_url()``: ``{BASE_URL}/u/<token>/`` (kind ``unsub``), the page
   that confirms, and the target of RFC 8058 one-click POSTs;
+- ``preferences_url()``: ``{BASE_URL}/u/<token>/preferences/``, the preference
+  centre, with the same token: whoever may unsubscribe the contact from
+  everything may also choose lists, and a message signs one token for its
+  unsubscribe link, its ``mailto:`` and its preferences link;
 - ``unsubscribe_mailto()``: ``unsubscribe+<token>@{RETURN_PATH_DOMAIN}``, the
   ``mailto:`` of ``List-Unsubscribe``, read by the inbound SMTP server;
 - ``reply_address()``: ``reply+<token>@{INBOUND_DOMAIN}`` (kind ``reply``), the
@@ -44,6 +48,16 @@ def unsubscribe_mailto(workspace_id: int, contact_id: int, campaign_id: int = 0)
 def unsubscribe_page(token: str) -> str:
     """The unsubscribe page of a token ``unsubscribe_token`` made."""
     return settings.BASE_URL + reverse("unsubscribe:page", args=[token])
+
+
+def preferences_url(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
+    """The absolute address of the preference centre for one contact (and campaign)."""
+    return preferences_page(unsubscribe_token(workspace_id, contact_id, campaign_id))
+
+
+def preferences_page(token: str) -> str:
+    """The preference centre of a token ``unsubscribe_token`` made."""
+    return settings.BASE_URL + reverse("unsubscribe:preferences", args=[token])
 
 
 def unsubscribe_address(token: str) -> str:
