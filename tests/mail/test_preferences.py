@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.urls import reverse
 
 from patron.activity.models import Event
 from patron.audience import lists, suppression
@@ -382,6 +383,16 @@ def test_the_preferences_link_carries_the_unsubscribe_token(contact):
     assert tokens.unsign("unsub", token) == (contact.workspace_id, contact.pk, 42)
     assert links.unsubscribe_url(contact.workspace_id, contact.pk, 42) == links.unsubscribe_page(
         token
+    )
+
+
+@pytest.mark.parametrize("base_url", ["https://mail.example.com", "http://127.0.0.1:8000"])
+def test_the_page_addresses_are_those_django_reverses(contact, settings, base_url):
+    settings.BASE_URL = base_url
+    token = links.unsubscribe_token(contact.workspace_id, contact.pk, 7)
+    assert links.unsubscribe_page(token) == base_url + reverse("unsubscribe:page", args=[token])
+    assert links.preferences_page(token) == base_url + reverse(
+        "unsubscribe:preferences", args=[token]
     )
 
 
