@@ -7,3 +7,4 @@ from patron.activity.kinds import register_kind
 
 register_kind("email.received", _("Email received"))
 register_kind("email.failed", _("Email not sent"))
+register_kind("email.preferences_changed", _("Email preferences changed"))

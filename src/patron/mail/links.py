@@ -7,6 +7,10 @@ address alone says who acts, and nobody can forge one for another contact:
 
 - ``unsubscribe_url()``: ``{BASE_URL}/u/<token>/`` (kind ``unsub``), the page
   that confirms, and the target of RFC 8058 one-click POSTs;
+- ``preferences_url()``: ``{BASE_URL}/u/<token>/preferences/``, the preference
+  centre, with the same token: whoever may unsubscribe the contact from
+  everything may also choose lists, and a message signs one token for its
+  unsubscribe link, its ``mailto:`` and its preferences link;
 - ``unsubscribe_mailto()``: ``unsubscribe+<token>@{RETURN_PATH_DOMAIN}``, the
   ``mailto:`` of ``List-Unsubscribe``, read by the inbound SMTP server;
 - ``reply_address()``: ``reply+<token>@{INBOUND_DOMAIN}`` (kind ``reply``), the
@@ -15,8 +19,10 @@ address alone says who acts, and nobody can forge one for another contact:
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 
 from patron.mail import tokens
 
@@ -25,6 +31,31 @@ REPLY_KIND = "reply"
 UNSUBSCRIBE_PREFIX = "unsubscribe+"
 REPLY_PREFIX = "reply+"
 BOUNCE_PREFIX = "bounce+"
+
+
+# Stands for the token while a page's address is reversed once (see _page_url).
+_MARK = "PLACEHOLDER"
+
+
+@functools.lru_cache(maxsize=64)
+def _page_template(name: str, base_url: str, urlconf: str, prefix: str) -> tuple[str, str]:
+    # ``prefix`` is part of the key only: reverse() reads the script prefix itself.
+    url = base_url + reverse(name, args=[_MARK], urlconf=urlconf)
+    before, _mark, after = url.rpartition(_MARK)  # the path's, not the host's
+    return before, after
+
+
+def _page_url(name: str, token: str) -> str:
+    """``BASE_URL`` + ``reverse(name, args=[token])``, reversed once per setting.
+
+    A campaign asks for two addresses per recipient, and reverse() walks the
+    URL patterns each time; here it does once per page and setting. Tokens are
+    base64url, which reverse() leaves as they are, so putting one in the
+    reversed address gives the same string.
+    """
+    urlconf = get_urlconf() or settings.ROOT_URLCONF
+    before, after = _page_template(name, settings.BASE_URL, urlconf, get_script_prefix())
+    return before + token + after
 
 
 def unsubscribe_token(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
@@ -43,7 +74,17 @@ def unsubscribe_mailto(workspace_id: int, contact_id: int, campaign_id: int = 0)
 
 def unsubscribe_page(token: str) -> str:
     """The unsubscribe page of a token ``unsubscribe_token`` made."""
-    return settings.BASE_URL + reverse("unsubscribe:page", args=[token])
+    return _page_url("unsubscribe:page", token)
+
+
+def preferences_url(workspace_id: int, contact_id: int, campaign_id: int = 0) -> str:
+    """The absolute address of the preference centre for one contact (and campaign)."""
+    return preferences_page(unsubscribe_token(workspace_id, contact_id, campaign_id))
+
+
+def preferences_page(token: str) -> str:
+    """The preference centre of a token ``unsubscribe_token`` made."""
+    return _page_url("unsubscribe:preferences", token)
 
 
 def unsubscribe_address(token: str) -> str:

@@ -334,17 +334,20 @@ def public_url(path: str) -> str:
 class RecipientLinks:
     unsubscribe: str
     mailto: str
+    preferences: str
     view: str
 
 
 def recipient_links(
     workspace_id: int, contact_id: int, campaign_id: int, delivery_id: int
 ) -> RecipientLinks:
-    """The signed links of one message: unsubscribe (page and mailto), view in browser."""
+    """The signed links of one message: unsubscribe (page and mailto), preference centre,
+    view in browser."""
     token = links.unsubscribe_token(workspace_id, contact_id, campaign_id)  # signed once
     return RecipientLinks(
         unsubscribe=links.unsubscribe_page(token),
         mailto=f"mailto:{links.unsubscribe_address(token)}",
+        preferences=links.preferences_page(token),
         view=view_url(workspace_id, delivery_id),
     )
 
@@ -504,12 +507,12 @@ def recipient_context(
     segments: list[int] | None = None,
 ) -> dict[str, Any]:
     """The merge-tag variables of one recipient (contact fields, links, sender, segments)."""
-    unsubscribe = links.unsubscribe_url(campaign.workspace_id, contact.pk or 0, campaign.pk or 0)
+    token = links.unsubscribe_token(campaign.workspace_id, contact.pk or 0, campaign.pk or 0)
     sender = campaign.sender
     return rendering.contact_context(
         contact,
-        unsubscribe_url=unsubscribe,
-        preferences_url=unsubscribe,
+        unsubscribe_url=links.unsubscribe_page(token),
+        preferences_url=links.preferences_page(token),
         view_in_browser_url=view_url(campaign.workspace_id, delivery_id),
         postal_address=sender.postal_address if sender else "",
         segments=segments or [],
@@ -697,7 +700,7 @@ def send_batch(
                 _row_context(
                     contact,
                     unsubscribe_url=row_links.unsubscribe,
-                    preferences_url=row_links.unsubscribe,
+                    preferences_url=row_links.preferences,
                     view_in_browser_url=row_links.view,
                     postal_address=postal_address,
                     segments=members.get(row.contact_id, []),

@@ -11,7 +11,9 @@ Unsubscribing a contact, whichever way it comes:
    "unsubscribed from all", through ``patron.audience.suppression`` (so no
    campaign, workflow or list reaches it any more; the first reason stays if it
    was suppressed already);
-3. ``email.unsubscribed`` is recorded on the contact's timeline with the campaign.
+3. ``email.unsubscribed`` is recorded on the contact's timeline with the campaign;
+4. the campaign's delivery to the contact gets its ``unsubscribed_at`` (the
+   first time only), which the campaign report counts.
 
 It is idempotent: a second request (a mail provider's one-click POST followed
 by the person's own click, a scanner) changes nothing and records nothing. The
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from patron.activity.services import record
@@ -33,6 +36,7 @@ from patron.core.models import Workspace
 from patron.core.services import RequestInfo
 from patron.crm.models import Contact
 from patron.mail.links import read_unsubscribe_token
+from patron.mail.models import Delivery
 
 # How the request came: the page's button, a mail client's one-click POST, an email.
 PAGE, ONE_CLICK, MAILTO = "page", "one_click", "mailto"
@@ -84,6 +88,22 @@ def target_for_token(token: str) -> Target:
     if contact is None:
         raise UnsubscribeInvalid("gone", workspace)
     return Target(workspace=workspace, contact=contact, campaign_id=campaign_id)
+
+
+def mark_delivery_unsubscribed(*, workspace: Workspace, campaign_id: int, contact_id: int) -> int:
+    """Note on the campaign's delivery to the contact that it led to an unsubscribe.
+
+    One UPDATE through the (campaign, contact) unique index; a delivery marked
+    already keeps its first time. Returns the rows changed (0 or 1; 0 as well for a
+    token of a test send or of a campaign whose deliveries are gone).
+    """
+    if not campaign_id:
+        return 0
+    return (
+        Delivery.objects.for_workspace(workspace)
+        .filter(campaign_id=campaign_id, contact_id=contact_id, unsubscribed_at__isnull=True)
+        .update(unsubscribed_at=timezone.now())
+    )
 
 
 def mask_address(email: str) -> str:
@@ -164,6 +184,9 @@ def unsubscribe_from_all(
             # (the sending gate needs a valid address); the lists are left all the same.
             pass
     if result.changed:
+        mark_delivery_unsubscribed(
+            workspace=workspace, campaign_id=campaign_id, contact_id=contact.pk
+        )
         record(
             workspace=workspace,
             kind="email.unsubscribed",

@@ -1,4 +1,5 @@
-"""The public unsubscribe page (``/u/<token>/``): the token is checked by the view."""
+"""The public unsubscribe page (``/u/<token>/``) and preference centre
+(``/u/<token>/preferences/``): the token is checked by the views."""
 
 from django.urls import path
 
@@ -8,4 +9,5 @@ app_name = "unsubscribe"
 
 urlpatterns = [
     path("u/<str:token>/", views_unsubscribe.unsubscribe, name="page"),
+    path("u/<str:token>/preferences/", views_unsubscribe.preferences, name="preferences"),
 ]
