@@ -29,6 +29,12 @@ def media_root(settings, tmp_path_factory):
     settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
 
 
+@pytest.fixture(autouse=True)
+def tracking_spool(settings, tmp_path_factory):
+    """Tracking hits the database refuses are spooled to a temporary directory."""
+    settings.TRACKING_SPOOL_DIR = tmp_path_factory.mktemp("tracking-spool")
+
+
 @pytest.fixture
 def workspace(db) -> Workspace:
     return WorkspaceFactory(name="Acme", slug="acme")

@@ -163,3 +163,13 @@ def test_hits_the_database_refuses_go_to_the_spool(workspace, settings, tmp_path
     (spooled,) = (tmp_path / "spool").glob("*.jsonl")
     assert ingest.read_spool_file(spooled)[0].campaign_id is None
     assert not Hit.objects.unscoped().exists()
+
+
+def test_spooled_hits_refused_again_are_set_aside_and_the_rest_written(workspace, settings):
+    ingest.spool([row(workspace, campaign_id=None)])
+    ingest.spool([row(workspace)])
+    judge()
+    folder = settings.TRACKING_SPOOL_DIR
+    assert len(list(folder.glob("*.refused"))) == 1
+    assert not list(folder.glob("*.jsonl"))
+    assert Hit.objects.for_workspace(workspace).count() == 1

@@ -255,7 +255,10 @@ class HitBatcher:
     bigger batches rather than falling behind.
     """
 
-    def __init__(self, *, writers: int = 2) -> None:
+    def __init__(self, *, writers: int | None = None) -> None:
+        if writers is None:
+            # SQLite takes one writer at a time: a second thread would only wait for the lock.
+            writers = 1 if connection.vendor == "sqlite" else 2
         self._rows: list[HitRow] = []
         self._written: asyncio.Future[None] | None = None
         self._writers = writers

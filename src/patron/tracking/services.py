@@ -31,7 +31,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from patron.activity.services import NewEvent, record_many
@@ -124,7 +124,14 @@ def replay_spool() -> int:
     written = 0
     for path in sorted(folder.glob("*.jsonl")):
         hits = ingest.read_spool_file(path)
-        ingest.insert_rows(hits)
+        try:
+            ingest.insert_rows(hits)
+        except DatabaseError:
+            # Refused again (not just a database that was away): set the file aside, kept
+            # for a person to look at, so that it does not stop the hits behind it.
+            logger.exception("Spooled tracking hits refused again; kept in %s", path)
+            path.rename(path.with_suffix(".refused"))
+            continue
         path.unlink()  # after the commit: a crash in between writes them twice, never zero times
         written += len(hits)
     return written
