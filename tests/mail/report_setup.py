@@ -58,7 +58,12 @@ def sent_campaign(
         workspace, user=user, values={"name": name, "subject": "Spring books"}
     )
     Campaign.objects.for_workspace(workspace).filter(pk=campaign.pk).update(
-        status=CampaignStatus.SENT, started_at=started, finished_at=started + timedelta(minutes=5)
+        status=CampaignStatus.SENT,
+        started_at=started,
+        finished_at=started + timedelta(minutes=5),
+        total=len(NAMES),
+        sent=6,
+        failed=1,
     )
     campaign.refresh_from_db()
     return campaign
