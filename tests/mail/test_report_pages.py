@@ -6,7 +6,7 @@ campaigns stay out of reach; the queries do not grow with the rows."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -15,7 +15,9 @@ from django.test.utils import CaptureQueriesContext
 
 from patron.audience.models import Segment
 from patron.core.roles import Role
+from patron.mail import reports
 from patron.mail.models import Campaign, CampaignStatus, Delivery
+from patron.mail.views_reports import _hour_label, _hour_tick, build_chart
 from tests.conftest import member
 from tests.factories import PASSWORD, ContactFactory, WorkspaceFactory
 from tests.mail.report_setup import LINKS, hit, make_story
@@ -299,3 +301,21 @@ def test_compare_queries_do_not_grow_with_campaigns(logged_in, workspace, owner,
 
 def test_compare_without_campaigns(logged_in):
     assert "No campaign has gone out yet" in _text(logged_in.get("/campaigns/compare/"))
+
+
+def test_chart_geometry(settings):
+    settings.TIME_ZONE = "UTC"
+    start = datetime(2026, 3, 2, 18, tzinfo=UTC)
+    buckets = [
+        reports.Bucket(start=start + timedelta(hours=n), opens=7 if n == 1 else 0, clicks=n == 2)
+        for n in range(12)
+    ]
+    chart = build_chart(buckets, _hour_label, 6, _hour_tick)
+    assert chart.peak == 10  # 7 rounded up to 1, 2 or 5 times a power of ten
+    opens = [bar for bar in chart.open_bars if bar.height]
+    assert len(opens) == 1 and opens[0].title == "Mar 2, 19:00: 7 opens"
+    assert opens[0].y + opens[0].height == chart.baseline
+    click = next(bar for bar in chart.click_bars if bar.height)
+    assert click.height * 7 == pytest.approx(opens[0].height)
+    assert [tick.label for tick in chart.ticks] == ["Mar 2 18:00", "Mar 3 00:00"]
+    assert chart.rows[1] == ("Mar 2, 19:00", 7, 0)

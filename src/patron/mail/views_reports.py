@@ -99,9 +99,16 @@ def _nice_peak(value: int) -> int:
 
 
 def build_chart(
-    buckets: list[reports.Bucket], label: Callable[[datetime], str], every: int
+    buckets: list[reports.Bucket],
+    label: Callable[[datetime], str],
+    every: int,
+    tick_label: Callable[[datetime, datetime | None], str] | None = None,
 ) -> Chart:
-    """Geometry of a bar chart: two bars (opens, clicks) per bucket, a tick every ``every``."""
+    """Geometry of a bar chart: two bars (opens, clicks) per bucket, a tick every ``every``.
+
+    ``label`` names a bucket (tooltips, the table); ``tick_label`` the axis' ticks,
+    given the previous tick's moment (default: ``label``).
+    """
     plot_width = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
     plot_height = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM
     baseline = float(CHART_HEIGHT - CHART_BOTTOM)
@@ -112,6 +119,7 @@ def build_chart(
     click_bars: list[Bar] = []
     ticks: list[Tick] = []
     rows: list[tuple[str, int, int]] = []
+    previous: datetime | None = None
     for position, bucket in enumerate(buckets):
         x = CHART_LEFT + position * slot + slot * 0.1
         text = label(bucket.start)
@@ -129,8 +137,11 @@ def build_chart(
                     title=f"{text}: {count} {noun}",
                 )
             )
-        if position % every == 0:
-            ticks.append(Tick(x=round(CHART_LEFT + position * slot, 2), label=text))
+        # A tick's label reads to its right: none so near the edge that it would be cut.
+        if position % every == 0 and CHART_LEFT + position * slot < CHART_WIDTH - 90:
+            tick = tick_label(bucket.start, previous) if tick_label else text
+            ticks.append(Tick(x=round(CHART_LEFT + position * slot, 2), label=tick))
+            previous = bucket.start
         rows.append((text, bucket.opens, bucket.clicks))
     return Chart(
         width=CHART_WIDTH,
@@ -147,9 +158,14 @@ def build_chart(
 
 
 def _hour_label(moment: datetime) -> str:
+    return date_format(timezone.localtime(moment), "M j, H:i")
+
+
+def _hour_tick(moment: datetime, previous: datetime | None) -> str:
+    """ "15:00", with the day when it is the first tick of a day ("Mar 3 03:00")."""
     local = timezone.localtime(moment)
-    if local.hour == 0:
-        return date_format(local, "M j")
+    if previous is None or timezone.localtime(previous).date() != local.date():
+        return date_format(local, "M j H:i")
     return date_format(local, "H:i")
 
 
@@ -158,7 +174,7 @@ def _day_label(moment: datetime) -> str:
 
 
 def _charts(timeline: reports.Timeline) -> dict[str, Chart | None]:
-    hourly = build_chart(timeline.hourly, _hour_label, 6) if timeline.hourly else None
+    hourly = build_chart(timeline.hourly, _hour_label, 6, _hour_tick) if timeline.hourly else None
     daily = None
     if timeline.daily:
         daily = build_chart(timeline.daily, _day_label, max(1, ceil(len(timeline.daily) / 10)))
