@@ -15,6 +15,7 @@ from patron.core.api import router as core_router
 from patron.crm.api import router as crm_router
 from patron.mail.api_campaigns import router as campaigns_router
 from patron.mail.api_delivery import router as delivery_router
+from patron.mail.api_reports import router as reports_router
 from patron.mail.api_senders import router as senders_router
 from patron.mail.api_templates import router as templates_router
 
@@ -54,6 +55,8 @@ api.add_router("/", segments_router)
 api.add_router("/", lists_router)
 api.add_router("/", suppression_router)
 api.add_router("/", senders_router)
+# Before the campaigns' routes: /campaigns/compare is not a campaign's id.
+api.add_router("/", reports_router)
 api.add_router("/", campaigns_router)
 api.add_router("/", delivery_router)
 api.add_router("/", templates_router)

@@ -1,9 +1,10 @@
-"""Campaign pages: the list, a new campaign, the draft editor and a campaign's progress."""
+"""Campaign pages: the list, a new campaign, the draft editor, progress, and the report."""
 
 from django.urls import path
 
 from patron.core.tenancy import register_url_parameter
 from patron.mail import views_campaigns as views
+from patron.mail import views_reports
 
 app_name = "campaigns"
 
@@ -13,6 +14,7 @@ urlpatterns = [
     path("", views.campaign_list, name="list"),
     path("new/", views.campaign_new, name="new"),
     path("audience-count/", views.audience_count, name="audience_count"),
+    path("compare/", views_reports.compare_campaigns, name="compare"),
     path("<int:campaign_id>/", views.campaign_detail, name="detail"),
     path("<int:campaign_id>/save/", views.campaign_save, name="save"),
     path("<int:campaign_id>/progress/", views.campaign_progress, name="progress"),
@@ -27,4 +29,11 @@ urlpatterns = [
     path("<int:campaign_id>/duplicate/", views.campaign_duplicate, name="duplicate"),
     path("<int:campaign_id>/delete/", views.campaign_delete, name="delete"),
     path("<int:campaign_id>/recipients/", views.campaign_recipients, name="recipients"),
+    path("<int:campaign_id>/report/", views_reports.campaign_report, name="report"),
+    path(
+        "<int:campaign_id>/report/recipients/",
+        views_reports.report_recipients,
+        name="report_recipients",
+    ),
+    path("<int:campaign_id>/report/segment/", views_reports.report_segment, name="report_segment"),
 ]
