@@ -34,7 +34,7 @@ def test_build_a_behavioural_segment_and_export_it(page, tmp_path: Path):
                 kind="email.opened",
                 contact_id=contact.pk,
                 occurred_at=now - timedelta(days=day + 1),
-                properties={"campaign_id": 4},
+                properties={"campaign": 4},
             )
 
     log_in(page, user.email, PASSWORD)

@@ -167,7 +167,7 @@ def record_events(story: Story) -> None:
                 workspace=workspace,
                 kind="email.unsubscribed",
                 contact_id=delivery.contact_id,
-                properties={"campaign_id": campaign.pk},
+                properties={"campaign": campaign.pk},
             )
     for made in story.hits:
         if made.machine or made.processed_at is None:

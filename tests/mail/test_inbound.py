@@ -193,7 +193,7 @@ def test_unsubscribe_by_mail(smtp, workspace, contact):
     assert Suppression.objects.for_workspace(workspace).get().email == "ann@globex.example"
     event = Event.objects.for_workspace(workspace).get(kind="email.unsubscribed")
     assert event.properties["method"] == "mailto"
-    assert event.properties["campaign_id"] == 5
+    assert event.properties["campaign"] == 5
 
 
 def test_a_bounce_is_stored_raw(smtp, workspace):

@@ -152,7 +152,7 @@ def test_unticking_a_list_unsubscribes_it_with_a_consent_record_and_an_event(
     (event,) = events(subscribed)
     assert event.properties["unsubscribed"] == ["Offers"]
     assert event.properties["subscribed"] == []
-    assert event.properties["campaign_id"] == 12
+    assert event.properties["campaign"] == 12
     assert (event.source_type, event.source_id) == ("mail.campaign", "12")
     # Leaving one list is not leaving everything: the address is not suppressed.
     assert not Suppression.objects.for_workspace(workspace).exists()

@@ -102,7 +102,7 @@ def test_unsubscribing_leaves_every_list_suppresses_and_records(workspace, subsc
     assert row.reason == SuppressionReason.UNSUBSCRIBED
     assert row.details["campaign_id"] == 7
     (event,) = unsubscribe_events(subscribed)
-    assert event.properties["campaign_id"] == 7
+    assert event.properties["campaign"] == 7
     assert event.properties["method"] == "page"
     assert sorted(event.properties["lists"]) == ["Newsletter", "Offers"]
     assert (event.source_type, event.source_id) == ("mail.campaign", "7")
@@ -199,7 +199,7 @@ def test_one_click_post_needs_no_csrf_token(workspace, subscribed):
     assert statuses(subscribed) == {"Newsletter": "unsubscribed", "Offers": "unsubscribed"}
     (event,) = unsubscribe_events(subscribed)
     assert event.properties["method"] == "one_click"
-    assert event.properties["campaign_id"] == 9
+    assert event.properties["campaign"] == 9
     # Mail providers may send it more than once.
     assert browser.post(path_of(subscribed, 9), ONE_CLICK).status_code == 200
     assert len(unsubscribe_events(subscribed)) == 1

@@ -266,10 +266,11 @@ PROPERTY_OPS = {
 }
 # Properties worth suggesting for each kind of event (any lower-case key works).
 SUGGESTED_PROPERTIES = {
-    "email.sent": ["campaign_id"],
-    "email.opened": ["campaign_id"],
-    "email.clicked": ["campaign_id", "url"],
-    "email.bounced": ["campaign_id"],
+    "email.sent": ["campaign"],
+    "email.opened": ["campaign"],
+    "email.clicked": ["campaign", "url"],
+    "email.bounced": ["campaign"],
+    "email.unsubscribed": ["campaign"],
     "page.viewed": ["url", "title", "referrer", "utm_source", "utm_campaign"],
     "form.submitted": ["form", "url"],
     "file.downloaded": ["file", "url"],

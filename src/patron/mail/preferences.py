@@ -254,7 +254,7 @@ def save_preferences(
             properties={
                 "title": _("Changed email preferences"),
                 "email": contact.email,
-                "campaign_id": campaign_id or None,
+                "campaign": campaign_id or None,
                 "subscribed": saved.subscribed,
                 "unsubscribed": saved.unsubscribed,
                 "unsuppressed": saved.unsuppressed,

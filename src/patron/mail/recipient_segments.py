@@ -31,11 +31,11 @@ from patron.mail.reports import RECIPIENT_FILTERS, UnknownFilter
 NAME_LIMIT = 100
 
 
-def _event(campaign: Campaign, kind: str, *, never: bool = False, key: str = "campaign") -> dict:
+def _event(campaign: Campaign, kind: str, *, never: bool = False) -> dict:
     return {
         "type": "event",
         "kind": kind,
-        "filters": [{"property": key, "op": "eq", "value": str(campaign.pk)}],
+        "filters": [{"property": "campaign", "op": "eq", "value": str(campaign.pk)}],
         "count": {"op": "never", "value": 0} if never else {"op": "at_least", "value": 1},
         "window": {"type": "any"},
     }
@@ -73,14 +73,7 @@ def segment_definition(campaign: Campaign, filter_name: str) -> dict[str, Any]:
     if filter_name == "bounced":
         return {"match": "all", "conditions": [_event(campaign, "email.bounced")]}
     if filter_name == "unsubscribed":
-        # Unsubscribes have been recorded with ``campaign_id`` as well as ``campaign``.
-        return {
-            "match": "any",
-            "conditions": [
-                _event(campaign, "email.unsubscribed"),
-                _event(campaign, "email.unsubscribed", key="campaign_id"),
-            ],
-        }
+        return {"match": "all", "conditions": [_event(campaign, "email.unsubscribed")]}
     raise UnknownFilter(filter_name)
 
 

@@ -196,7 +196,7 @@ def unsubscribe_from_all(
                 "title": _("Unsubscribed from all mail"),
                 "email": contact.email,
                 "method": method,
-                "campaign_id": campaign_id or None,
+                "campaign": campaign_id or None,
                 "lists": result.lists,
                 "suppressed": result.suppressed,
             },
