@@ -32,7 +32,7 @@ def test_read_a_report_and_turn_did_not_open_into_a_segment(page, tmp_path: Path
     expect(page.locator("#card-delivered .report-number")).to_have_text("5")
     expect(page.locator("#card-opened .report-rate")).to_have_text("60.0%")
     expect(page.locator("#card-clicked .report-rate")).to_have_text("40.0%")
-    expect(page.locator("#card-opened")).to_contain_text("1 machine opens not counted")
+    expect(page.locator("#card-opened")).to_contain_text("By machines, not counted: 1")
     expect(page.locator("#chart-hourly svg rect")).to_have_count(
         4
     )  # 3 hours with opens, 1 with clicks

@@ -50,9 +50,9 @@ def test_report_shows_the_numbers_as_cards(logged_in, story):
     assert re.search(r'id="card-delivered".*?report-number">5<', page, re.S)
     assert "6 sent of 8 recipients · 1 failed" in text
     assert re.search(r'id="card-opened".*?report-rate">60.0%<', page, re.S)
-    assert "3 people · 3 opens" in text and "1 machine opens not counted" in text
+    assert "Unique: 3 · In all: 3" in text and "By machines, not counted: 1" in text
     assert re.search(r'id="card-clicked".*?report-rate">40.0%<', page, re.S)
-    assert "2 people · 3 clicks" in text and "66.7% of those who opened" in text
+    assert "Unique: 2 · In all: 3" in text and "66.7% of those who opened" in text
     assert re.search(r'id="card-not-opened".*?report-number">2<', page, re.S)
     assert "28.6% · 1 hard, 1 soft" in text
     assert re.search(r'id="card-unsubscribed".*?report-number">1<.*?20.0%', page, re.S)
