@@ -468,9 +468,12 @@ def _read_text(message: Message) -> Report:
         if not addresses:
             addresses = _addresses_near_failure(head)
         looks_like_bounce = bool(_BOUNCE_WORDS.search(subject) or _BOUNCE_WORDS.search(head))
+        reason = _reason_lines(head)
         if addresses and (looks_like_bounce or failed_header):
-            reason = _reason_lines(head)
-            findings = [_finding(address, reason, action) for address in addresses if address]
+            findings = [_finding(a, reason or head, action) for a in addresses if a]
+        elif looks_like_bounce and reason:
+            # A failure without the address: the VERP address it came to names the delivery.
+            findings = [_finding("", reason, action)]
     report = _summed(
         findings,
         form,
@@ -517,7 +520,7 @@ def _reason_lines(text: str) -> str:
         or _HARD.search(line)
         or _TEMPORARY.search(line)
     ]
-    return " ".join(lines) or text
+    return " ".join(lines)
 
 
 # --- Which message ---------------------------------------------------------------------------
