@@ -398,3 +398,11 @@ def test_a_tampered_verp_token_is_refused(inbound_server, workspace, owner):
     assert b"no signed return path" in data_refused.value.smtp_error
     assert not ReceivedBounce.objects.for_workspace(workspace).exists()
     assert suppressed(workspace) == {}
+
+
+def test_processing_is_a_periodic_job():
+    from patron.core.scheduler import PERIODIC_JOBS
+    from patron.mail import tasks
+
+    (job,) = [job for job in PERIODIC_JOBS.values() if job.task == tasks.process_bounces]
+    assert job.every == timedelta(minutes=1)
