@@ -299,6 +299,10 @@ INBOUND_MAX_BYTES = int(env("PATRON_INBOUND_MAX_BYTES", str(10 * 1024 * 1024)))
 # them the server takes mail in plain text, as an MX without a certificate does.
 INBOUND_TLS_CERT_FILE = env("PATRON_INBOUND_TLS_CERT_FILE")
 INBOUND_TLS_KEY_FILE = env("PATRON_INBOUND_TLS_KEY_FILE")
+# Bounces: a hard bounce suppresses the address at once; soft bounces (mailbox full,
+# a receiver refusing for a while) suppress it once there were this many in this many days.
+SOFT_BOUNCE_LIMIT = int(env("PATRON_SOFT_BOUNCE_LIMIT", "3"))
+SOFT_BOUNCE_DAYS = int(env("PATRON_SOFT_BOUNCE_DAYS", "30"))
 
 # --- Open and click tracking ----------------------------------------------
 # Where the open pixel and click redirect of campaign mail point (a tracking

@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("patron.mail.urls_templates")),
     path("", include("patron.mail.urls_unsubscribe")),
     path("", include("patron.mail.urls_personal")),
+    path("", include("patron.mail.urls_esp_webhooks")),
     path("", include("patron.crm.urls")),
     path("", include("patron.audience.urls")),
     path("api/v1/", api.urls),

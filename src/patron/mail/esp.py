@@ -155,6 +155,11 @@ def _parsed_message(outgoing: Outgoing) -> AnymailMessage:
         reply_to=[address for address in reply_to if address],
         headers=headers,
     )
+    # The provider uses its own return path, so the VERP token travels as metadata,
+    # which the provider's event webhooks send back (see ``esp_webhooks``).
+    local, at, _domain = outgoing.envelope_from.rpartition("@")
+    if at and local.lower().startswith("bounce+"):
+        message.metadata = {"patron": local.partition("+")[2]}
     if html:
         message.attach_alternative(html, "text/html")
     return message

@@ -18,7 +18,13 @@ conversation, so it never relays and never accepts what it would drop:
 - ``unsubscribe+<token>@{RETURN_PATH_DOMAIN}`` (kind ``unsub``): the ``mailto:``
   of ``List-Unsubscribe``; unsubscribes the contact as the link does.
 - ``bounce+<token>@{RETURN_PATH_DOMAIN}`` (kind ``verp``): stored raw as a
-  ``ReceivedBounce`` for bounce processing; nothing is parsed here.
+  ``ReceivedBounce``; bounce processing (``patron.mail.feedback``) reads it,
+  right after (a task is enqueued) and on the scheduler's round.
+- ``fbl@`` and ``abuse@{RETURN_PATH_DOMAIN}``: where mailbox providers' feedback
+  loops send spam complaints (ARF reports). The address is not signed, so a
+  report is accepted only when it names one of our deliveries by the signed
+  VERP token of the original's return path; any other message is refused with
+  550 after DATA (the sender keeps it and hears why).
 
 A token that does not verify, or names a contact or workspace that no longer
 exists, is an unknown recipient (550). Messages above
@@ -60,7 +66,9 @@ from patron.mail.models import ReceivedBounce
 
 logger = logging.getLogger(__name__)
 
-REPLY, UNSUBSCRIBE, BOUNCE = "reply", "unsubscribe", "bounce"
+REPLY, UNSUBSCRIBE, BOUNCE, FEEDBACK = "reply", "unsubscribe", "bounce", "feedback"
+# Local parts at the return-path domain where feedback loops deliver complaints.
+FEEDBACK_LOCAL_PARTS = frozenset({"fbl", "abuse"})
 EVENT_SOURCE = "mail.inbound"
 TEXT_LIMIT = 50_000
 SUBJECT_LIMIT = 998
@@ -101,6 +109,8 @@ def route_for(address: str) -> Route | None:
         verp = mime.parse_verp(f"{local}@{domain}")
         if verp is not None:
             route = Route(BOUNCE, verp[0], verp[1])
+    elif local.lower() in FEEDBACK_LOCAL_PARTS and domain == return_path_domain:
+        return Route(FEEDBACK, 0, 0)  # the workspace comes from the report itself
     if route is None:
         return None
     if route.kind == BOUNCE:
@@ -264,13 +274,29 @@ def _notify_reply(contact: Contact, event: Event) -> None:
 def store_bounce(
     *, workspace_id: int, delivery_id: int, recipient: str, envelope_from: str, raw: bytes
 ) -> ReceivedBounce:
-    return ReceivedBounce.objects.create(
+    bounce = ReceivedBounce.objects.create(
         workspace_id=workspace_id,
         delivery_id=delivery_id,
         recipient=recipient[:320],
         envelope_from=envelope_from[:320],
         raw=raw,
     )
+    transaction.on_commit(_process_bounces_soon)
+    return bounce
+
+
+def _process_bounces_soon() -> None:
+    from patron.mail import tasks
+
+    tasks.process_bounces.enqueue()
+
+
+class Refused(Exception):
+    """A message this server will not take after all; ``reply`` is the SMTP answer."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
 
 
 def unsubscribe_by_mail(
@@ -311,6 +337,16 @@ def deliver(route: Route, *, recipient: str, envelope_from: str, raw: bytes) -> 
             envelope_from=envelope_from,
             raw=raw,
         )
+    elif route.kind == FEEDBACK:
+        from patron.mail import feedback
+
+        try:
+            feedback.store_feedback_report(
+                recipient=recipient, envelope_from=envelope_from, raw=raw
+            )
+        except feedback.ReportNotOurs as refusal:
+            raise Refused(f"550 5.6.0 {refusal}") from None
+        transaction.on_commit(_process_bounces_soon)
 
 
 # --- The SMTP server ---------------------------------------------------------------------------
@@ -359,6 +395,9 @@ class InboundHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         try:
             await self._run(self._deliver_all, envelope.rcpt_tos, envelope.mail_from or "", raw)
+        except Refused as refusal:
+            logger.info("Inbound: refused a message from %s: %s", envelope.mail_from, refusal)
+            return refusal.reply
         except Exception:
             logger.exception("Inbound: could not store a message from %s", envelope.mail_from)
             return "451 4.3.0 Temporary failure, try again later"
@@ -366,10 +405,12 @@ class InboundHandler:
 
     @staticmethod
     def _deliver_all(recipients: list[str], envelope_from: str, raw: bytes) -> None:
-        for recipient in recipients:
-            route = route_for(recipient)
-            if route is not None:
-                deliver(route, recipient=recipient, envelope_from=envelope_from, raw=raw)
+        # All recipients or none: a refusal must not leave part of the message applied.
+        with transaction.atomic():
+            for recipient in recipients:
+                route = route_for(recipient)
+                if route is not None:
+                    deliver(route, recipient=recipient, envelope_from=envelope_from, raw=raw)
 
     def close(self) -> None:
         """Close the worker thread's database connection, then the thread."""

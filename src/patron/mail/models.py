@@ -288,12 +288,26 @@ class SendChunk(TenantModel):
         return f"{self.campaign_id}: {self.first_id}-{self.last_id} ({self.state})"
 
 
-class ReceivedBounce(TenantModel):
-    """A message that arrived at a ``bounce+<token>`` (VERP) address, kept as received.
+class BounceResult(models.TextChoices):
+    """What reading a received report led to."""
 
-    The inbound server stores it and nothing more; reading the delivery report
-    (which address, hard or soft, the code) is the bounce processing's work,
-    which marks the row ``processed_at`` when done.
+    HARD = "hard", _("Hard bounce")
+    SOFT = "soft", _("Soft bounce")
+    COMPLAINT = "complaint", _("Spam complaint")
+    DELAYED = "delayed", _("Delayed, still trying")
+    REPEATED = "repeated", _("Known already")
+    IGNORED = "ignored", _("Nothing to do")
+    UNREADABLE = "unreadable", _("Could not be read")
+
+
+class ReceivedBounce(TenantModel):
+    """A message that arrived at a ``bounce+<token>`` (VERP) address, or a feedback report
+    (ARF) that arrived at ``fbl@``/``abuse@``, kept as received.
+
+    The inbound server stores it; bounce processing (``patron.mail.feedback``)
+    reads it, applies it to the delivery, and marks the row ``processed_at``
+    with its ``result``; a report it could not read or apply keeps ``problem``
+    (why), for a person to look at: nothing is dropped.
     """
 
     # The delivery the VERP token names (the message that bounced).
@@ -303,6 +317,8 @@ class ReceivedBounce(TenantModel):
     raw = models.BinaryField()
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=12, choices=BounceResult.choices, blank=True)
+    problem = models.TextField(blank=True)
 
     class Meta:
         ordering = ["received_at", "id"]
@@ -383,6 +399,9 @@ class DeliveryConfig(TenantModel):
     esp_access_key_id = models.CharField(max_length=128, blank=True)
     esp_domain = models.CharField(max_length=253, blank=True)
     esp_secret = models.TextField(blank=True)
+    # Encrypted like ``esp_secret``: the key that proves the provider's event webhooks
+    # (Mailgun's HTTP webhook signing key, SendGrid's signed event webhook public key).
+    esp_webhook_key = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

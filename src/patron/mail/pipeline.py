@@ -23,6 +23,8 @@
    ``SEND_MAX_ATTEMPTS``; a permanent one (5xx) fails the row and keeps the
    server's reply. A row whose lease expires (its worker died) is claimed
    again: after a crash, at most the messages that were in flight go twice.
+   A 5xx refusal is also a bounce (``feedback.record_send_refusals``): hard
+   ones suppress the address at once, as a bounce report would.
 5. **The scheduler** (``advance_campaigns``, every few seconds) starts due
    campaigns, wakes chunks whose held-back rows are due, re-enqueues chunks
    whose worker stopped (no progress for a lease) and queued chunks whose task
@@ -69,7 +71,7 @@ from patron.audience.models import Segment
 from patron.audience.sending import sendable_contacts
 from patron.core.models import Workspace
 from patron.crm.models import Contact
-from patron.mail import dkim, links, mime, rendering, tokens, transports
+from patron.mail import dkim, feedback, links, mime, rendering, tokens, transports
 from patron.mail.blocks import referenced_segments
 from patron.mail.campaigns import (
     CampaignStateError,
@@ -809,6 +811,12 @@ def record_outcome(prepared: PreparedCampaign, outcome: BatchOutcome) -> None:
             rows.filter(pk=delivery_id).update(
                 status=DeliveryStatus.CANCELLED, lease_until=None, reply=why
             )
+        # A 5xx refusal is a bounce: marked, recorded and suppressed as a received one is.
+        refusals = [
+            (pk, code, reply) for pk, _c, code, reply in outcome.failed if code and code >= 500
+        ]
+        if refusals:
+            feedback.record_send_refusals(workspace=workspace_id, refusals=refusals)
         if sent or failed:
             Campaign.objects.for_workspace(workspace_id).filter(pk=campaign.pk).update(
                 sent=F("sent") + sent, failed=F("failed") + failed

@@ -1,5 +1,5 @@
 """Background entry points of mail: the send pipeline (see ``patron.mail.pipeline``),
-the sending domains' DNS checks."""
+bounce and complaint processing (``patron.mail.feedback``), the sending domains' DNS checks."""
 
 from __future__ import annotations
 
@@ -43,3 +43,13 @@ def recheck_sending_domains() -> int:
     from patron.mail import dkim_keys
 
     return dkim_keys.recheck_sending_domains()
+
+
+@periodic(every=timedelta(minutes=1))
+@background_task
+def process_bounces() -> dict[str, int]:
+    """Read and apply the bounces and complaints the inbound server stored (also enqueued
+    by the server right after storing one; the round catches what a lost task left)."""
+    from patron.mail import feedback
+
+    return feedback.process_received_bounces()
