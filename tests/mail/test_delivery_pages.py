@@ -239,3 +239,24 @@ def test_send_test_message_through_an_esp_shows_its_answer(logged_in, workspace)
     assert responses.calls[0].request.headers["X-Postmark-Server-Token"] == (
         "1a2b3c4d-0000-4000-8000-123456789abc"
     )
+
+
+def test_an_esp_shows_its_webhook_address_and_keeps_a_signing_key(logged_in, workspace, owner):
+    from patron.mail import esp_webhooks
+
+    assert 'id="esp-webhook"' not in logged_in.get(URL).content.decode()
+    logged_in.post(URL, {"mode": "esp", "esp_provider": "mailgun", "mailgun-secret": "key-1",
+                         "mailgun-domain": "mg.acme.example", "mailgun-region": "us"})  # fmt: skip
+    page = logged_in.get(URL).content.decode()
+    assert esp_webhooks.webhook_url(workspace.pk, "mailgun") in page
+    assert "No signing key yet" in page
+    response = logged_in.post("/settings/delivery/webhook-key/", {"key": "whsec-123"}, follow=True)
+    page = response.content.decode()
+    assert "The webhook signing key is saved." in page
+    assert "A signing key is kept" in page and "whsec-123" not in page
+    config = DeliveryConfig.objects.for_workspace(workspace).get()
+    assert decrypt_secret(config.esp_webhook_key) == "whsec-123"
+    assert AuditEntry.objects.filter(action="delivery.webhook_key_changed", actor=owner).exists()
+    logged_in.post("/settings/delivery/webhook-key/", {"key": ""})
+    config.refresh_from_db()
+    assert config.esp_webhook_key == ""

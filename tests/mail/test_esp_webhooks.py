@@ -277,7 +277,7 @@ def test_postmark_opens_clicks_deliveries_complaints_and_unsubscribes(workspace,
     (subscription, _history) = lists.contact_subscriptions(contact)[0]
     assert subscription.status == "unsubscribed"
     (unsubscribed,) = events(workspace, "email.unsubscribed")
-    assert unsubscribed.properties["campaign_id"] == campaign.pk
+    assert unsubscribed.properties["campaign"] == campaign.pk
     assert suppressed(workspace) == {"ann@example.net": "unsubscribed"}
 
     second = delivered(workspace, campaign, "bob@example.net")

@@ -13,6 +13,7 @@ register_url_parameter("sending_domain_id", "mail.SendingDomain")
 urlpatterns = [
     path("settings/delivery/", views_delivery.delivery_settings, name="settings"),
     path("settings/delivery/test/", views_delivery.delivery_test, name="test"),
+    path("settings/delivery/webhook-key/", views_delivery.webhook_key, name="webhook_key"),
     path("settings/delivery/servers/", views_delivery.smtp_server_add, name="server_add"),
     path(
         "settings/delivery/servers/<int:smtp_server_id>/",

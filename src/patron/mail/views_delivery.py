@@ -19,7 +19,7 @@ from patron.core.http import WorkspaceRequest
 from patron.core.roles import DELIVERY_MANAGE
 from patron.core.signals import request_info
 from patron.mail import delivery_config as delivery
-from patron.mail import dkim_keys
+from patron.mail import dkim_keys, esp_webhooks
 from patron.mail.models import DeliveryMode, EspProvider, SmtpSecurity
 
 # --- Forms -----------------------------------------------------------------------------------
@@ -133,6 +133,19 @@ class SmtpServerForm(forms.Form):
     is_active = forms.BooleanField(label=gettext_lazy("Active"), required=False, initial=True)
 
 
+class WebhookKeyForm(forms.Form):
+    key = forms.CharField(
+        label=gettext_lazy("Webhook signing key"),
+        required=False,
+        max_length=2000,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=gettext_lazy(
+            "Mailgun: the HTTP webhook signing key. SendGrid: the verification key of "
+            "the signed event webhook. Leave blank to remove it."
+        ),
+    )
+
+
 class TestMessageForm(forms.Form):
     to_email = forms.CharField(
         label=gettext_lazy("Send a test message to"),
@@ -230,8 +243,38 @@ def _delivery_page(
         "test_form": test_form or TestMessageForm(initial={"to_email": request.user.email}),
         "test_result": test_result,
         "installation_transport": settings.EMAIL_TRANSPORT,
+        "webhook": _webhook_context(config),
     }
     return render(request, "mail/delivery_settings.html", context, status=status)
+
+
+def _webhook_context(config: Any) -> dict[str, Any] | None:
+    """The provider's event webhook address (and whether its signing key is kept)."""
+    if config is None or config.mode != DeliveryMode.ESP or not config.esp_provider:
+        return None
+    return {
+        "url": esp_webhooks.webhook_url(config.workspace_id, config.esp_provider),
+        "signed": config.esp_provider in (EspProvider.MAILGUN, EspProvider.SENDGRID),
+        "has_key": bool(config.esp_webhook_key),
+        "form": WebhookKeyForm(),
+    }
+
+
+@workspace_view(DELIVERY_MANAGE)
+@require_POST
+def webhook_key(request: WorkspaceRequest) -> HttpResponse:
+    form = WebhookKeyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("The key is too long."))
+        return redirect("delivery:settings")
+    esp_webhooks.set_webhook_key(
+        workspace=request.workspace, key=form.cleaned_data["key"], actor=request.user
+    )
+    if form.cleaned_data["key"].strip():
+        messages.success(request, _("The webhook signing key is saved."))
+    else:
+        messages.success(request, _("The webhook signing key is removed."))
+    return redirect("delivery:settings")
 
 
 # --- Email delivery --------------------------------------------------------------------------
