@@ -95,6 +95,9 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     ),
     "mail.WorkspaceSmtpServer": lambda ws: _smtp_server(ws),
     "mail.SendingDomain": lambda ws: _sending_domain(ws),
+    "mail.ReceivedBounce": lambda ws: apps.get_model("mail", "ReceivedBounce").objects.create(
+        workspace=ws, delivery_id=1, recipient=f"{MARKER}@return.example", raw=MARKER.encode()
+    ),
     # Not named by a URL: the delivery configuration the intruder must neither see nor change.
     "mail.DeliveryConfig": lambda ws: _delivery_config(ws),
     "mail.EmailTemplate": lambda ws: apps.get_model("mail", "EmailTemplate").objects.create(

@@ -260,3 +260,32 @@ def test_an_esp_shows_its_webhook_address_and_keeps_a_signing_key(logged_in, wor
     logged_in.post("/settings/delivery/webhook-key/", {"key": ""})
     config.refresh_from_db()
     assert config.esp_webhook_key == ""
+
+
+def test_received_reports_are_listed_and_the_unreadable_ones_downloadable(
+    logged_in, workspace, client
+):
+    from patron.mail.models import ReceivedBounce
+
+    read = ReceivedBounce.objects.create(
+        workspace=workspace, delivery_id=1, recipient="bounce+abc@return.acme.example",
+        raw=b"Subject: failure", result="hard", processed_at="2026-11-02T10:00:00Z",
+    )  # fmt: skip
+    unread = ReceivedBounce.objects.create(
+        workspace=workspace, delivery_id=2, recipient="fbl@return.acme.example",
+        raw=b"Subject: what is this\r\n\r\n<b>", result="unreadable",
+        problem="No delivery status and no known wording.", processed_at="2026-11-02T10:00:00Z",
+    )  # fmt: skip
+    page = logged_in.get("/settings/delivery/reports/").content.decode()
+    assert f'data-report="{read.pk}"' in page and f'data-report="{unread.pk}"' in page
+    assert "Hard bounce" in page and "Could not be read (1)" in page
+    page = logged_in.get("/settings/delivery/reports/?show=unread").content.decode()
+    assert f'data-report="{read.pk}"' not in page
+    assert "No delivery status and no known wording." in page
+    raw = logged_in.get(f"/settings/delivery/reports/{unread.pk}/raw/")
+    assert raw["Content-Type"] == "message/rfc822"
+    assert raw.content == b"Subject: what is this\r\n\r\n<b>"
+    assert 'filename="report-' in raw["Content-Disposition"]
+    marketer = member(workspace, Role.MARKETING)
+    client.force_login(marketer)
+    assert client.get("/settings/delivery/reports/").status_code == 403

@@ -9,6 +9,7 @@ app_name = "delivery"
 
 register_url_parameter("smtp_server_id", "mail.WorkspaceSmtpServer")
 register_url_parameter("sending_domain_id", "mail.SendingDomain")
+register_url_parameter("received_bounce_id", "mail.ReceivedBounce")
 
 urlpatterns = [
     path("settings/delivery/", views_delivery.delivery_settings, name="settings"),
@@ -24,6 +25,12 @@ urlpatterns = [
         "settings/delivery/servers/<int:smtp_server_id>/delete/",
         views_delivery.smtp_server_delete,
         name="server_delete",
+    ),
+    path("settings/delivery/reports/", views_delivery.received_reports, name="reports"),
+    path(
+        "settings/delivery/reports/<int:received_bounce_id>/raw/",
+        views_delivery.received_report_raw,
+        name="report_raw",
     ),
     path("settings/domains/", views_delivery.sending_domain_list, name="domains"),
     path(

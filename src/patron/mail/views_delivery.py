@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -20,7 +21,13 @@ from patron.core.roles import DELIVERY_MANAGE
 from patron.core.signals import request_info
 from patron.mail import delivery_config as delivery
 from patron.mail import dkim_keys, esp_webhooks
-from patron.mail.models import DeliveryMode, EspProvider, SmtpSecurity
+from patron.mail.models import (
+    BounceResult,
+    DeliveryMode,
+    EspProvider,
+    ReceivedBounce,
+    SmtpSecurity,
+)
 
 # --- Forms -----------------------------------------------------------------------------------
 
@@ -511,3 +518,38 @@ def sending_domain_delete(request: WorkspaceRequest, sending_domain_id: int) -> 
         % {"domain": row.domain},
     )
     return redirect("delivery:domains")
+
+
+# --- Received bounce and complaint reports ---------------------------------------------------
+
+
+@workspace_view(DELIVERY_MANAGE)
+def received_reports(request: WorkspaceRequest) -> HttpResponse:
+    """The bounce and complaint reports that came back, newest first; ``?show=unread``:
+    only those that could not be read (kept for a person to look at)."""
+    reports = ReceivedBounce.objects.for_workspace(request.workspace).defer("raw")
+    unread = request.GET.get("show") == "unread"
+    if unread:
+        reports = reports.filter(result=BounceResult.UNREADABLE)
+    page = Paginator(reports.order_by("-received_at", "-id"), 50).get_page(request.GET.get("page"))
+    unreadable = (
+        ReceivedBounce.objects.for_workspace(request.workspace)
+        .filter(result=BounceResult.UNREADABLE)
+        .count()
+    )
+    return render(
+        request,
+        "mail/received_reports.html",
+        {"page_obj": page, "unread": unread, "unreadable": unreadable},
+    )
+
+
+@workspace_view(DELIVERY_MANAGE)
+def received_report_raw(request: WorkspaceRequest, received_bounce_id: int) -> HttpResponse:
+    """One report exactly as it arrived, as a message file to open in a mail program."""
+    report = get_object_or_404(
+        ReceivedBounce.objects.for_workspace(request.workspace), pk=received_bounce_id
+    )
+    response = HttpResponse(bytes(report.raw), content_type="message/rfc822")
+    response.headers["Content-Disposition"] = f'attachment; filename="report-{report.pk}.eml"'
+    return response
