@@ -110,3 +110,13 @@ def test_a_token_changed_anywhere_is_refused(position, flip):
     replacement = alphabet[(alphabet.index(token[position]) + 1 + flip) % len(alphabet)]
     tampered = token[:position] + replacement + token[position + 1 :]
     assert links.read_click_token(tampered) is None
+
+
+def test_destinations_are_uris_and_addresses_with_control_characters_are_left_alone():
+    html = (
+        '<a href="https://café.example/menü?q=ä">Menu</a>'
+        '<a href="https://shop.example/a&#13;&#10;Set-Cookie: x=1">Bad</a>'
+    )
+    rewritten = links.rewrite(html, "", track_clicks=True, track_opens=False)
+    assert rewritten.urls == ["https://xn--caf-dma.example/men%C3%BC?q=%C3%A4"]
+    assert "Set-Cookie" in rewritten.html  # not rewritten: stays the author's own text

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.encoding import iri_to_uri
 
 from patron.mail import tokens
 from patron.tracking.models import TrackedLink
@@ -81,8 +82,24 @@ def trackable(url: str) -> bool:
     """A web address without merge tags: the only kind of link a redirect may stand for."""
     if "{{" in url or "{%" in url:
         return False
+    if any(ord(character) < 32 or character == "\x7f" for character in url.strip()):
+        return False  # control characters have no place in an address (nor in a header)
     parts = urlsplit(url.strip())
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def as_uri(url: str) -> str:
+    """``url`` in ASCII, as a Location header needs it: an international domain name in
+    its IDNA form, other non-ASCII characters percent-encoded."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host.isascii():
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_host = host
+        parts = parts._replace(netloc=parts.netloc.replace(host, ascii_host))
+    return iri_to_uri(urlunsplit(parts))
 
 
 def rewrite(
@@ -102,7 +119,7 @@ def rewrite(
     numbers: dict[str, int] = {}
 
     def destination(url: str) -> str:
-        url = url.strip()
+        url = as_uri(url.strip())
         return utm.add_to(url) if utm is not None else url
 
     def placeholder(url: str) -> str:
