@@ -1,9 +1,11 @@
 """Background entry points of mail: the send pipeline (see ``patron.mail.pipeline``),
-the sending domains' DNS checks."""
+the sending domains' DNS checks, inbound mail by IMAP polling."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+
+from django.conf import settings
 
 from patron.core.background import background_task
 from patron.core.scheduler import periodic
@@ -43,3 +45,16 @@ def recheck_sending_domains() -> int:
     from patron.mail import dkim_keys
 
     return dkim_keys.recheck_sending_domains()
+
+
+@background_task
+def poll_imap() -> dict[str, int]:
+    """Fetch inbound mail from the mailbox of PATRON_IMAP_URL (see ``patron.mail.imap``).
+    Periodic only when that is set; a poll finding another at work does nothing."""
+    from patron.mail import imap
+
+    return imap.poll().as_dict()
+
+
+if settings.IMAP_URL:
+    periodic(every=timedelta(seconds=settings.IMAP_POLL_SECONDS))(poll_imap)
