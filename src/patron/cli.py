@@ -8,6 +8,8 @@ patron scheduler                enqueue periodic jobs when they are due
 patron inbound [--host H] [--port P]
                                 the SMTP server for replies, unsubscribes by mail
                                 and bounces (PATRON_INBOUND_HOST/PORT)
+patron imap-poll [--once]       fetch replies, unsubscribes and bounces from the
+                                mailbox of PATRON_IMAP_URL (instead of an MX)
 patron demo [--owner EMAIL]     create the demo workspace (once)
 patron apikey create --workspace SLUG --name NAME
                                 print a new API key, for provisioning
@@ -74,6 +76,11 @@ def prepare(*, seed_demo: bool) -> None:
     print(f"  Mail is {where}.")
     if settings.INBOUND_WITH_RUN:
         print(f"  Inbound mail: SMTP on {settings.INBOUND_HOST}:{settings.INBOUND_PORT}.")
+    if settings.IMAP_URL:
+        from patron.mail.imap import mailbox_from_url
+
+        every = settings.IMAP_POLL_SECONDS
+        print(f"  Inbound mail: IMAP {mailbox_from_url(settings.IMAP_URL)} every {every} s.")
     print("  Stop with Ctrl-C.")
     print(flush=True)
 
@@ -218,6 +225,49 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_imap_poll(args: argparse.Namespace) -> int:
+    _setup_django()
+    import logging
+    import threading
+
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import close_old_connections
+
+    from patron.mail import imap
+
+    try:
+        mailbox = imap.mailbox_from_url(settings.IMAP_URL)
+    except ImproperlyConfigured as error:
+        print(f"patron imap-poll: {error}", file=sys.stderr)
+        return 2
+    if args.once:
+        try:
+            result = imap.poll()
+        except imap.ImapError as error:
+            print(f"patron imap-poll: {error}", file=sys.stderr)
+            return 1
+        print(
+            "patron imap-poll: "
+            + ("another poller is at work" if result.busy else str(result.as_dict()))
+        )
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"patron imap-poll: polling {mailbox} every {settings.IMAP_POLL_SECONDS} s", flush=True)
+    log = logging.getLogger("patron.mail.imap")
+    while not stop.is_set():
+        close_old_connections()
+        try:
+            imap.poll()
+        except Exception:
+            log.exception("IMAP poll failed; trying again at the next poll")
+        stop.wait(settings.IMAP_POLL_SECONDS)
+    close_old_connections()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     _setup_django()
     from patron.core.models import User
@@ -297,6 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, help="port to listen on (default PATRON_INBOUND_PORT, 2525)"
     )
     inbound.set_defaults(func=cmd_inbound)
+
+    imap_poll = commands.add_parser(
+        "imap-poll",
+        help="fetch replies, unsubscribes and bounces from the mailbox of PATRON_IMAP_URL",
+    )
+    imap_poll.add_argument(
+        "--once", action="store_true", help="poll once and exit (default: every interval)"
+    )
+    imap_poll.set_defaults(func=cmd_imap_poll)
 
     demo = commands.add_parser("demo", help="create the demo workspace (once)")
     demo.add_argument(

@@ -304,6 +304,22 @@ INBOUND_TLS_KEY_FILE = env("PATRON_INBOUND_TLS_KEY_FILE")
 SOFT_BOUNCE_LIMIT = int(env("PATRON_SOFT_BOUNCE_LIMIT", "3"))
 SOFT_BOUNCE_DAYS = int(env("PATRON_SOFT_BOUNCE_DAYS", "30"))
 
+# --- Inbound mail by IMAP polling -------------------------------------------
+# For installations that cannot be an MX: the same addresses (reply+, unsubscribe+,
+# bounce+) delivered to a mailbox at a mail provider (a catch-all or plus-addressing
+# mailbox), fetched from it by IMAP. ``imaps://user:password@host:993/INBOX``, or
+# ``imap://`` (port 143, STARTTLS when the server offers it). Empty: no polling.
+IMAP_URL = env("PATRON_IMAP_URL").strip()
+# Seconds between polls (the scheduler's periodic task and `patron imap-poll`).
+IMAP_POLL_SECONDS = int(env("PATRON_IMAP_POLL_SECONDS", "60"))
+# Where processed messages go ("/" separates levels; created when missing), or, with
+# PATRON_IMAP_DELETE_PROCESSED=1, deleted instead.
+IMAP_PROCESSED_FOLDER = env("PATRON_IMAP_PROCESSED_FOLDER", "Patron/Processed").strip()
+IMAP_DELETE_PROCESSED = env_bool("PATRON_IMAP_DELETE_PROCESSED")
+# A PEM bundle of the certificate authorities that sign the IMAP server's certificate
+# (a private CA); the system's are used otherwise.
+IMAP_CA_FILE = env("PATRON_IMAP_CA_FILE")
+
 # --- Open and click tracking ----------------------------------------------
 # Where the open pixel and click redirect of campaign mail point (a tracking
 # host of its own in production, e.g. https://click.example.com); the app's own address by default.

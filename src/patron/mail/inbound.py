@@ -31,6 +31,10 @@ exists, is an unknown recipient (550). Messages above
 ``PATRON_INBOUND_MAX_BYTES`` are refused with 552. When storing fails (the
 database is away), the server answers 451 so that the sending server tries
 again later: nothing accepted is lost.
+
+Where no MX can be run, the same addresses can be delivered to a mailbox at a
+mail provider and fetched by IMAP (``patron.mail.imap``): it finds the route of
+a message with ``route_for`` and applies it with ``deliver``, as this server does.
 """
 
 from __future__ import annotations
@@ -274,6 +278,16 @@ def _notify_reply(contact: Contact, event: Event) -> None:
 def store_bounce(
     *, workspace_id: int, delivery_id: int, recipient: str, envelope_from: str, raw: bytes
 ) -> ReceivedBounce:
+    """Keep a bounce as received and have it processed soon. The same message again (the
+    same bytes for the same delivery and address: a sender retrying, a mailbox polled
+    again before the message was moved away) is kept once; the row kept first is returned."""
+    kept = (
+        ReceivedBounce.objects.for_workspace(workspace_id)
+        .filter(delivery_id=delivery_id, recipient=recipient[:320], raw=raw)
+        .first()
+    )
+    if kept is not None:
+        return kept
     bounce = ReceivedBounce.objects.create(
         workspace_id=workspace_id,
         delivery_id=delivery_id,

@@ -327,7 +327,10 @@ class ReceivedBounce(TenantModel):
                 fields=["workspace", "received_at"],
                 name="received_bounce_pending",
                 condition=models.Q(processed_at__isnull=True),
-            )
+            ),
+            # A report received again (a retrying sender, a mailbox polled twice) is found
+            # among its delivery's reports, not by reading them all.
+            models.Index(fields=["workspace", "delivery_id"], name="received_bounce_delivery"),
         ]
 
     def __str__(self) -> str:

@@ -1,9 +1,12 @@
 """Background entry points of mail: the send pipeline (see ``patron.mail.pipeline``),
-bounce and complaint processing (``patron.mail.feedback``), the sending domains' DNS checks."""
+bounce and complaint processing (``patron.mail.feedback``), the sending domains' DNS checks,
+inbound mail by IMAP polling."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+
+from django.conf import settings
 
 from patron.core.background import background_task
 from patron.core.scheduler import periodic
@@ -53,3 +56,16 @@ def process_bounces() -> dict[str, int]:
     from patron.mail import feedback
 
     return feedback.process_received_bounces()
+
+
+@background_task
+def poll_imap() -> dict[str, int]:
+    """Fetch inbound mail from the mailbox of PATRON_IMAP_URL (see ``patron.mail.imap``).
+    Periodic only when that is set; a poll finding another at work does nothing."""
+    from patron.mail import imap
+
+    return imap.poll().as_dict()
+
+
+if settings.IMAP_URL:
+    periodic(every=timedelta(seconds=settings.IMAP_POLL_SECONDS))(poll_imap)
