@@ -173,3 +173,12 @@ def test_spooled_hits_refused_again_are_set_aside_and_the_rest_written(workspace
     assert len(list(folder.glob("*.refused"))) == 1
     assert not list(folder.glob("*.jsonl"))
     assert Hit.objects.for_workspace(workspace).count() == 1
+
+
+def test_hits_are_stored_as_they_came_whatever_their_text(workspace):
+    odd = "Mozilla/5.0 \\ back\tslash\nnew\rline ünïcode 🙂 \\N"
+    ingest.insert_rows([row(workspace, user_agent=odd, ip=None, link=3, kind=HitKind.CLICK)])
+    hit = Hit.objects.for_workspace(workspace).get()
+    assert hit.user_agent == odd
+    assert (hit.ip, hit.link, hit.kind, hit.machine) == (None, 3, "click", "")
+    assert (hit.occurred_at, hit.sent_at) == (LATER, SENT)

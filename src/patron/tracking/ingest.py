@@ -97,7 +97,7 @@ def make_hit(
         datetime.fromtimestamp(values.made_at, UTC),
         method[:7],
         _client_ip(remote, forwarded_for),
-        user_agent[:USER_AGENT_LIMIT],
+        user_agent[:USER_AGENT_LIMIT].replace("\x00", ""),
     )
 
 

@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0003_workspace_suppress_role_addresses'),
-        ('mail', '0010_bounces_results_and_webhook_key'),
+        ("core", "0003_workspace_suppress_role_addresses"),
+        ("mail", "0010_bounces_results_and_webhook_key"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='receivedbounce',
-            index=models.Index(fields=['workspace', 'delivery_id'], name='received_bounce_delivery'),
+            model_name="receivedbounce",
+            index=models.Index(
+                fields=["workspace", "delivery_id"], name="received_bounce_delivery"
+            ),
         ),
     ]
