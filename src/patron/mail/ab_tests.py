@@ -306,11 +306,14 @@ class Outcome:
         return self.confidence is not None and self.confidence >= SIGNIFICANT
 
 
-def results(campaign: Campaign) -> list[VariantResult]:
+def results(
+    campaign: Campaign, numbers: dict[int | None, Any] | None = None
+) -> list[VariantResult]:
     """Each variant's test group with what its people did (two queries)."""
     from patron.mail import reports
 
-    numbers = reports.variant_numbers(campaign)
+    if numbers is None:
+        numbers = reports.variant_numbers(campaign)
     found = []
     for index in range(variant_count(campaign)):
         counted = numbers.get(index, reports.Numbers())
@@ -445,6 +448,7 @@ class TestState:
     confidence: float | None
     leader: int
     waiting: int  # rows of the rest still held for the winner
+    rest: VariantResult  # the rest of the audience (index: the winner's, or -1 before)
 
     @property
     def winner_letter(self) -> str:
@@ -465,9 +469,12 @@ class TestState:
 
 def state(campaign: Campaign) -> TestState | None:
     """The test of a campaign that started one (``ab_decide_at`` set), else None."""
+    from patron.mail import reports
+
     if campaign.ab_decide_at is None:
         return None
-    found = results(campaign)
+    numbers = reports.variant_numbers(campaign)
+    found = results(campaign, numbers)
     decided = campaign.ab_decided_at is not None
     outcome = judge(found, campaign.ab_metric)
     waiting = (
@@ -488,6 +495,25 @@ def state(campaign: Campaign) -> TestState | None:
         confidence=campaign.ab_confidence if decided else outcome.confidence,
         leader=campaign.ab_winner if decided and campaign.ab_winner is not None else outcome.leader,
         waiting=waiting,
+        rest=_rest(campaign, numbers.get(None) or reports.Numbers()),
+    )
+
+
+def _rest(campaign: Campaign, counted: Any) -> VariantResult:
+    index = campaign.ab_winner if campaign.ab_winner is not None else -1
+    values = (
+        variant_values(campaign, max(index, 0)) if index >= 0 else dict.fromkeys(VARIANT_FIELDS, "")
+    )
+    return VariantResult(
+        index=index,
+        subject=values["subject"],
+        preheader=values["preheader"],
+        from_name=values["from_name"],
+        recipients=counted.recipients,
+        sent=counted.sent,
+        delivered=counted.delivered,
+        opened=counted.opened,
+        clicked=counted.clicked,
     )
 
 
