@@ -56,7 +56,7 @@ def test_a_subject_test_picks_the_winner_and_sends_it_to_the_rest(page, marketer
     test.get_by_label("Test share (% of the audience)").fill("50")
     test.get_by_label("Winner by").select_option(label="Unique open rate")
     test.get_by_label("Hours before the winner is chosen").fill("2")
-    test.locator("#variant-b").get_by_label("Subject").fill("Last days of spring")
+    test.get_by_label("Subject of variant B").fill("Last days of spring")
     page.get_by_role("button", name="Save campaign").click()
     expect(page.locator(".alert-success")).to_contain_text("Campaign “Spring news” saved.")
     expect(page.locator("#id_variant_b_subject")).to_have_value("Last days of spring")

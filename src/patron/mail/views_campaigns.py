@@ -184,9 +184,9 @@ class CampaignForm(forms.Form):
     # The variants after A, as field-name prefixes (variant_b_subject, ...).
     VARIANT_SLOTS = [ab_tests.letter(index).lower() for index in range(1, ab_tests.MAX_VARIANTS)]
     VARIANT_LABELS = {
-        "subject": gettext_lazy("Subject"),
-        "preheader": gettext_lazy("Preheader"),
-        "from_name": gettext_lazy("Sender name"),
+        "subject": gettext_lazy("Subject of variant %(letter)s"),
+        "preheader": gettext_lazy("Preheader of variant %(letter)s"),
+        "from_name": gettext_lazy("Sender of variant %(letter)s"),
     }
 
     def __init__(self, *args: Any, workspace: Any, campaign: Campaign, **kwargs: Any) -> None:
@@ -194,7 +194,12 @@ class CampaignForm(forms.Form):
         for slot in self.VARIANT_SLOTS:
             for name, label in self.VARIANT_LABELS.items():
                 self.fields[f"variant_{slot}_{name}"] = forms.CharField(
-                    label=label, max_length=ab_tests.LIMITS[name], required=False
+                    label=label % {"letter": slot.upper()},
+                    max_length=ab_tests.LIMITS[name],
+                    required=False,
+                    help_text=_("The name shown; the address stays.")
+                    if name == "from_name"
+                    else "",
                 )
         self.fields["reply_to"].widget.input_type = "email"
         verified = list(senders.verified_identities(workspace))
