@@ -30,6 +30,10 @@
    marking the chunk running), and marks campaigns sent when every chunk is
    done.
 
+An A/B test (``patron.mail.ab_tests``) splits the snapshot at the start: a
+random share of the rows gets a variant, the rest is held (``not_before``)
+until the scheduler picks the winner, and each batch is rendered per variant.
+
 Nothing here loads the audience into Python: the snapshot is one statement,
 and a worker holds one batch at a time.
 """
