@@ -63,6 +63,9 @@ def test_a_subject_test_picks_the_winner_and_sends_it_to_the_rest(page, marketer
     expect(page.locator("#checks-passed")).to_be_visible()
 
     page.get_by_role("button", name="Review and send…").click()
+    expect(page.locator("#confirm-ab")).to_contain_text(
+        "50% of them get the variants first; 2 hours after the start the winner goes to the rest."
+    )
     page.get_by_role("button", name="Send now to 32 recipients").click()
     # The test group went at once (8 of A, 8 of B); the rest waits for the winner.
     expect(page.locator("#ab-testing")).to_contain_text(
