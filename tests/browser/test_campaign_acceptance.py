@@ -59,7 +59,7 @@ def test_build_preview_test_and_send_a_newsletter_to_a_segment(page, settings, t
     expect(text).to_contain_text(f"Our spring picks for {MERGE_FIRST_NAME}")
     expect(preview.get_by_text("Our spring picks for Alex")).to_be_visible()  # example person
 
-    page.get_by_label("Subject").fill("Spring at Lumiar, {{ contact.first_name }}")
+    page.get_by_label("Subject", exact=True).fill("Spring at Lumiar, {{ contact.first_name }}")
     page.locator("#audience-include").get_by_label("Readers").check()
     expect(page.locator("#audience-total")).to_have_text("2")
     page.get_by_role("button", name="Save campaign").click()

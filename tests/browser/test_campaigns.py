@@ -60,8 +60,8 @@ def test_write_check_preview_test_and_send_a_campaign(page, marketer, settings, 
     expect(page.locator(".alert-success")).to_contain_text("Campaign “Spring news” created.")
 
     # The content, and the audience: a segment, with its live count.
-    page.get_by_label("Subject").fill("Spring at Lumiar, {{ contact.first_name }}")
-    page.get_by_label("Source").fill(NO_FOOTER)
+    page.get_by_label("Subject", exact=True).fill("Spring at Lumiar, {{ contact.first_name }}")
+    page.get_by_label("Source", exact=True).fill(NO_FOOTER)
     expect(page.locator("#audience-count")).to_contain_text("Tick at least one list or segment")
     page.locator("#audience-include").get_by_label("Readers").check()
     expect(page.locator("#audience-total")).to_have_text("2")
@@ -77,7 +77,7 @@ def test_write_check_preview_test_and_send_a_campaign(page, marketer, settings, 
     expect(problems.locator('[data-code="unsubscribe"]')).to_contain_text("Add an unsubscribe")
     expect(problems.locator('[data-code="postal_address"]')).to_be_visible()
     expect(page.get_by_role("button", name="Review and send…")).to_be_disabled()
-    page.get_by_label("Source").fill(GOOD_BODY)
+    page.get_by_label("Source", exact=True).fill(GOOD_BODY)
     page.get_by_role("button", name="Save campaign").click()
     expect(page.locator("#checks-passed")).to_have_text("All checks pass: it is ready to send.")
 

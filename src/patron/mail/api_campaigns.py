@@ -22,7 +22,7 @@ from patron.api.errors import ApiError
 from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
 from patron.crm.models import Contact
-from patron.mail import campaigns, rendering
+from patron.mail import ab_tests, campaigns, rendering
 from patron.mail.models import Campaign, CampaignStatus
 
 router = Router(tags=["campaigns"])
@@ -36,6 +36,12 @@ class AudiencePart(Schema):
 class AudienceSchema(Schema):
     include: AudiencePart = AudiencePart()
     exclude: AudiencePart = AudiencePart()
+
+
+class VariantSchema(Schema):
+    subject: str = Field("", description="Empty: as variant A (the campaign's subject)")
+    preheader: str = Field("", description="Empty: as variant A")
+    from_name: str = Field("", description="Empty: the sender address's name")
 
 
 class CampaignOut(Schema):
@@ -59,6 +65,16 @@ class CampaignOut(Schema):
     utm_source: str
     utm_medium: str
     utm_campaign: str
+    ab_test: bool = Field(description="Send variants to a test share first, then the winner")
+    ab_variants: list[VariantSchema] = Field(
+        description="Variants B, C and D; A is the campaign's own subject, preheader, sender"
+    )
+    ab_share: int = Field(description="Percent of the audience in the test (10 to 50)")
+    ab_metric: str = Field(description="open_rate or click_rate")
+    ab_wait_hours: int = Field(description="Hours from the start until the winner (1 to 72)")
+    ab_decide_at: datetime | None
+    ab_winner: str | None = Field(description="The winning variant's letter, once chosen")
+    ab_confidence: float | None = Field(description="0 to 1; below 0.95 not significant")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
@@ -66,6 +82,10 @@ class CampaignOut(Schema):
     total: int
     sent: int
     failed: int
+
+    @staticmethod
+    def resolve_ab_winner(obj: Campaign) -> str | None:
+        return None if obj.ab_winner is None else ab_tests.letter(obj.ab_winner)
 
 
 class CampaignPage(Schema):
@@ -90,6 +110,11 @@ class CampaignIn(Schema):
     utm_source: str = "patron"
     utm_medium: str = "email"
     utm_campaign: str = ""
+    ab_test: bool = False
+    ab_variants: list[VariantSchema] = []
+    ab_share: int = 20
+    ab_metric: str = "open_rate"
+    ab_wait_hours: int = 4
 
 
 class CampaignPatch(Schema):
@@ -109,6 +134,11 @@ class CampaignPatch(Schema):
     utm_source: str | None = None
     utm_medium: str | None = None
     utm_campaign: str | None = None
+    ab_test: bool | None = None
+    ab_variants: list[VariantSchema] | None = None
+    ab_share: int | None = None
+    ab_metric: str | None = None
+    ab_wait_hours: int | None = None
 
 
 class CampaignFilters(Schema):
@@ -214,7 +244,7 @@ def update_campaign(request: ApiRequest, campaign_id: int, payload: CampaignPatc
     campaign = _campaign(request, campaign_id)
     values = _values(payload, exclude_unset=True)
     for name in ("name", "format", "subject", "preheader", "body", "text", "reply_to",
-                 *campaigns.TRACKING_FIELDS):  # fmt: skip
+                 *campaigns.TRACKING_FIELDS, *campaigns.AB_FIELDS):  # fmt: skip
         if name in values and values[name] is None:
             message = "This field cannot be null."
             raise ApiError(422, "invalid", message, {name: [message]})

@@ -19,7 +19,7 @@ from ninja import Field, Query, Router, Schema
 from patron.api.errors import ApiError
 from patron.api.pagination import MAX_LIMIT, paginate
 from patron.core.http import ApiRequest
-from patron.mail import campaigns, reports
+from patron.mail import ab_tests, campaigns, reports
 from patron.mail.models import Campaign
 
 router = Router(tags=["campaign reports"])
@@ -82,11 +82,43 @@ class CampaignRef(Schema):
     finished_at: datetime | None
 
 
+class VariantOut(Schema):
+    variant: str = Field(description='The letter ("A" is the campaign itself); "rest" for the rest')
+    subject: str
+    preheader: str
+    from_name: str
+    recipients: int
+    sent: int
+    delivered: int
+    opened: int = Field(description="Unique people who opened or clicked")
+    clicked: int = Field(description="Unique people who clicked")
+    open_rate: float | None
+    click_rate: float | None
+
+
+class AbTestOut(Schema):
+    metric: str = Field(description="open_rate or click_rate")
+    share: int = Field(description="Percent of the audience in the test")
+    decide_at: datetime | None
+    decided: bool
+    winner: str | None = Field(description="The winner's letter, once chosen")
+    leader: str = Field(description="The best variant now (the winner, once chosen)")
+    confidence: float | None = Field(
+        description="0 to 1, z-test of the leader against the others (the lowest); "
+        "recorded when the winner was chosen, else as of now; below 0.95 not significant"
+    )
+    significant: bool
+    waiting: int = Field(description="Recipients of the rest still waiting for the winner")
+    variants: list[VariantOut]
+    rest: VariantOut
+
+
 class ReportOut(Schema):
     campaign: CampaignRef
     numbers: NumbersOut
     links: list[LinkOut]
     timeline: TimelineOut
+    ab_test: AbTestOut | None = Field(description="The A/B test, when the campaign ran one")
 
 
 class RecipientOut(Schema):
@@ -172,7 +204,8 @@ def compare_campaigns(request: ApiRequest, filters: Query[CompareFilters]) -> di
 
 @router.get("/campaigns/{campaign_id}/report", response=ReportOut)
 def campaign_report(request: ApiRequest, campaign_id: int) -> dict[str, Any]:
-    """The numbers, the clicks per link (most clicked first) and opens and clicks over time."""
+    """The numbers, the clicks per link (most clicked first), opens and clicks over time,
+    and each A/B test variant's numbers with the winner and its confidence."""
     campaign = _campaign(request, campaign_id)
     timeline = reports.timeline(campaign, zone=campaigns.workspace_zone(request.workspace))
     return {
@@ -180,6 +213,39 @@ def campaign_report(request: ApiRequest, campaign_id: int) -> dict[str, Any]:
         "numbers": reports.campaign_numbers(campaign).as_dict(),
         "links": reports.click_map(campaign),
         "timeline": timeline,
+        "ab_test": _ab_test(campaign),
+    }
+
+
+def _variant(result: ab_tests.VariantResult, name: str) -> dict[str, Any]:
+    return {
+        "variant": name,
+        **{
+            field: getattr(result, field)
+            for field in (
+                "subject", "preheader", "from_name", "recipients", "sent", "delivered",
+                "opened", "clicked", "open_rate", "click_rate",
+            )
+        },
+    }  # fmt: skip
+
+
+def _ab_test(campaign: Campaign) -> dict[str, Any] | None:
+    state = ab_tests.state(campaign)
+    if state is None:
+        return None
+    return {
+        "metric": state.metric,
+        "share": state.share,
+        "decide_at": state.decide_at,
+        "decided": state.decided,
+        "winner": state.winner_letter or None,
+        "leader": state.leader_letter,
+        "confidence": state.confidence,
+        "significant": state.significant,
+        "waiting": state.waiting,
+        "variants": [_variant(result, result.letter) for result in state.variants],
+        "rest": _variant(state.rest, "rest"),
     }
 
 

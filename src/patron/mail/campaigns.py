@@ -37,9 +37,9 @@ from patron.audience.audiences import AudienceInvalid, validate_audience
 from patron.core.models import User, Workspace
 from patron.core.services import record_audit
 from patron.crm.models import Contact
+from patron.mail import ab_tests, rendering, templates_service
 from patron.mail import blocks as builder
-from patron.mail import rendering, templates_service
-from patron.mail.models import Campaign, CampaignStatus, Delivery, SenderIdentity
+from patron.mail.models import AbMetric, Campaign, CampaignStatus, Delivery, SenderIdentity
 
 S = CampaignStatus
 TRANSITIONS: dict[str, set[str]] = {
@@ -52,7 +52,16 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 CONTENT_FIELDS = ("subject", "preheader", "format", "body", "blocks", "text")
 TRACKING_FIELDS = ("track_opens", "track_clicks", "utm", "utm_source", "utm_medium", "utm_campaign")
-EDITABLE = ("name", "sender", "reply_to", "audience", *CONTENT_FIELDS, *TRACKING_FIELDS)
+AB_FIELDS = ("ab_test", "ab_variants", "ab_share", "ab_metric", "ab_wait_hours")
+EDITABLE = (
+    "name",
+    "sender",
+    "reply_to",
+    "audience",
+    *CONTENT_FIELDS,
+    *TRACKING_FIELDS,
+    *AB_FIELDS,
+)
 UTM_VALUE = re.compile(r"^[A-Za-z0-9._~+-]{0,100}$")
 UTM_DEFAULTS = {"utm_source": "patron", "utm_medium": "email"}
 NAME_LIMIT = 200
@@ -145,6 +154,12 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
                 )
             # Emptied: the usual value (the model's default) again.
             cleaned[name] = value or UTM_DEFAULTS.get(name, "")
+    testing = {name: values[name] for name in AB_FIELDS if name in values}
+    if testing:
+        try:
+            cleaned.update(ab_tests.clean_settings(testing))
+        except ab_tests.AbInvalid as error:
+            errors.update(error.errors)
     content = {name: values[name] for name in CONTENT_FIELDS if name in values}
     if content:
         if "blocks" in content and content["blocks"] is None:
@@ -331,7 +346,49 @@ def check_campaign(campaign: Campaign) -> list[rendering.Problem]:
                         part="audience",
                     )
                 )
+    problems.extend(ab_test_problems(campaign))
     return sorted(problems, key=lambda problem: not problem.blocking)
+
+
+def ab_test_problems(campaign: Campaign) -> list[rendering.Problem]:
+    """What keeps an A/B test from running: no variant, a variant the same as A, a
+    variant's subject that does not compile, the metric's tracking turned off."""
+    from patron.mail import pipeline
+
+    if not campaign.ab_test:
+        return []
+    problems: list[rendering.Problem] = []
+
+    def problem(code: str, message: str) -> None:
+        problems.append(rendering.Problem(code, message, part="ab_test"))
+
+    if not campaign.ab_variants:
+        problem("ab_no_variant", _("Add variant B, or turn the A/B test off."))
+        return problems
+    for index in ab_tests.same_as_a(campaign):
+        problem(
+            "ab_same",
+            _("Variant %(letter)s is the same as A: change its subject, preheader or name.")
+            % {"letter": ab_tests.letter(index)},
+        )
+    for index, variant in enumerate(campaign.ab_variants, start=1):
+        if not variant.get("subject"):
+            continue
+        source = rendering.TemplateSource(
+            subject=variant["subject"], body=campaign.body, format=campaign.format, text=""
+        )
+        for found in rendering.check_template(source, sample=pipeline.sample_context(campaign)):
+            if found.part == "subject" and found.blocking:
+                problem(
+                    found.code,
+                    _("Variant %(letter)s: %(problem)s")
+                    % {"letter": ab_tests.letter(index), "problem": found.message},
+                )
+    if campaign.ab_metric == AbMetric.OPEN_RATE and not campaign.track_opens:
+        problem("ab_tracking", _("The winner by open rate needs open tracking: turn it on."))
+    if campaign.ab_metric == AbMetric.CLICK_RATE and not campaign.track_clicks:
+        problem("ab_tracking", _("The winner by click rate needs click tracking: turn it on."))
+    return problems
 
 
 # --- Status ----------------------------------------------------------------------------------
@@ -409,6 +466,15 @@ def schedule_campaign(
         if at < now - PAST_TOLERANCE:
             raise CampaignInvalid({"send_at": _("Choose a time in the future.")})
     send_at = at or now
+    if local_time and locked.ab_test:
+        raise CampaignInvalid(
+            {
+                "send_at": _(
+                    "An A/B test goes out at one time to everyone: send it now or at a time, "
+                    "not in each recipient's time zone."
+                )
+            }
+        )
     blocking = [problem for problem in check_campaign(locked) if problem.blocking]
     if blocking:
         errors: dict[str, str] = {}
@@ -477,7 +543,10 @@ def duplicate_campaign(campaign: Campaign, *, user: User | None) -> Campaign:
         reply_to=campaign.reply_to,
         audience=campaign.audience,
         created_by=user,
-        **{field: getattr(campaign, field) for field in (*CONTENT_FIELDS, *TRACKING_FIELDS)},
+        **{
+            field: getattr(campaign, field)
+            for field in (*CONTENT_FIELDS, *TRACKING_FIELDS, *AB_FIELDS)
+        },
     )
     record_audit(
         workspace=campaign.workspace,

@@ -115,6 +115,13 @@ class CampaignStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+class AbMetric(models.TextChoices):
+    """How an A/B test's winner is chosen (revenue needs attribution, which is not kept)."""
+
+    OPEN_RATE = "open_rate", _("Unique open rate")
+    CLICK_RATE = "click_rate", _("Click-through rate")
+
+
 class Campaign(TenantModel):
     """One email sent to an audience: its content, its sender, when, and how far it got.
 
@@ -160,6 +167,24 @@ class Campaign(TenantModel):
     utm_source = models.CharField(_("utm_source"), max_length=100, default="patron")
     utm_medium = models.CharField(_("utm_medium"), max_length=100, default="email")
     utm_campaign = models.CharField(_("utm_campaign"), max_length=100, blank=True)
+    # An A/B test (``patron.mail.ab_tests``): the campaign's own subject, preheader and
+    # sender name are variant A; ``ab_variants`` lists the others (B, C, D), each a
+    # {"subject", "preheader", "from_name"} whose empty values mean "as variant A".
+    # ``ab_share`` percent of the recipients, split evenly, get a variant at the start;
+    # ``ab_wait_hours`` later the variant with the best ``ab_metric`` wins and the rest
+    # get it. ``ab_decide_at``, ``ab_winner`` (0 is A), ``ab_confidence`` (0..1) and
+    # ``ab_decided_at`` are written by the send.
+    ab_test = models.BooleanField(_("A/B test"), default=False)
+    ab_variants = models.JSONField(default=list, blank=True)
+    ab_share = models.PositiveSmallIntegerField(_("test share (%)"), default=20)
+    ab_metric = models.CharField(
+        _("winner by"), max_length=12, choices=AbMetric.choices, default=AbMetric.OPEN_RATE
+    )
+    ab_wait_hours = models.PositiveSmallIntegerField(_("hours before the winner"), default=4)
+    ab_decide_at = models.DateTimeField(null=True, blank=True)
+    ab_winner = models.SmallIntegerField(null=True, blank=True)
+    ab_confidence = models.FloatField(null=True, blank=True)
+    ab_decided_at = models.DateTimeField(null=True, blank=True)
     # When the scheduler starts the send: ``send_at``, or for a local-time send the
     # moment ``send_at``'s wall-clock time first arrives anywhere (UTC+14).
     start_at = models.DateTimeField(null=True, blank=True)
@@ -183,6 +208,12 @@ class Campaign(TenantModel):
             models.Index(fields=["workspace", "-created_at"], name="campaign_created"),
             # The scheduler's "what is due / what is sending" reads span workspaces.
             models.Index(fields=["status", "start_at"], name="campaign_due"),
+            # The scheduler's "which A/B tests are due" read.
+            models.Index(
+                fields=["ab_decide_at"],
+                name="campaign_ab_due",
+                condition=models.Q(ab_decide_at__isnull=False, ab_decided_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -211,7 +242,10 @@ class Delivery(TenantModel):
     A worker claims a row by setting ``status = sending`` with a lease
     (``lease_until``); a row whose lease expired (its worker died) is claimed
     again. ``not_before`` holds the row back: the recipient's local send time,
-    or the backoff after a temporary failure. ``contact_id`` is a plain column,
+    the backoff after a temporary failure, or (``ab_tests.HELD``) until an A/B
+    test's winner is known. ``variant`` is the A/B test variant the row was
+    picked for (0 is A); empty for the rest of the audience (they get the winner)
+    and for campaigns without a test. ``contact_id`` is a plain column,
     like the activity log's: the record of what was sent outlives the contact.
     """
 
@@ -235,6 +269,7 @@ class Delivery(TenantModel):
     bounced_at = models.DateTimeField(null=True, blank=True)
     complained_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    variant = models.SmallIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("delivery")

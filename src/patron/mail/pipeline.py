@@ -32,6 +32,10 @@
    marking the chunk running), and marks campaigns sent when every chunk is
    done.
 
+An A/B test (``patron.mail.ab_tests``) splits the snapshot at the start: a
+random share of the rows gets a variant, the rest is held (``not_before``)
+until the scheduler picks the winner, and each batch is rendered per variant.
+
 Nothing here loads the audience into Python: the snapshot is one statement,
 and a worker holds one batch at a time.
 """
@@ -71,7 +75,7 @@ from patron.audience.models import Segment
 from patron.audience.sending import sendable_contacts
 from patron.core.models import Workspace
 from patron.crm.models import Contact
-from patron.mail import dkim, feedback, links, mime, rendering, tokens, transports
+from patron.mail import ab_tests, dkim, feedback, links, mime, rendering, tokens, transports
 from patron.mail.blocks import referenced_segments
 from patron.mail.campaigns import (
     CampaignStateError,
@@ -242,8 +246,18 @@ def start_campaign(campaign_id: int) -> Campaign | None:
             )
             return campaign
         total = snapshot(campaign, audience)
-        chunks = make_chunks(campaign)
         now = timezone.now()
+        testing: dict[str, Any] = {}
+        if ab_tests.is_on(campaign) and not campaign.local_time:
+            # The test group gets the variants; the rest waits for the winner.
+            ab_tests.split(campaign, total)
+            testing = {
+                "ab_decide_at": ab_tests.decide_at(now, campaign),
+                "ab_winner": None,
+                "ab_confidence": None,
+                "ab_decided_at": None,
+            }
+        chunks = make_chunks(campaign)
         transition(
             campaign,
             CampaignStatus.SENDING,
@@ -254,6 +268,7 @@ def start_campaign(campaign_id: int) -> Campaign | None:
             sent=0,
             failed=0,
             last_error="",
+            **testing,
         )
         chunk_ids = [chunk.pk for chunk in chunks]
         transaction.on_commit(lambda: enqueue_chunks(chunk_ids))
@@ -433,12 +448,17 @@ class PreparedCampaign:
     tracked_links: tuple[int, ...] | None = None
 
 
-_prepared: dict[tuple[int, datetime], PreparedCampaign] = {}
+_prepared: dict[tuple[int, datetime, int], PreparedCampaign] = {}
 
 
-def prepare(campaign: Campaign) -> PreparedCampaign:
-    """The campaign compiled for sending, cached per process (keyed by its last change)."""
-    key = (campaign.pk, campaign.updated_at)
+def prepare(campaign: Campaign, variant: int = 0) -> PreparedCampaign:
+    """The campaign compiled for sending, cached per process (keyed by its last change).
+
+    ``variant``: an A/B test's variant (0 is A, the campaign itself); the
+    prepared campaign then carries that variant's subject, preheader and
+    sender name (``ab_tests.variant_campaign``).
+    """
+    key = (campaign.pk, campaign.updated_at, variant)
     found = _prepared.get(key)
     if found is not None:
         return found
@@ -447,6 +467,8 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         raise rendering.TemplateError(
             rendering.Problem("sender", _("The campaign has no sender address."), part="sender")
         )
+    from_name = ab_tests.variant_values(campaign, variant)["from_name"]
+    campaign = ab_tests.variant_campaign(campaign, variant)
     compiled, tracked_links = with_tracking(
         campaign,
         with_preheader(rendering.compile_template(template_source(campaign)), campaign.preheader),
@@ -459,7 +481,7 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         campaign=campaign,
         compiled=compiled,
         signer=dkim.signer_for(campaign.workspace_id, domain),
-        from_name=sender.from_name,
+        from_name=from_name,
         from_email=sender.from_email,
         reply_to=campaign.reply_to or sender.reply_to,
         postal_address=sender.postal_address,
@@ -467,8 +489,8 @@ def prepare(campaign: Campaign) -> PreparedCampaign:
         segment_tests=tests,
         tracked_links=tracked_links,
     )
-    # One entry per campaign: an edited (re-keyed) campaign replaces its old entry.
-    for old in [k for k in _prepared if k[0] == campaign.pk]:
+    # One version per campaign: an edited (re-keyed) campaign replaces its old entries.
+    for old in [k for k in _prepared if k[0] == campaign.pk and k[1] != campaign.updated_at]:
         del _prepared[old]
     _prepared[key] = prepared
     return prepared
@@ -548,6 +570,7 @@ class Claimed:
     contact_id: int
     email: str
     attempts: int
+    variant: int | None = None  # the A/B test variant; None: the campaign's (or the winner's)
 
 
 def claim(campaign: Campaign, first_id: int, last_id: int, limit: int) -> list[Claimed]:
@@ -563,7 +586,7 @@ def claim(campaign: Campaign, first_id: int, last_id: int, limit: int) -> list[C
         "AND ((status = %s AND (not_before IS NULL OR not_before <= %s)) "
         "OR (status = %s AND lease_until < %s)) "
         f"ORDER BY id LIMIT %s {lock}) "
-        "RETURNING id, contact_id, email, attempts"
+        "RETURNING id, contact_id, email, attempts, variant"
     )
     params = [
         DeliveryStatus.SENDING,
@@ -908,8 +931,9 @@ def run_chunk(chunk_id: int) -> str:
                 return ChunkState.WAITING
             if transport is None:
                 transport = transports.transport_for(campaign.workspace_id)
-            outcome = send_batch(prepared, rows, transport)
-            record_outcome(prepared, outcome)
+            for group_prepared, group in _by_variant(campaign, prepared, rows):
+                outcome = send_batch(group_prepared, group, transport)
+                record_outcome(group_prepared, outcome)
             chunks.update(touched_at=timezone.now())
     finally:
         if transport is not None:
@@ -917,6 +941,32 @@ def run_chunk(chunk_id: int) -> str:
     chunks.update(state=ChunkState.DONE, wake_at=None, touched_at=timezone.now())
     finish_if_done(campaign)
     return ChunkState.DONE
+
+
+def _by_variant(
+    campaign: Campaign, prepared: PreparedCampaign, rows: list[Claimed]
+) -> list[tuple[PreparedCampaign, list[Claimed]]]:
+    """The claimed rows grouped by the content each gets (one group without an A/B test).
+
+    Rows of an A/B test's rest are released only once the winner is recorded;
+    a worker that started before that reads the winner again.
+    """
+    if campaign.ab_decide_at is None:  # no test was started
+        return [(prepared, rows)]
+    if campaign.ab_winner is None and any(row.variant is None for row in rows):
+        campaign.ab_winner = (
+            Campaign.objects.for_workspace(campaign.workspace_id)
+            .filter(pk=campaign.pk)
+            .values_list("ab_winner", flat=True)
+            .first()
+        )
+    groups: dict[int, list[Claimed]] = {}
+    for row in rows:
+        groups.setdefault(ab_tests.content_index(campaign, row.variant), []).append(row)
+    return [
+        (prepared if index == 0 else prepare(campaign, index), group)
+        for index, group in sorted(groups.items())
+    ]
 
 
 def _next_due(campaign: Campaign, chunk: SendChunk) -> datetime | None:
@@ -999,7 +1049,7 @@ def _orphaned(chunks: QuerySet[SendChunk], before: datetime) -> list[int]:
 def advance_campaigns(now: datetime | None = None) -> dict[str, int]:
     """Start due campaigns, wake and rescue chunks, finish campaigns (safe to run often)."""
     now = now or timezone.now()
-    counts = {"started": 0, "woken": 0, "rescued": 0, "finished": 0, "tidied": 0}
+    counts = {"started": 0, "decided": 0, "woken": 0, "rescued": 0, "finished": 0, "tidied": 0}
     due = (
         Campaign.objects.unscoped()
         .filter(status=CampaignStatus.SCHEDULED, start_at__lte=now)
@@ -1011,6 +1061,12 @@ def advance_campaigns(now: datetime | None = None) -> dict[str, int]:
                 counts["started"] += 1
         except Exception:
             logger.exception("Campaign %s could not start", campaign_id)
+
+    try:
+        # A/B tests whose wait is over: the winner, then the rest's chunks wake below.
+        counts["decided"] = ab_tests.decide_due(now)
+    except Exception:
+        logger.exception("A/B test winners could not be chosen")
 
     sending = Campaign.objects.unscoped().filter(status=CampaignStatus.SENDING)
     chunks = SendChunk.objects.unscoped().filter(campaign__status=CampaignStatus.SENDING)

@@ -41,7 +41,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Trunc
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -182,6 +182,37 @@ def campaign_numbers(campaign: Campaign) -> Numbers:
     delivered = _deliveries(campaign).aggregate(**_delivery_counts())
     hits = _hits(campaign).aggregate(**_hit_counts())
     return Numbers(**delivered, **hits)
+
+
+def variant_numbers(campaign: Campaign) -> dict[int | None, Numbers]:
+    """The totals of each A/B test variant's recipients (``Delivery.variant``; None: the
+    rest of the audience, who got the winner): two queries, grouped by variant."""
+    deliveries: Any = (
+        _deliveries(campaign).values("variant").order_by("variant").annotate(**_delivery_counts())
+    )
+    variant_of = Subquery(
+        Delivery.objects.for_workspace(campaign.workspace_id)
+        .filter(pk=OuterRef("delivery_id"))
+        .values("variant")[:1],
+        output_field=IntegerField(),
+    )
+    hits: Any = (
+        _hits(campaign)
+        .annotate(variant=variant_of)
+        .values("variant")
+        .order_by("variant")
+        .annotate(**_hit_counts())
+    )
+    by_delivery: dict[int | None, dict[str, int]] = {}
+    for row in deliveries:
+        by_delivery[row.pop("variant")] = row
+    by_hits: dict[int | None, dict[str, int]] = {}
+    for row in hits:
+        by_hits[row.pop("variant")] = row
+    return {
+        key: Numbers(**by_delivery.get(key, {}), **by_hits.get(key, {}))
+        for key in set(by_delivery) | set(by_hits)
+    }
 
 
 # --- The click map -----------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from patron.core.paging import SeekPage
 from patron.core.roles import CAMPAIGNS_MANAGE, CAMPAIGNS_SEND, CAMPAIGNS_VIEW, OUTBOX_VIEW
 from patron.crm.models import Contact
 from patron.mail import (
+    ab_tests,
     campaigns,
     editor,
     rendering,
@@ -51,7 +52,14 @@ from patron.mail import (
     starters,
     templates_service,
 )
-from patron.mail.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, TemplateKind
+from patron.mail.models import (
+    AbMetric,
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    TemplateKind,
+)
 from patron.mail.views import sandboxed_html
 
 PER_PAGE = 50
@@ -137,15 +145,62 @@ class CampaignForm(forms.Form):
         required=False,
         help_text=gettext_lazy("Empty: the campaign's name."),
     )
+    ab_test = forms.BooleanField(
+        label=gettext_lazy("Test variants on part of the audience first"),
+        required=False,
+        help_text=gettext_lazy(
+            "Variant A is the subject, preheader and sender name of the campaign itself."
+        ),
+    )
+    ab_share = forms.IntegerField(
+        label=gettext_lazy("Test share (% of the audience)"),
+        min_value=ab_tests.SHARE_RANGE[0],
+        max_value=ab_tests.SHARE_RANGE[1],
+        required=False,
+        help_text=gettext_lazy("Split evenly between the variants; the rest gets the winner."),
+    )
+    ab_metric = forms.ChoiceField(
+        label=gettext_lazy("Winner by"),
+        choices=AbMetric.choices,
+        required=False,
+        help_text=gettext_lazy(
+            "People's opens or clicks per delivered message. Revenue cannot be chosen: "
+            "orders are not attributed to campaigns."
+        ),
+    )
+    ab_wait_hours = forms.IntegerField(
+        label=gettext_lazy("Hours before the winner is chosen"),
+        min_value=ab_tests.WAIT_RANGE[0],
+        max_value=ab_tests.WAIT_RANGE[1],
+        required=False,
+    )
     include_lists = AudienceChoice(label=gettext_lazy("Lists"))
     include_segments = AudienceChoice(label=gettext_lazy("Segments"))
     exclude_lists = AudienceChoice(label=gettext_lazy("Lists"))
     exclude_segments = AudienceChoice(label=gettext_lazy("Segments"))
 
     DETAILS = ("name", "sender", "reply_to", *campaigns.TRACKING_FIELDS)
+    AB_SETTINGS = ("ab_test", "ab_share", "ab_metric", "ab_wait_hours")
+    # The variants after A, as field-name prefixes (variant_b_subject, ...).
+    VARIANT_SLOTS = [ab_tests.letter(index).lower() for index in range(1, ab_tests.MAX_VARIANTS)]
+    VARIANT_LABELS = {
+        "subject": gettext_lazy("Subject of variant %(letter)s"),
+        "preheader": gettext_lazy("Preheader of variant %(letter)s"),
+        "from_name": gettext_lazy("Sender of variant %(letter)s"),
+    }
 
     def __init__(self, *args: Any, workspace: Any, campaign: Campaign, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for slot in self.VARIANT_SLOTS:
+            for name, label in self.VARIANT_LABELS.items():
+                self.fields[f"variant_{slot}_{name}"] = forms.CharField(
+                    label=label % {"letter": slot.upper()},
+                    max_length=ab_tests.LIMITS[name],
+                    required=False,
+                    help_text=_("The name shown; the address stays.")
+                    if name == "from_name"
+                    else "",
+                )
         self.fields["reply_to"].widget.input_type = "email"
         verified = list(senders.verified_identities(workspace))
         choices: list[tuple[Any, str]] = [("", _("Choose a verified sender address"))]
@@ -180,6 +235,13 @@ class CampaignForm(forms.Form):
             for name in ("name", "reply_to", *campaigns.TRACKING_FIELDS)
         }
         initial["sender"] = campaign.sender_id
+        for name in CampaignForm.AB_SETTINGS:
+            initial[name] = getattr(campaign, name)
+        for slot, variant in zip(
+            CampaignForm.VARIANT_SLOTS, campaign.ab_variants or [], strict=False
+        ):
+            for name in CampaignForm.VARIANT_LABELS:
+                initial[f"variant_{slot}_{name}"] = variant.get(name, "")
         for side in ("include", "exclude"):
             for kind in ("lists", "segments"):
                 ids = (audience.get(side) or {}).get(kind) or []
@@ -204,7 +266,34 @@ class CampaignForm(forms.Form):
         data = self.cleaned_data
         values = {name: data[name] for name in self.DETAILS}
         values["audience"] = self.audience()
+        # Left empty: kept as saved.
+        values.update(
+            {name: data[name] for name in self.AB_SETTINGS if data[name] not in (None, "")}
+        )
+        values["ab_variants"] = self.variants()
         return values
+
+    def variants(self) -> list[dict[str, str]]:
+        """The filled-in variant slots, in order (an empty slot is no variant)."""
+        found = []
+        for slot in self.VARIANT_SLOTS:
+            variant = {
+                name: self.cleaned_data.get(f"variant_{slot}_{name}") or ""
+                for name in self.VARIANT_LABELS
+            }
+            if any(variant.values()):
+                found.append(variant)
+        return found
+
+    def variant_slots(self) -> list[tuple[str, list[Any]]]:
+        """(letter, bound fields) per variant slot, for the template."""
+        return [
+            (
+                slot.upper(),
+                [self[f"variant_{slot}_{name}"] for name in self.VARIANT_LABELS],
+            )
+            for slot in self.VARIANT_SLOTS
+        ]
 
     def add_service_errors(self, exc: campaigns.CampaignInvalid) -> None:
         for field_name, message in exc.errors.items():
@@ -212,6 +301,8 @@ class CampaignForm(forms.Form):
                 continue  # shown by the content editor
             if field_name == "audience":
                 self.add_error("include_lists", message)
+            elif field_name == "ab_variants":
+                self.add_error("ab_test", message)
             elif field_name in self.fields:
                 self.add_error(field_name, message)
             else:
@@ -373,6 +464,7 @@ PART_LABELS = {
     "text": gettext_lazy("Plain-text part"),
     "sender": gettext_lazy("From"),
     "audience": gettext_lazy("Audience"),
+    "ab_test": gettext_lazy("A/B test"),
 }
 
 
@@ -596,6 +688,8 @@ def _status_page(request: WorkspaceRequest, campaign: Campaign) -> HttpResponse:
 
 def _live_context(request: WorkspaceRequest, campaign: Campaign) -> dict[str, Any]:
     progress = campaigns.progress(campaign)
+    ab = ab_tests.state(campaign)
+    testing = ab is not None and not ab.decided
     done = progress.sent + progress.failed
     percent = min(100, done * 100 // progress.total) if progress.total else 0
     if progress.status == CampaignStatus.SENT:
@@ -604,7 +698,9 @@ def _live_context(request: WorkspaceRequest, campaign: Campaign) -> dict[str, An
         "campaign": campaign,
         "progress": progress,
         "status_label": CampaignStatus(progress.status).label,
-        "eta": duration_text(progress.eta_seconds) if progress.eta_seconds else "",
+        # While an A/B test waits, the rest's time depends on the winner, not on a rate.
+        "eta": duration_text(progress.eta_seconds) if progress.eta_seconds and not testing else "",
+        "ab": ab,
         "not_sent": max(progress.total - progress.sent - progress.failed, 0),
         "done": done,
         "percent": percent,

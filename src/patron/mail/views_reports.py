@@ -31,7 +31,7 @@ from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.paging import SeekPage
 from patron.core.roles import CAMPAIGNS_VIEW, MARKETING_EDIT
-from patron.mail import campaigns, recipient_segments, reports
+from patron.mail import ab_tests, campaigns, recipient_segments, reports
 from patron.mail.models import Campaign
 
 RECIPIENTS_PER_PAGE = 100
@@ -197,6 +197,7 @@ def campaign_report(request: WorkspaceRequest, campaign_id: int) -> HttpResponse
             "numbers": reports.campaign_numbers(campaign),
             "links": reports.click_map(campaign),
             "timeline": timeline,
+            "ab": ab_tests.state(campaign),
             "tab": "overview",
             **_charts(timeline),
         },

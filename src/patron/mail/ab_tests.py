@@ -1,0 +1,521 @@
+"""A/B tests of campaigns: variants, the test group, the winner and its confidence.
+
+A campaign with ``ab_test`` on is sent in two phases:
+
+1. **The test.** Variant A is the campaign's own subject, preheader and sender
+   name; ``ab_variants`` holds B, C and D (each value empty means "as A"). When
+   the send starts (``split``), ``ab_share`` percent of the recipient snapshot
+   is picked at random in SQL (``ROW_NUMBER() OVER (ORDER BY random())``) and
+   given the variants in turn, so the groups differ by one recipient at most.
+   Every other row is held back (``not_before = HELD``): the workers send the
+   test rows and leave the rest waiting.
+2. **The winner.** ``ab_wait_hours`` after the start (``ab_decide_at``) the
+   scheduler (``decide_due``) counts each variant's unique opens or clicks by
+   people per delivered message (as the report counts them), picks the best
+   (a tie goes to the earlier letter, A first), records it with the confidence
+   of the difference, and releases the held rows, which are then sent with
+   the winner's subject, preheader and sender name. A paused campaign is
+   decided once it is resumed; a cancelled one never (its held rows were
+   cancelled with the rest).
+
+The confidence is that of a two-sided two-proportion z-test between the winner
+and each other variant (the lowest of them): ``erf(|z| / sqrt 2)``, i.e. one
+minus the p-value. Below 95 % the difference is reported as not significant;
+the winner is still sent, since the rest of the audience must get something.
+
+Revenue as a metric needs attribution of orders to campaigns, which Patron does
+not keep; the two metrics are open rate and click-through rate.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from patron.core.services import record_audit
+from patron.mail.models import (
+    AbMetric,
+    Campaign,
+    CampaignStatus,
+    ChunkState,
+    Delivery,
+    DeliveryStatus,
+    SendChunk,
+)
+
+# Rows of the rest of the audience wait until this "time": the release sets it back to none.
+HELD = datetime(2999, 1, 1, tzinfo=UTC)
+MAX_VARIANTS = 4  # A to D
+SHARE_RANGE = (10, 50)  # percent of the audience in the test, all variants together
+WAIT_RANGE = (1, 72)  # hours from the start until the winner is chosen
+SIGNIFICANT = 0.95
+VARIANT_FIELDS = ("subject", "preheader", "from_name")
+LIMITS = {"subject": 998, "preheader": 300, "from_name": 100}
+
+
+def letter(index: int) -> str:
+    return chr(ord("A") + index)
+
+
+def is_on(campaign: Campaign) -> bool:
+    """Whether the campaign's send is an A/B test (on, and with a variant besides A)."""
+    return bool(campaign.ab_test and campaign.ab_variants)
+
+
+def variant_count(campaign: Campaign) -> int:
+    return 1 + len(campaign.ab_variants or [])
+
+
+# --- Cleaning --------------------------------------------------------------------------------
+
+
+class AbInvalid(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def clean_variants(given: Any) -> list[dict[str, str]]:
+    """The variants after A as stored: a list of 1 to 3 {"subject", "preheader", "from_name"}.
+
+    Values are trimmed; empty means "as variant A". Raises ``AbInvalid`` naming
+    ``ab_variants``.
+    """
+    if given in (None, ""):
+        return []
+    if not isinstance(given, list):
+        raise AbInvalid({"ab_variants": _("Give the variants as a list.")})
+    if len(given) > MAX_VARIANTS - 1:
+        raise AbInvalid({"ab_variants": _("Test at most four variants (A to D).")})
+    cleaned: list[dict[str, str]] = []
+    for index, item in enumerate(given, start=1):
+        if not isinstance(item, dict):
+            raise AbInvalid({"ab_variants": _("Give each variant as an object.")})
+        unknown = sorted(set(item) - set(VARIANT_FIELDS))
+        if unknown:
+            raise AbInvalid(
+                {
+                    "ab_variants": _("Variant %(letter)s: %(names)s cannot be set.")
+                    % {"letter": letter(index), "names": ", ".join(unknown)}
+                }
+            )
+        variant = {}
+        for name in VARIANT_FIELDS:
+            value = item.get(name) or ""
+            if not isinstance(value, str):
+                raise AbInvalid(
+                    {
+                        "ab_variants": _("Variant %(letter)s: %(name)s must be text.")
+                        % {"letter": letter(index), "name": name}
+                    }
+                )
+            value = " ".join(value.split())
+            if len(value) > LIMITS[name]:
+                raise AbInvalid(
+                    {
+                        "ab_variants": _(
+                            "Variant %(letter)s: keep %(name)s under %(limit)s characters."
+                        )
+                        % {"letter": letter(index), "name": name, "limit": LIMITS[name]}
+                    }
+                )
+            variant[name] = value
+        cleaned.append(variant)
+    return cleaned
+
+
+def clean_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """``ab_test``, ``ab_variants``, ``ab_share``, ``ab_metric``, ``ab_wait_hours`` checked."""
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    if "ab_test" in values:
+        cleaned["ab_test"] = bool(values["ab_test"])
+    if "ab_variants" in values:
+        try:
+            cleaned["ab_variants"] = clean_variants(values["ab_variants"])
+        except AbInvalid as error:
+            errors.update(error.errors)
+    for name, (low, high), message in (
+        ("ab_share", SHARE_RANGE, _("Test on 10 to 50 percent of the audience.")),
+        ("ab_wait_hours", WAIT_RANGE, _("Wait 1 to 72 hours before choosing the winner.")),
+    ):
+        if name in values:
+            value = values[name]
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                errors[name] = message
+            else:
+                cleaned[name] = value
+    if "ab_metric" in values:
+        if values["ab_metric"] not in AbMetric.values:
+            errors["ab_metric"] = _(
+                "Choose the open rate or the click-through rate (revenue needs attribution, "
+                "which is not kept)."
+            )
+        else:
+            cleaned["ab_metric"] = values["ab_metric"]
+    if errors:
+        raise AbInvalid(errors)
+    return cleaned
+
+
+# --- Variants --------------------------------------------------------------------------------
+
+
+def variant_values(campaign: Campaign, index: int) -> dict[str, str]:
+    """What variant ``index`` (0 is A) sends: its subject, preheader and sender name."""
+    sender = campaign.sender
+    base = {
+        "subject": campaign.subject,
+        "preheader": campaign.preheader,
+        "from_name": sender.from_name if sender is not None else "",
+    }
+    if index <= 0:
+        return base
+    variants = campaign.ab_variants or []
+    if index > len(variants):
+        return base
+    own = variants[index - 1]
+    return {name: own.get(name) or base[name] for name in VARIANT_FIELDS}
+
+
+def variant_campaign(campaign: Campaign, index: int) -> Campaign:
+    """A copy of ``campaign`` (not saved) that carries variant ``index``'s subject and preheader."""
+    if index <= 0:
+        return campaign
+    values = variant_values(campaign, index)
+    shown = copy.copy(campaign)
+    shown.subject = values["subject"]
+    shown.preheader = values["preheader"]
+    return shown
+
+
+def same_as_a(campaign: Campaign) -> list[int]:
+    """The variants (indexes) that would send exactly what A sends."""
+    first = variant_values(campaign, 0)
+    return [
+        index
+        for index in range(1, variant_count(campaign))
+        if variant_values(campaign, index) == first
+    ]
+
+
+def content_index(campaign: Campaign, variant: int | None) -> int:
+    """Which variant a delivery gets: its own, else (the rest) the winner, else A."""
+    if variant is not None:
+        return variant
+    if is_on(campaign) and campaign.ab_winner is not None:
+        return campaign.ab_winner
+    return 0
+
+
+# --- The split at the start ------------------------------------------------------------------
+
+
+def test_size(total: int, share: int, variants: int) -> int:
+    """How many recipients get a variant: ``share`` percent, at least one per variant."""
+    return min(total, max(variants, round(total * share / 100)))
+
+
+def split(campaign: Campaign, total: int) -> int:
+    """Pick the test group at random and hold the rest back; returns the test group's size.
+
+    Two statements, nothing loaded into Python: every row is held, then the
+    picked ones (numbered in random order) get their variant and are released.
+    """
+    variants = variant_count(campaign)
+    size = test_size(total, campaign.ab_share, variants)
+    rows = Delivery.objects.for_workspace(campaign.workspace_id).filter(campaign=campaign)
+    rows.update(not_before=HELD)
+    table = Delivery._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET variant = (picked.n - 1) %% %s, not_before = NULL "  # noqa: S608
+            f"FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY random()) AS n FROM {table} "
+            "WHERE campaign_id = %s) AS picked "
+            f"WHERE {table}.id = picked.id AND picked.n <= %s",
+            [variants, campaign.pk, size],
+        )
+    return size
+
+
+# --- The numbers and the confidence ----------------------------------------------------------
+
+
+def confidence(successes_a: int, trials_a: int, successes_b: int, trials_b: int) -> float | None:
+    """How sure the two rates differ: 1 minus the two-sided p-value of a pooled
+    two-proportion z-test (0..1); None when a side has no trials."""
+    if trials_a <= 0 or trials_b <= 0:
+        return None
+    pooled = (successes_a + successes_b) / (trials_a + trials_b)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / trials_a + 1 / trials_b))
+    if spread == 0:
+        return 0.0
+    z = (successes_a / trials_a - successes_b / trials_b) / spread
+    return math.erf(abs(z) / math.sqrt(2))
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    index: int
+    subject: str
+    preheader: str
+    from_name: str
+    recipients: int
+    sent: int
+    delivered: int
+    opened: int
+    clicked: int
+
+    @property
+    def letter(self) -> str:
+        return letter(self.index)
+
+    @property
+    def open_rate(self) -> float | None:
+        return round(self.opened / self.delivered, 4) if self.delivered else None
+
+    @property
+    def click_rate(self) -> float | None:
+        return round(self.clicked / self.delivered, 4) if self.delivered else None
+
+    def successes(self, metric: str) -> int:
+        return self.clicked if metric == AbMetric.CLICK_RATE else self.opened
+
+    def rate(self, metric: str) -> float | None:
+        return self.click_rate if metric == AbMetric.CLICK_RATE else self.open_rate
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Who leads (or won) and how sure that is."""
+
+    leader: int
+    confidence: float | None
+
+    @property
+    def significant(self) -> bool:
+        return self.confidence is not None and self.confidence >= SIGNIFICANT
+
+
+def results(
+    campaign: Campaign, numbers: dict[int | None, Any] | None = None
+) -> list[VariantResult]:
+    """Each variant's test group with what its people did (two queries)."""
+    from patron.mail import reports
+
+    if numbers is None:
+        numbers = reports.variant_numbers(campaign)
+    found = []
+    for index in range(variant_count(campaign)):
+        counted = numbers.get(index, reports.Numbers())
+        values = variant_values(campaign, index)
+        found.append(
+            VariantResult(
+                index=index,
+                subject=values["subject"],
+                preheader=values["preheader"],
+                from_name=values["from_name"],
+                recipients=counted.recipients,
+                sent=counted.sent,
+                delivered=counted.delivered,
+                opened=counted.opened,
+                clicked=counted.clicked,
+            )
+        )
+    return found
+
+
+def judge(found: list[VariantResult], metric: str) -> Outcome:
+    """The best variant by ``metric`` (ties: the earlier letter) and the confidence that it
+    beats every other one (the lowest of its pairwise confidences)."""
+    leader = min(found, key=lambda result: (-(result.rate(metric) or 0.0), result.index))
+    sureness: float | None = None
+    for other in found:
+        if other.index == leader.index:
+            continue
+        value = confidence(
+            leader.successes(metric),
+            leader.delivered,
+            other.successes(metric),
+            other.delivered,
+        )
+        if value is None:
+            return Outcome(leader=leader.index, confidence=None)
+        sureness = value if sureness is None else min(sureness, value)
+    return Outcome(leader=leader.index, confidence=sureness)
+
+
+# --- Choosing the winner ---------------------------------------------------------------------
+
+
+def pick_winner(campaign_id: int, *, now: datetime | None = None) -> Campaign | None:
+    """Choose the winner of a test that is due, record it, and release the rest (idempotent).
+
+    A campaign that is paused waits (it is decided once resumed); one that
+    finished already (everyone was in the test) is decided for the report.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        campaign = (
+            Campaign.objects.unscoped()
+            .select_for_update(of=("self",))
+            .select_related("workspace", "sender")
+            .filter(
+                pk=campaign_id,
+                status__in=[CampaignStatus.SENDING, CampaignStatus.SENT],
+                ab_decide_at__lte=now,
+                ab_decided_at__isnull=True,
+            )
+            .first()
+        )
+        if campaign is None:
+            return None
+        outcome = judge(results(campaign), campaign.ab_metric)
+        Campaign.objects.for_workspace(campaign.workspace_id).filter(pk=campaign.pk).update(
+            ab_winner=outcome.leader, ab_confidence=outcome.confidence, ab_decided_at=now
+        )
+        campaign.ab_winner = outcome.leader
+        campaign.ab_confidence = outcome.confidence
+        campaign.ab_decided_at = now
+        released = (
+            Delivery.objects.for_workspace(campaign.workspace_id)
+            .filter(
+                campaign=campaign,
+                variant__isnull=True,
+                status=DeliveryStatus.QUEUED,
+                not_before=HELD,
+            )
+            .update(not_before=None)
+        )
+        # The chunks waiting for the held rows: the scheduler wakes them in this round.
+        SendChunk.objects.for_workspace(campaign.workspace_id).filter(
+            campaign=campaign, state=ChunkState.WAITING
+        ).update(wake_at=now)
+        record_audit(
+            workspace=campaign.workspace,
+            actor=None,
+            action="campaign.ab_decided",
+            target=campaign.name,
+            data={
+                "campaign": campaign.pk,
+                "winner": letter(outcome.leader),
+                "confidence": outcome.confidence,
+                "released": released,
+            },
+        )
+    return campaign
+
+
+def decide_due(now: datetime | None = None) -> int:
+    """The scheduler's step: choose the winners of the tests whose wait is over."""
+    now = now or timezone.now()
+    due = Campaign.objects.unscoped().filter(
+        status__in=[CampaignStatus.SENDING, CampaignStatus.SENT],
+        ab_decide_at__lte=now,
+        ab_decided_at__isnull=True,
+    )
+    decided = 0
+    for campaign_id in list(due.values_list("pk", flat=True)[:100]):
+        if pick_winner(campaign_id, now=now) is not None:
+            decided += 1
+    return decided
+
+
+# --- For the pages ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestState:
+    """An A/B test as the campaign page and the report show it."""
+
+    variants: list[VariantResult]
+    metric: str
+    metric_label: str
+    share: int
+    decide_at: datetime | None
+    decided: bool
+    winner: int | None
+    # The recorded confidence once decided, else the current one.
+    confidence: float | None
+    leader: int
+    waiting: int  # rows of the rest still held for the winner
+    rest: VariantResult  # the rest of the audience (index: the winner's, or -1 before)
+
+    @property
+    def winner_letter(self) -> str:
+        return letter(self.winner) if self.winner is not None else ""
+
+    @property
+    def leader_letter(self) -> str:
+        return letter(self.leader)
+
+    @property
+    def confidence_percent(self) -> int | None:
+        return None if self.confidence is None else math.floor(self.confidence * 100)
+
+    @property
+    def significant(self) -> bool:
+        return self.confidence is not None and self.confidence >= SIGNIFICANT
+
+
+def state(campaign: Campaign) -> TestState | None:
+    """The test of a campaign that started one (``ab_decide_at`` set), else None."""
+    from patron.mail import reports
+
+    if campaign.ab_decide_at is None:
+        return None
+    numbers = reports.variant_numbers(campaign)
+    found = results(campaign, numbers)
+    decided = campaign.ab_decided_at is not None
+    outcome = judge(found, campaign.ab_metric)
+    waiting = (
+        0
+        if decided
+        else Delivery.objects.for_workspace(campaign.workspace_id)
+        .filter(campaign=campaign, variant__isnull=True, status=DeliveryStatus.QUEUED)
+        .count()
+    )
+    return TestState(
+        variants=found,
+        metric=campaign.ab_metric,
+        metric_label=str(AbMetric(campaign.ab_metric).label),
+        share=campaign.ab_share,
+        decide_at=campaign.ab_decide_at,
+        decided=decided,
+        winner=campaign.ab_winner,
+        confidence=campaign.ab_confidence if decided else outcome.confidence,
+        leader=campaign.ab_winner if decided and campaign.ab_winner is not None else outcome.leader,
+        waiting=waiting,
+        rest=_rest(campaign, numbers.get(None) or reports.Numbers()),
+    )
+
+
+def _rest(campaign: Campaign, counted: Any) -> VariantResult:
+    index = campaign.ab_winner if campaign.ab_winner is not None else -1
+    values = (
+        variant_values(campaign, max(index, 0)) if index >= 0 else dict.fromkeys(VARIANT_FIELDS, "")
+    )
+    return VariantResult(
+        index=index,
+        subject=values["subject"],
+        preheader=values["preheader"],
+        from_name=values["from_name"],
+        recipients=counted.recipients,
+        sent=counted.sent,
+        delivered=counted.delivered,
+        opened=counted.opened,
+        clicked=counted.clicked,
+    )
+
+
+def decide_at(start: datetime, campaign: Campaign) -> datetime:
+    return start + timedelta(hours=campaign.ab_wait_hours)
