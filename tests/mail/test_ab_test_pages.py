@@ -212,3 +212,30 @@ def test_the_report_api_gives_each_variant(api, draft, owner):
     body = api.get(f"/api/v1/campaigns/{campaign.pk}/report").json()
     assert body["ab_test"]["winner"] == "B" and body["ab_test"]["decided"] is True
     assert api.get(f"/api/v1/campaigns/{campaign.pk}").json()["ab_winner"] == "B"
+
+
+def test_the_editor_offers_saved_templates_as_a_variants_content(logged_in, draft):
+    from patron.mail.models import EmailTemplate, TemplateKind
+
+    design = EmailTemplate.objects.create(
+        workspace=draft.workspace, name="Spring design", kind=TemplateKind.MARKETING,
+        format="html", body="<p>Spring</p>",
+    )  # fmt: skip
+    EmailTemplate.objects.create(
+        workspace=draft.workspace, name="A personal note", kind=TemplateKind.PERSONAL,
+        format="html", body="<p>Hi</p>",
+    )  # fmt: skip
+    page = logged_in.get(f"/campaigns/{draft.pk}/").content.decode()
+    assert "Content of variant B" in page and "Spring design" in page
+    assert "A personal note" not in page
+    response = logged_in.post(
+        f"/campaigns/{draft.pk}/save/",
+        editor_data(draft, ab_test="on", variant_b_template=str(design.pk)),
+    )
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.ab_variants == [
+        {"subject": "", "preheader": "", "from_name": "", "template": design.pk}
+    ]
+    page = logged_in.get(f"/campaigns/{draft.pk}/").content.decode()
+    assert f'<option value="{design.pk}" selected>Spring design</option>' in page

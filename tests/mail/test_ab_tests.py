@@ -390,3 +390,73 @@ def test_the_report_counts_each_variant(workspace, owner, sender, sink):
     assert shown is not None and not shown.decided and shown.leader_letter == "B"
     assert shown.waiting == 10
     assert [v.open_rate for v in shown.variants] == [0.0, 0.6]
+
+
+# --- Content variants ------------------------------------------------------------------------
+
+TEMPLATE_BODY = (
+    "<html><body><p>Big news, {{ contact.first_name }}!</p>"
+    '<p><a href="https://acme.example/sale">The sale</a></p>'
+    '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a> · {{ postal_address }}</p>'
+    "</body></html>"
+)
+
+
+def saved_template(workspace, body=TEMPLATE_BODY, **values):
+    from patron.mail.models import EmailTemplate, TemplateKind
+
+    given = {"name": "Sale design", "kind": TemplateKind.MARKETING, "format": "html"}
+    return EmailTemplate.objects.create(workspace=workspace, body=body, **{**given, **values})
+
+
+def test_a_variant_can_send_a_saved_templates_content(
+    client, workspace, owner, sender, sink, settings
+):
+    settings.SEND_CHUNK_SIZE = 10
+    design = saved_template(workspace)
+    campaign = start(
+        ab_draft(workspace, owner, people=20, ab_share=50,
+                 ab_variants=[{"template": str(design.pk)}]),
+        owner,
+    )  # fmt: skip
+    assert campaign.ab_variants == [{"subject": "", "preheader": "", "from_name": "",
+                                     "template": design.pk}]  # fmt: skip
+    work(campaign)
+    rows = {row.email: row for row in deliveries(campaign)}
+    assert len(sink.messages) == 10
+    for received in sink.messages:
+        html = received.message.get_body(("html",)).get_content()
+        first = "R" + received.recipients[0].split("@")[0].removeprefix("reader")
+        # Both keep A's subject; B has the template's content, with its links tracked.
+        assert received.message["Subject"] == f"News for {first}"
+        if rows[received.recipients[0]].variant == 1:
+            assert f"Big news, {first}!" in html and "/t/c/" in html
+        else:
+            assert f"Hello {first}," in html and "Big news" not in html
+    # The view-in-browser page of a B message shows B.
+    b_row = next(row for row in rows.values() if row.variant == 1)
+    from patron.mail import tokens
+
+    page = client.get(f"/m/{tokens.sign('view', workspace.pk, b_row.pk)}/")
+    assert "Big news" in page.content.decode()
+
+
+def test_a_variants_template_must_be_the_workspaces_and_must_pass_the_checks(
+    workspace, owner, sender
+):
+    from tests.factories import WorkspaceFactory
+
+    elsewhere = saved_template(WorkspaceFactory())
+    news = mailing_list(workspace)
+    subscribers(workspace, news, 3)
+    with pytest.raises(campaigns.CampaignInvalid) as caught:
+        draft(workspace, owner, news, ab_test=True, ab_variants=[{"template": elsewhere.pk}])
+    assert "ab_variants" in caught.value.errors
+    broken = saved_template(workspace, body="<p>{% if %}</p>", name="Broken")
+    campaign = draft(workspace, owner, news, ab_test=True, ab_variants=[{"template": broken.pk}])
+    problems = [p for p in campaigns.check_campaign(campaign) if p.part == "ab_test"]
+    assert problems and problems[0].message.startswith("Variant B: ")
+    missing = saved_template(workspace, body="<p>No way out</p>", name="No unsubscribe")
+    campaign.ab_variants = [{"template": missing.pk}]
+    problems = [p for p in campaigns.check_campaign(campaign) if p.part == "ab_test"]
+    assert any("unsubscribe" in p.message.lower() for p in problems)

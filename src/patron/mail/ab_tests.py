@@ -2,8 +2,9 @@
 
 A campaign with ``ab_test`` on is sent in two phases:
 
-1. **The test.** Variant A is the campaign's own subject, preheader and sender
-   name; ``ab_variants`` holds B, C and D (each value empty means "as A"). When
+1. **The test.** Variant A is the campaign's own subject, preheader, sender
+   name and content; ``ab_variants`` holds B, C and D (each value empty means
+   "as A"; a variant's content is a saved marketing template's). When
    the send starts (``split``), ``ab_share`` percent of the recipient snapshot
    is picked at random in SQL (``ROW_NUMBER() OVER (ORDER BY random())``) and
    given the variants in turn, so the groups differ by one recipient at most.
@@ -14,7 +15,7 @@ A campaign with ``ab_test`` on is sent in two phases:
    people per delivered message (as the report counts them), picks the best
    (a tie goes to the earlier letter, A first), records it with the confidence
    of the difference, and releases the held rows, which are then sent with
-   the winner's subject, preheader and sender name. A paused campaign is
+   the winner's subject, preheader, sender name and content. A paused campaign is
    decided once it is resumed; a cancelled one never (its held rows were
    cancelled with the rest).
 
@@ -47,7 +48,9 @@ from patron.mail.models import (
     ChunkState,
     Delivery,
     DeliveryStatus,
+    EmailTemplate,
     SendChunk,
+    TemplateKind,
 )
 
 # Rows of the rest of the audience wait until this "time": the release sets it back to none.
@@ -56,7 +59,10 @@ MAX_VARIANTS = 4  # A to D
 SHARE_RANGE = (10, 50)  # percent of the audience in the test, all variants together
 WAIT_RANGE = (1, 72)  # hours from the start until the winner is chosen
 SIGNIFICANT = 0.95
-VARIANT_FIELDS = ("subject", "preheader", "from_name")
+TEXT_FIELDS = ("subject", "preheader", "from_name")
+# "template": a saved marketing email template whose content (body, blocks, plain
+# text) the variant sends instead of the campaign's own; None: the campaign's content.
+VARIANT_FIELDS = (*TEXT_FIELDS, "template")
 LIMITS = {"subject": 998, "preheader": 300, "from_name": 100}
 
 
@@ -83,7 +89,8 @@ class AbInvalid(ValueError):
 
 
 def clean_variants(given: Any) -> list[dict[str, str]]:
-    """The variants after A as stored: a list of 1 to 3 {"subject", "preheader", "from_name"}.
+    """The variants after A as stored: a list of 1 to 3 {"subject", "preheader", "from_name",
+    "template"}.
 
     Values are trimmed; empty means "as variant A". Raises ``AbInvalid`` naming
     ``ab_variants``.
@@ -106,8 +113,9 @@ def clean_variants(given: Any) -> list[dict[str, str]]:
                     % {"letter": letter(index), "names": ", ".join(unknown)}
                 }
             )
-        variant = {}
-        for name in VARIANT_FIELDS:
+        variant: dict[str, Any] = {}
+        template = _template_id(item.get("template"), index)
+        for name in TEXT_FIELDS:
             value = item.get(name) or ""
             if not isinstance(value, str):
                 raise AbInvalid(
@@ -127,8 +135,25 @@ def clean_variants(given: Any) -> list[dict[str, str]]:
                     }
                 )
             variant[name] = value
+        if template is not None:
+            variant["template"] = template
         cleaned.append(variant)
     return cleaned
+
+
+def _template_id(value: Any, index: int) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise AbInvalid(
+            {
+                "ab_variants": _("Variant %(letter)s: choose one of the saved templates.")
+                % {"letter": letter(index)}
+            }
+        )
+    return value
 
 
 def clean_settings(values: dict[str, Any]) -> dict[str, Any]:
@@ -170,13 +195,15 @@ def clean_settings(values: dict[str, Any]) -> dict[str, Any]:
 # --- Variants --------------------------------------------------------------------------------
 
 
-def variant_values(campaign: Campaign, index: int) -> dict[str, str]:
-    """What variant ``index`` (0 is A) sends: its subject, preheader and sender name."""
+def variant_values(campaign: Campaign, index: int) -> dict[str, Any]:
+    """What variant ``index`` (0 is A) sends: its subject, preheader, sender name and
+    content (``template``: a saved template's id, None for the campaign's own)."""
     sender = campaign.sender
-    base = {
+    base: dict[str, Any] = {
         "subject": campaign.subject,
         "preheader": campaign.preheader,
         "from_name": sender.from_name if sender is not None else "",
+        "template": None,
     }
     if index <= 0:
         return base
@@ -188,13 +215,30 @@ def variant_values(campaign: Campaign, index: int) -> dict[str, str]:
 
 
 def variant_campaign(campaign: Campaign, index: int) -> Campaign:
-    """A copy of ``campaign`` (not saved) that carries variant ``index``'s subject and preheader."""
+    """A copy of ``campaign`` (not saved) that carries variant ``index``'s subject,
+    preheader and content (a saved template's, when the variant names one)."""
     if index <= 0:
         return campaign
     values = variant_values(campaign, index)
     shown = copy.copy(campaign)
     shown.subject = values["subject"]
     shown.preheader = values["preheader"]
+    if values["template"]:
+        template = (
+            EmailTemplate.objects.for_workspace(campaign.workspace_id)
+            .filter(pk=values["template"], kind=TemplateKind.MARKETING)
+            .values("format", "body", "blocks", "text")
+            .first()
+        )
+        if template is None:
+            raise AbInvalid(
+                {
+                    "ab_variants": _("Variant %(letter)s: its template no longer exists.")
+                    % {"letter": letter(index)}
+                }
+            )
+        for name, value in template.items():
+            setattr(shown, name, value)
     return shown
 
 

@@ -160,6 +160,19 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
             cleaned.update(ab_tests.clean_settings(testing))
         except ab_tests.AbInvalid as error:
             errors.update(error.errors)
+        wanted = {v["template"] for v in cleaned.get("ab_variants", []) if v.get("template")}
+        if wanted:
+            from patron.mail.models import EmailTemplate, TemplateKind
+
+            known = set(
+                EmailTemplate.objects.for_workspace(workspace)
+                .filter(kind=TemplateKind.MARKETING, pk__in=wanted)
+                .values_list("pk", flat=True)
+            )
+            if wanted - known:
+                errors["ab_variants"] = _(
+                    "A variant's content must be one of this workspace's marketing templates."
+                )
     content = {name: values[name] for name in CONTENT_FIELDS if name in values}
     if content:
         if "blocks" in content and content["blocks"] is None:
@@ -372,13 +385,24 @@ def ab_test_problems(campaign: Campaign) -> list[rendering.Problem]:
             % {"letter": ab_tests.letter(index)},
         )
     for index, variant in enumerate(campaign.ab_variants, start=1):
-        if not variant.get("subject"):
+        if not variant.get("subject") and not variant.get("template"):
             continue
-        source = rendering.TemplateSource(
-            subject=variant["subject"], body=campaign.body, format=campaign.format, text=""
+        try:
+            shown = ab_tests.variant_campaign(campaign, index)
+        except ab_tests.AbInvalid as error:
+            problem("ab_template", error.errors["ab_variants"])
+            continue
+        # A variant's own subject, and its own content when it has one, are checked
+        # as the campaign's are: the parts that are the campaign's own are checked already.
+        parts = {"subject"} if not variant.get("template") else {"subject", "body", "text"}
+        source = template_source(shown)
+        found_problems = rendering.check_template(
+            source,
+            sample=pipeline.sample_context(shown),
+            postal_address=shown.sender.postal_address if shown.sender else "",
         )
-        for found in rendering.check_template(source, sample=pipeline.sample_context(campaign)):
-            if found.part == "subject" and found.blocking:
+        for found in found_problems:
+            if found.part in parts and found.blocking:
                 problem(
                     found.code,
                     _("Variant %(letter)s: %(problem)s")

@@ -58,6 +58,7 @@ from patron.mail.models import (
     CampaignStatus,
     Delivery,
     DeliveryStatus,
+    EmailTemplate,
     TemplateKind,
 )
 from patron.mail.views import sandboxed_html
@@ -201,6 +202,20 @@ class CampaignForm(forms.Form):
                     if name == "from_name"
                     else "",
                 )
+        templates = [("", _("Same content as A"))] + [
+            (str(pk), name)
+            for pk, name in EmailTemplate.objects.for_workspace(workspace)
+            .filter(kind=TemplateKind.MARKETING)
+            .order_by("name")
+            .values_list("pk", "name")
+        ]
+        for slot in self.VARIANT_SLOTS:
+            self.fields[f"variant_{slot}_template"] = forms.ChoiceField(
+                label=_("Content of variant %(letter)s") % {"letter": slot.upper()},
+                choices=templates,
+                required=False,
+                help_text=_("A saved template's content instead of the campaign's."),
+            )
         self.fields["reply_to"].widget.input_type = "email"
         verified = list(senders.verified_identities(workspace))
         choices: list[tuple[Any, str]] = [("", _("Choose a verified sender address"))]
@@ -242,6 +257,7 @@ class CampaignForm(forms.Form):
         ):
             for name in CampaignForm.VARIANT_LABELS:
                 initial[f"variant_{slot}_{name}"] = variant.get(name, "")
+            initial[f"variant_{slot}_template"] = str(variant.get("template") or "")
         for side in ("include", "exclude"):
             for kind in ("lists", "segments"):
                 ids = (audience.get(side) or {}).get(kind) or []
@@ -277,10 +293,11 @@ class CampaignForm(forms.Form):
         """The filled-in variant slots, in order (an empty slot is no variant)."""
         found = []
         for slot in self.VARIANT_SLOTS:
-            variant = {
+            variant: dict[str, Any] = {
                 name: self.cleaned_data.get(f"variant_{slot}_{name}") or ""
                 for name in self.VARIANT_LABELS
             }
+            variant["template"] = self.cleaned_data.get(f"variant_{slot}_template") or None
             if any(variant.values()):
                 found.append(variant)
         return found
@@ -290,7 +307,10 @@ class CampaignForm(forms.Form):
         return [
             (
                 slot.upper(),
-                [self[f"variant_{slot}_{name}"] for name in self.VARIANT_LABELS],
+                [
+                    *(self[f"variant_{slot}_{name}"] for name in self.VARIANT_LABELS),
+                    self[f"variant_{slot}_template"],
+                ],
             )
             for slot in self.VARIANT_SLOTS
         ]

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from patron.crm.models import Contact
-from patron.mail import pipeline, tokens
+from patron.mail import ab_tests, pipeline, tokens
 from patron.mail.campaigns import template_source
 from patron.mail.models import Campaign, Delivery
 from patron.mail.rendering import TemplateError, compile_template
@@ -48,9 +48,13 @@ def view_in_browser(request: HttpRequest, token: str) -> HttpResponse:
     )
     if contact is None:
         return _not_found(request)
+    # An A/B test's variant shows its own subject and content.
     try:
+        campaign = ab_tests.variant_campaign(
+            campaign, ab_tests.content_index(campaign, delivery.variant)
+        )
         compiled = compile_template(template_source(campaign))
-    except TemplateError:
+    except (TemplateError, ab_tests.AbInvalid):
         return _not_found(request)
     compiled = pipeline.with_preheader(compiled, campaign.preheader)
     segments = pipeline.segments_of(campaign, contact)
