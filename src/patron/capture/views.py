@@ -151,7 +151,7 @@ def _rows(formset: Any) -> list[dict[str, Any]]:
     kept = []
     for index, row in enumerate(formset.forms):
         data = row.cleaned_data
-        if not data or data.get("DELETE") or not row.has_changed():
+        if not data or data.get("DELETE"):
             continue
         if not (data.get("label") or data.get("key")):
             continue
@@ -194,7 +194,10 @@ def _builder(request: WorkspaceRequest, form: Form | None) -> HttpResponse:
     settings_form = SettingsForm(data, initial=initial, workspace=workspace)
     formset = FieldFormSet(
         data,
-        initial=[{**row, "ORDER": position + 1} for position, row in enumerate(rows)],
+        # Bound, every row is compared with a blank one, so unchanged rows are kept too.
+        initial=None
+        if data is not None
+        else [{**row, "ORDER": position + 1} for position, row in enumerate(rows)],
         prefix="fields",
         form_kwargs={"choices": choices},
     )
