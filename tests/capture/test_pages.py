@@ -84,7 +84,7 @@ def test_publish_page_shows_the_three_ways(logged_in, signup):
     assert f"/f/{signup.key}/" in html
     assert f"data-patron-form=&quot;{signup.key}&quot;" in html
     assert "patron/forms.js" in html
-    assert f"action=&quot;http://" in html and "name=&quot;website&quot;" in html
+    assert "action=&quot;http://" in html and "name=&quot;website&quot;" in html
 
 
 def test_submissions_list_and_csv_export(logged_in, workspace, signup):
