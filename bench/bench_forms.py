@@ -30,8 +30,8 @@ def run(database: str, args: argparse.Namespace) -> None:
 
     from patron.audience import lists
     from patron.capture import services
-    from patron.core.services import create_workspace
     from patron.core.models import User
+    from patron.core.services import create_workspace
     from patron.crm.services import create_custom_field
 
     settings.FORMS_MIN_FILL_SECONDS = 0
