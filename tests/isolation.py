@@ -115,7 +115,26 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
         postal_address=MARKER,
     ),
     "mail.Campaign": lambda ws: _campaign(ws),
+    "capture.Form": lambda ws: _form(ws),
 }
+
+
+def _form(ws: Workspace) -> models.Model:
+    """A form of workspace A with one submission carrying MARKER."""
+    from patron.capture.models import FormSubmission
+    from patron.capture.services import create_form
+
+    form = create_form(
+        workspace=ws,
+        name=f"{MARKER} form",
+        fields=[{"key": "email", "label": MARKER, "maps_to": "contact.email"}],
+        consent_text=MARKER,
+    )
+    contact = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@form.example")
+    FormSubmission.objects.create(
+        workspace=ws, form=form, contact=contact, values={"email": contact.email, "x": MARKER}
+    )
+    return form
 
 
 def _campaign(ws: Workspace) -> models.Model:

@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "patron.crm",
     "patron.audience",
     "patron.mail",
+    "patron.capture",
     "patron.tracking",
     "patron.api",
 ]
@@ -382,3 +383,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("PATRON_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Web forms (capture) --------------------------------------------------
+# A form sent sooner than this after its page opened is refused (bots fill at once).
+FORMS_MIN_FILL_SECONDS = float(env("PATRON_FORMS_MIN_FILL_SECONDS", "3"))
+# A page open longer than this must be reloaded before its form is accepted.
+FORMS_MAX_AGE_SECONDS = float(env("PATRON_FORMS_MAX_AGE_SECONDS", "86400"))
+# Submissions per IP address per window (kept in the cache; all forms together).
+FORMS_RATE_LIMIT = int(env("PATRON_FORMS_RATE_LIMIT", "20"))
+FORMS_RATE_WINDOW_SECONDS = int(env("PATRON_FORMS_RATE_WINDOW_SECONDS", "600"))
+# A submission's request body may not be larger than this.
+FORMS_MAX_BODY_BYTES = int(env("PATRON_FORMS_MAX_BODY_BYTES", "65536"))

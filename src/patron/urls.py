@@ -2,6 +2,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from patron.api.urls import api
+from patron.capture import urls_public as _capture_converters  # noqa: F401 (formkey)
+from patron.capture.views_public import api_submit
 from patron.home import home
 
 urlpatterns = [
@@ -20,6 +22,14 @@ urlpatterns = [
     path("", include("patron.mail.urls_esp_webhooks")),
     path("", include("patron.crm.urls")),
     path("", include("patron.audience.urls")),
+    path("", include("patron.capture.urls")),
+    path("", include("patron.capture.urls_public")),
+    # Before the API's own routes: a public endpoint (no key) with its own CORS answer.
+    path(
+        "api/v1/forms/<formkey:form_key>/submissions",
+        api_submit,
+        name="capture_api_submit",
+    ),
     path("api/v1/", api.urls),
     path("api/docs", RedirectView.as_view(url="/api/v1/docs", permanent=False), name="api_docs"),
 ]

@@ -1,0 +1,30 @@
+"""Public form endpoints: no login; the form's unguessable key names it."""
+
+from django.urls import path, register_converter
+
+from patron.capture import views_public
+from patron.core.tenancy import register_public_url_parameter
+
+app_name = "capture_public"
+
+
+class FormKeyConverter:
+    """A form's public key: URL-safe characters, never all digits (those are form ids)."""
+
+    regex = r"[A-Za-z0-9_-]*[A-Za-z_-][A-Za-z0-9_-]*"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(FormKeyConverter, "formkey")
+
+register_public_url_parameter("form_key")
+
+urlpatterns = [
+    path("f/<formkey:form_key>/", views_public.hosted, name="hosted"),
+    path("f/<formkey:form_key>/embed.json", views_public.embed_description, name="embed"),
+]
