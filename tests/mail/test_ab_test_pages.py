@@ -239,3 +239,20 @@ def test_the_editor_offers_saved_templates_as_a_variants_content(logged_in, draf
     ]
     page = logged_in.get(f"/campaigns/{draft.pk}/").content.decode()
     assert f'<option value="{design.pk}" selected>Spring design</option>' in page
+
+
+def test_the_editor_takes_a_send_time_variant(logged_in, draft):
+    page = logged_in.get(f"/campaigns/{draft.pk}/").content.decode()
+    assert "Send variant B later (hours)" in page
+    response = logged_in.post(
+        f"/campaigns/{draft.pk}/save/",
+        editor_data(draft, ab_test="on", variant_b_delay_hours="4"),
+    )
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.ab_variants[0]["delay_hours"] == 4
+    response = logged_in.post(
+        f"/campaigns/{draft.pk}/save/",
+        editor_data(draft, ab_test="on", variant_b_delay_hours="99"),
+    )
+    assert response.status_code == 400

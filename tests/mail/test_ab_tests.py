@@ -460,3 +460,55 @@ def test_a_variants_template_must_be_the_workspaces_and_must_pass_the_checks(
     campaign.ab_variants = [{"template": missing.pk}]
     problems = [p for p in campaigns.check_campaign(campaign) if p.part == "ab_test"]
     assert any("unsubscribe" in p.message.lower() for p in problems)
+
+
+# --- Send-time variants ----------------------------------------------------------------------
+
+
+def test_a_send_time_test_sends_each_variant_at_its_time_and_the_rest_at_the_winners(
+    workspace, owner, sender, sink, settings
+):
+    settings.SEND_CHUNK_SIZE = 100
+    start_at = timezone.now()
+    with freeze_time(start_at):
+        campaign = start(
+            ab_draft(workspace, owner, people=20, ab_share=50, ab_wait_hours=2,
+                     ab_variants=[{"delay_hours": "3"}]),
+            owner,
+        )  # fmt: skip
+        assert campaign.ab_variants == [
+            {"subject": "", "preheader": "", "from_name": "", "delay_hours": 3}
+        ]
+        # The wait runs from the later variant's send.
+        assert campaign.ab_decide_at == campaign.started_at + timedelta(hours=5)
+        work(campaign)
+    assert len(sink.messages) == 5  # A now; B waits three hours
+    b_rows = deliveries(campaign).filter(variant=1)
+    assert {row.not_before for row in b_rows} == {campaign.started_at + timedelta(hours=3)}
+    with freeze_time(campaign.started_at + timedelta(hours=3, minutes=1)):
+        pipeline.advance_campaigns()
+        work(campaign)
+    assert len(sink.messages) == 10
+    for row in deliveries(campaign).filter(variant=1)[:4]:
+        hit(row)
+    decided = campaign.started_at + timedelta(hours=5, minutes=1)
+    with freeze_time(decided):
+        pipeline.advance_campaigns()
+    campaign.refresh_from_db()
+    assert campaign.ab_winner == 1
+    # The rest goes at B's time of day: start + 3 h, the next day.
+    expected = campaign.started_at + timedelta(hours=27)
+    rest = deliveries(campaign).filter(variant__isnull=True)
+    assert {row.not_before for row in rest} == {expected}
+    assert len(sink.messages) == 10
+    with freeze_time(expected + timedelta(minutes=1)):
+        pipeline.advance_campaigns()
+        work(campaign)
+    assert len(sink.messages) == 20
+
+
+def test_a_variants_delay_is_checked(workspace, owner):
+    news = mailing_list(workspace)
+    with pytest.raises(campaigns.CampaignInvalid) as caught:
+        draft(workspace, owner, news, ab_test=True, ab_variants=[{"delay_hours": 100}])
+    assert "0 to 72 hours" in caught.value.errors["ab_variants"]

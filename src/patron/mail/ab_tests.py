@@ -3,8 +3,9 @@
 A campaign with ``ab_test`` on is sent in two phases:
 
 1. **The test.** Variant A is the campaign's own subject, preheader, sender
-   name and content; ``ab_variants`` holds B, C and D (each value empty means
-   "as A"; a variant's content is a saved marketing template's). When
+   name, content and send time; ``ab_variants`` holds B, C and D (each value
+   empty means "as A"; a variant's content is a saved marketing template's, its
+   ``delay_hours`` hold its messages back for a send-time test). When
    the send starts (``split``), ``ab_share`` percent of the recipient snapshot
    is picked at random in SQL (``ROW_NUMBER() OVER (ORDER BY random())``) and
    given the variants in turn, so the groups differ by one recipient at most.
@@ -62,7 +63,10 @@ SIGNIFICANT = 0.95
 TEXT_FIELDS = ("subject", "preheader", "from_name")
 # "template": a saved marketing email template whose content (body, blocks, plain
 # text) the variant sends instead of the campaign's own; None: the campaign's content.
-VARIANT_FIELDS = (*TEXT_FIELDS, "template")
+# "delay_hours": the variant's test messages go this many hours after the start
+# (a send-time test); the rest then goes at the winner's time of day.
+VARIANT_FIELDS = (*TEXT_FIELDS, "template", "delay_hours")
+DELAY_RANGE = (0, 72)
 LIMITS = {"subject": 998, "preheader": 300, "from_name": 100}
 
 
@@ -115,6 +119,7 @@ def clean_variants(given: Any) -> list[dict[str, str]]:
             )
         variant: dict[str, Any] = {}
         template = _template_id(item.get("template"), index)
+        delay = _delay_hours(item.get("delay_hours"), index)
         for name in TEXT_FIELDS:
             value = item.get(name) or ""
             if not isinstance(value, str):
@@ -137,6 +142,8 @@ def clean_variants(given: Any) -> list[dict[str, str]]:
             variant[name] = value
         if template is not None:
             variant["template"] = template
+        if delay:
+            variant["delay_hours"] = delay
         cleaned.append(variant)
     return cleaned
 
@@ -150,6 +157,22 @@ def _template_id(value: Any, index: int) -> int | None:
         raise AbInvalid(
             {
                 "ab_variants": _("Variant %(letter)s: choose one of the saved templates.")
+                % {"letter": letter(index)}
+            }
+        )
+    return value
+
+
+def _delay_hours(value: Any, index: int) -> int:
+    if value in (None, ""):
+        return 0
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    low, high = DELAY_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise AbInvalid(
+            {
+                "ab_variants": _("Variant %(letter)s: send it 0 to 72 hours after the start.")
                 % {"letter": letter(index)}
             }
         )
@@ -204,6 +227,7 @@ def variant_values(campaign: Campaign, index: int) -> dict[str, Any]:
         "preheader": campaign.preheader,
         "from_name": sender.from_name if sender is not None else "",
         "template": None,
+        "delay_hours": 0,
     }
     if index <= 0:
         return base
@@ -269,11 +293,12 @@ def test_size(total: int, share: int, variants: int) -> int:
     return min(total, max(variants, round(total * share / 100)))
 
 
-def split(campaign: Campaign, total: int) -> int:
+def split(campaign: Campaign, total: int, start: datetime | None = None) -> int:
     """Pick the test group at random and hold the rest back; returns the test group's size.
 
     Two statements, nothing loaded into Python: every row is held, then the
-    picked ones (numbered in random order) get their variant and are released.
+    picked ones (numbered in random order) get their variant and are released;
+    a variant with a delay (a send-time test) is held until ``start`` + its delay.
     """
     variants = variant_count(campaign)
     size = test_size(total, campaign.ab_share, variants)
@@ -288,6 +313,11 @@ def split(campaign: Campaign, total: int) -> int:
             f"WHERE {table}.id = picked.id AND picked.n <= %s",
             [variants, campaign.pk, size],
         )
+    start = start or timezone.now()
+    for index in range(1, variants):
+        delay = variant_values(campaign, index)["delay_hours"]
+        if delay:
+            rows.filter(variant=index).update(not_before=start + timedelta(hours=delay))
     return size
 
 
@@ -430,6 +460,7 @@ def pick_winner(campaign_id: int, *, now: datetime | None = None) -> Campaign | 
         campaign.ab_winner = outcome.leader
         campaign.ab_confidence = outcome.confidence
         campaign.ab_decided_at = now
+        when = release_at(campaign, outcome.leader, now)
         released = (
             Delivery.objects.for_workspace(campaign.workspace_id)
             .filter(
@@ -438,12 +469,12 @@ def pick_winner(campaign_id: int, *, now: datetime | None = None) -> Campaign | 
                 status=DeliveryStatus.QUEUED,
                 not_before=HELD,
             )
-            .update(not_before=None)
+            .update(not_before=when)
         )
-        # The chunks waiting for the held rows: the scheduler wakes them in this round.
+        # The chunks waiting for the held rows: the scheduler wakes them then.
         SendChunk.objects.for_workspace(campaign.workspace_id).filter(
             campaign=campaign, state=ChunkState.WAITING
-        ).update(wake_at=now)
+        ).update(wake_at=when or now)
         record_audit(
             workspace=campaign.workspace,
             actor=None,
@@ -561,5 +592,23 @@ def _rest(campaign: Campaign, counted: Any) -> VariantResult:
     )
 
 
+def longest_delay(campaign: Campaign) -> int:
+    indexes = range(variant_count(campaign))
+    return max((variant_values(campaign, i)["delay_hours"] for i in indexes), default=0)
+
+
 def decide_at(start: datetime, campaign: Campaign) -> datetime:
-    return start + timedelta(hours=campaign.ab_wait_hours)
+    """The wait runs from the last variant's send: each has had the same time to be read."""
+    return start + timedelta(hours=longest_delay(campaign) + campaign.ab_wait_hours)
+
+
+def release_at(campaign: Campaign, winner: int, now: datetime) -> datetime | None:
+    """When the rest goes: now (None), or in a send-time test at the winner's time of day,
+    the first such moment from now."""
+    start = campaign.started_at
+    if not longest_delay(campaign) or start is None:
+        return None
+    moment = start + timedelta(hours=variant_values(campaign, winner)["delay_hours"])
+    while moment < now:
+        moment += timedelta(days=1)
+    return moment

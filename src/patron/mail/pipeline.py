@@ -250,7 +250,7 @@ def start_campaign(campaign_id: int) -> Campaign | None:
         testing: dict[str, Any] = {}
         if ab_tests.is_on(campaign) and not campaign.local_time:
             # The test group gets the variants; the rest waits for the winner.
-            ab_tests.split(campaign, total)
+            ab_tests.split(campaign, total, start=now)
             testing = {
                 "ab_decide_at": ab_tests.decide_at(now, campaign),
                 "ab_winner": None,

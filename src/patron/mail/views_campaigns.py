@@ -216,6 +216,16 @@ class CampaignForm(forms.Form):
                 required=False,
                 help_text=_("A saved template's content instead of the campaign's."),
             )
+            self.fields[f"variant_{slot}_delay_hours"] = forms.IntegerField(
+                label=_("Send variant %(letter)s later (hours)") % {"letter": slot.upper()},
+                min_value=ab_tests.DELAY_RANGE[0],
+                max_value=ab_tests.DELAY_RANGE[1],
+                required=False,
+                help_text=_(
+                    "A send-time test: this many hours after the start. The rest then goes "
+                    "at the winner's time of day."
+                ),
+            )
         self.fields["reply_to"].widget.input_type = "email"
         verified = list(senders.verified_identities(workspace))
         choices: list[tuple[Any, str]] = [("", _("Choose a verified sender address"))]
@@ -258,6 +268,7 @@ class CampaignForm(forms.Form):
             for name in CampaignForm.VARIANT_LABELS:
                 initial[f"variant_{slot}_{name}"] = variant.get(name, "")
             initial[f"variant_{slot}_template"] = str(variant.get("template") or "")
+            initial[f"variant_{slot}_delay_hours"] = variant.get("delay_hours") or None
         for side in ("include", "exclude"):
             for kind in ("lists", "segments"):
                 ids = (audience.get(side) or {}).get(kind) or []
@@ -298,6 +309,7 @@ class CampaignForm(forms.Form):
                 for name in self.VARIANT_LABELS
             }
             variant["template"] = self.cleaned_data.get(f"variant_{slot}_template") or None
+            variant["delay_hours"] = self.cleaned_data.get(f"variant_{slot}_delay_hours") or None
             if any(variant.values()):
                 found.append(variant)
         return found
@@ -310,6 +322,7 @@ class CampaignForm(forms.Form):
                 [
                     *(self[f"variant_{slot}_{name}"] for name in self.VARIANT_LABELS),
                     self[f"variant_{slot}_template"],
+                    self[f"variant_{slot}_delay_hours"],
                 ],
             )
             for slot in self.VARIANT_SLOTS
