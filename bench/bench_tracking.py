@@ -20,7 +20,7 @@ Measured, each for S seconds after a warm-up:
 3. the same addresses through Django's own views (``patron.wsgi``, as
    ``patron run`` serves them), for reference;
 4. overload: h2load offers twice the rate measured in 2 as an open loop (new
-   requests whatever the answers, from four times as many clients); sent,
+   requests whatever the answers, from eight times as many clients); sent,
    answered 2xx/3xx vs stored (none may be missing), and meanwhile a probe
    asks the web app (a separate granian process, as in production) for a page
    every 100 ms: how many answered and how fast.
@@ -272,7 +272,7 @@ def run(database: str, args: argparse.Namespace) -> None:
         before = stored()
         probe.start()
         # An open loop needs many clients: each has one request out at a time.
-        overload = h2load(server.port, seconds, 4 * connections, rate)
+        overload = h2load(server.port, seconds, 8 * connections, rate)
         probe.stop.set()
         probe.join()
     overload_stored = stored() - before
