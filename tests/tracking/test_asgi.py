@@ -113,3 +113,24 @@ def test_closing_the_batcher_writes_what_it_holds(workspace):
     waiting = asyncio.run(record_then_close())
     assert all(future.done() and future.exception() is None for future in waiting)
     assert Hit.objects.for_workspace(workspace).count() == 35
+
+
+@pytest.mark.parametrize("writers", [1, 2])
+def test_hits_one_after_another_are_each_written(workspace, writers):
+    # A quiet server: each hit arrives after the previous one was answered, at the very
+    # moment the write that answered it is finishing. None may wait for a later hit.
+    from patron.tracking.links import read_open_token
+
+    values = read_open_token(message_urls(workspace).open.rsplit("/", 1)[1])
+    row = ingest.make_hit(
+        "open", values, method="GET", remote=None, forwarded_for=None, user_agent="x"
+    )
+
+    async def one_by_one():
+        batcher = ingest.HitBatcher(writers=writers)
+        for _ in range(5):
+            await batcher.record(row)  # resumed before the finished write's task is cleared
+        await batcher.close()
+
+    asyncio.run(asyncio.wait_for(one_by_one(), timeout=20))
+    assert Hit.objects.for_workspace(workspace).count() == 5

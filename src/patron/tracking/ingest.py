@@ -262,7 +262,11 @@ class HitBatcher:
         self._rows: list[HitRow] = []
         self._written: asyncio.Future[None] | None = None
         self._writers = writers
-        self._running: set[asyncio.Task[None]] = set()
+        # Writes under way. Counted by the writes themselves, not by their tasks' done
+        # callbacks, which run a turn of the loop later: a hit arriving in between would
+        # find every writer "busy" and wait for a write that never comes.
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self._executor = ThreadPoolExecutor(writers, thread_name_prefix="tracking-writer")
 
     async def record(self, row: HitRow) -> None:
@@ -271,30 +275,35 @@ class HitBatcher:
             self._written = loop.create_future()
         written = self._written
         self._rows.append(row)
-        if len(self._running) < self._writers:
+        if self._running < self._writers:
+            self._running += 1
             task = loop.create_task(self._write())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         await written
 
     async def _write(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._rows:
-            rows, written = self._rows, self._written
-            self._rows, self._written = [], None
-            assert written is not None
-            try:
-                stored = await loop.run_in_executor(self._executor, write_hits, rows)
-                if not stored:
-                    await loop.run_in_executor(self._executor, close_old_connections)
-            except Exception as error:  # the spool failed too (disk full): those requests fail
-                logger.exception("Could not record %d tracking hits", len(rows))
-                written.set_exception(error)
-            else:
-                written.set_result(None)
+        try:
+            while self._rows:
+                rows, written = self._rows, self._written
+                self._rows, self._written = [], None
+                assert written is not None
+                try:
+                    stored = await loop.run_in_executor(self._executor, write_hits, rows)
+                    if not stored:
+                        await loop.run_in_executor(self._executor, close_old_connections)
+                except Exception as error:  # the spool failed too (disk full): they fail
+                    logger.exception("Could not record %d tracking hits", len(rows))
+                    written.set_exception(error)
+                else:
+                    written.set_result(None)
+        finally:
+            # No await between finding nothing left and this: the next hit starts a write.
+            self._running -= 1
 
     async def close(self) -> None:
         """Write what is pending, then let the writer threads go."""
-        while self._running:
-            await asyncio.gather(*self._running)
+        while self._tasks:
+            await asyncio.gather(*self._tasks)
         self._executor.shutdown(wait=True)
