@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from email.header import decode_header, make_header
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from patron.mail.mime import build_message, message_id_for, parse_verp, verp_address
@@ -236,6 +236,7 @@ text_values = st.text(
 @example(subject="s", name="n", body="你好\n\n")  # base64
 def test_whatever_the_text_it_parses_back(subject, name, body):
     body = body.replace("\r", "")
+    assume(body)  # an empty text part is left out of the message
     raw = build(subject=subject, from_name=name, text=body, html=f"<p>{body}</p>")
     assert all(len(line) < 998 for line in lines_of(raw))
     assert raw.split(b"\r\n\r\n", 1)[0].isascii()

@@ -4,6 +4,7 @@ committed in batches by the writer thread, everything else handed to Django."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -14,6 +15,13 @@ from patron.tracking.models import Hit
 from tests.tracking.helpers import message_urls, path_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(coroutine):
+    """``asyncio.run`` in a thread of its own: the browser tests' driver keeps an event
+    loop running in the main thread for the whole session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class Fallback:
@@ -52,7 +60,7 @@ def app():
     ingest.links.clear()
     tracking = TrackingApp(Fallback())
     yield tracking
-    asyncio.run(tracking.batcher.close())
+    run(tracking.batcher.close())
     ingest.links.clear()
 
 
@@ -64,7 +72,7 @@ def test_many_concurrent_hits_are_all_committed_before_they_are_answered(workspa
         clicks = [call(app, path_of(urls.links[n % 2])) for n in range(150)]
         return await asyncio.gather(*opens, *clicks)
 
-    answers = asyncio.run(burst())
+    answers = run(burst())
     assert [status for status, _h, _b in answers[:150]] == [200] * 150
     assert {headers[b"location"] for status, headers, _b in answers[150:]} == {
         b"https://shop.example/a",
@@ -78,18 +86,18 @@ def test_many_concurrent_hits_are_all_committed_before_they_are_answered(workspa
 
 def test_forged_tokens_never_redirect_and_the_pixel_is_always_a_pixel(workspace, app):
     urls = message_urls(workspace)
-    status, headers, body = asyncio.run(call(app, path_of(urls.links[0])[:-2] + "xx"))
+    status, headers, body = run(call(app, path_of(urls.links[0])[:-2] + "xx"))
     assert status == 404 and b"location" not in headers
     assert b"This link is not valid" in body
-    status, headers, body = asyncio.run(call(app, "/t/o/forged"))
+    status, headers, body = run(call(app, "/t/o/forged"))
     assert (status, headers[b"content-type"], body) == (200, b"image/gif", ingest.PIXEL)
-    status, _headers, _body = asyncio.run(call(app, path_of(urls.open), method="POST"))
+    status, _headers, _body = run(call(app, path_of(urls.open), method="POST"))
     assert status == 405
     assert not Hit.objects.unscoped().exists()
 
 
 def test_other_paths_go_to_the_app(workspace, app):
-    status, _headers, _body = asyncio.run(call(app, "/contacts/"))
+    status, _headers, _body = run(call(app, "/contacts/"))
     assert status == 204
     assert app.fallback.paths == ["/contacts/"]
 
@@ -110,7 +118,7 @@ def test_closing_the_batcher_writes_what_it_holds(workspace):
         await batcher.close()
         return waiting
 
-    waiting = asyncio.run(record_then_close())
+    waiting = run(record_then_close())
     assert all(future.done() and future.exception() is None for future in waiting)
     assert Hit.objects.for_workspace(workspace).count() == 35
 
@@ -132,5 +140,5 @@ def test_hits_one_after_another_are_each_written(workspace, writers):
             await batcher.record(row)  # resumed before the finished write's task is cleared
         await batcher.close()
 
-    asyncio.run(asyncio.wait_for(one_by_one(), timeout=20))
+    run(asyncio.wait_for(one_by_one(), timeout=20))
     assert Hit.objects.for_workspace(workspace).count() == 5
