@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -125,9 +126,11 @@ def in_flight(campaign: Campaign) -> int:
     return rows(campaign).filter(status=DeliveryStatus.SENDING).count()
 
 
-def held(campaign: Campaign) -> int:
-    """Deliveries a worker holds a live lease on (not those a dead worker left behind)."""
-    return in_flight_rows(campaign).filter(lease_until__gt=timezone.now()).count()
+def held(campaign: Campaign, *, since: datetime, lease_seconds: float) -> int:
+    """Deliveries claimed by the workers started at ``since``: a row a killed worker left
+    behind keeps its lease for ``lease_seconds`` after its claim, which came before."""
+    started_leases = since + timedelta(seconds=lease_seconds)
+    return in_flight_rows(campaign).filter(lease_until__gt=started_leases).count()
 
 
 def in_flight_rows(campaign: Campaign):
@@ -189,10 +192,11 @@ def test_workers_killed_three_times_lose_nothing(tmp_path):
                 if len(kills) < 3 and received >= total * (len(kills) + 1) // 5:
                     workers.signal_all(signal.SIGKILL)
                     kills.append({"received": received, "in_flight": in_flight(campaign)})
+                    started = timezone.now()
                     workers.start()
                 elif len(kills) == 3 and graceful_in_flight is None and received >= total * 0.8:
                     workers.signal_all(signal.SIGTERM)  # waits for the current chunk task
-                    graceful_in_flight = held(campaign)
+                    graceful_in_flight = held(campaign, since=started, lease_seconds=10)
                     workers.start()
                 time.sleep(0.5)
             workers.signal_all(signal.SIGTERM)
