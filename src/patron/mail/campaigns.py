@@ -23,12 +23,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -63,7 +63,6 @@ EDITABLE = (
     *AB_FIELDS,
 )
 UTM_VALUE = re.compile(r"^[A-Za-z0-9._~+-]{0,100}$")
-UTM_DEFAULTS = {"utm_source": "patron", "utm_medium": "email"}
 NAME_LIMIT = 200
 TEST_ADDRESS_LIMIT = 10
 # The earliest wall-clock time on Earth is UTC+14 (Kiribati): a local-time send
@@ -153,7 +152,8 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
                     "so the link stays readable."
                 )
             # Emptied: the usual value (the model's default) again.
-            cleaned[name] = value or UTM_DEFAULTS.get(name, "")
+            field = cast("models.Field[Any, Any]", Campaign._meta.get_field(name))
+            cleaned[name] = value or field.default
     testing = {name: values[name] for name in AB_FIELDS if name in values}
     if testing:
         try:

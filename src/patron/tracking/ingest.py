@@ -33,8 +33,13 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
-from patron.tracking.links import TokenValues, read_click_token, read_open_token
-from patron.tracking.models import Hit, HitKind, TrackedLink
+from patron.tracking.links import (
+    TokenValues,
+    campaign_links,
+    read_click_token,
+    read_open_token,
+)
+from patron.tracking.models import Hit, HitKind
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +145,7 @@ class LinkCache:
         links = self._links.get(campaign_id)
         if links is None or index not in links:
             # Unknown here yet (or a link numbered after an edit): read the campaign again.
-            links = dict(
-                TrackedLink.objects.for_workspace(workspace_id)
-                .filter(campaign_id=campaign_id)
-                .values_list("index", "url")
-            )
+            links = campaign_links(workspace_id, campaign_id)
             with self._lock:
                 if len(self._links) >= LINK_CACHE_LIMIT:
                     self._links.clear()

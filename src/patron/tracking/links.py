@@ -195,6 +195,15 @@ def register_links(*, workspace_id: int, campaign_id: int, urls: Sequence[str]) 
     raise RuntimeError(f"Could not number the links of campaign {campaign_id}")
 
 
+def campaign_links(workspace_id: int, campaign_id: int) -> dict[int, str]:
+    """A campaign's tracked links: number -> destination."""
+    return dict(
+        TrackedLink.objects.for_workspace(workspace_id)
+        .filter(campaign_id=campaign_id)
+        .values_list("index", "url")
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RecipientUrls:
     open: str

@@ -35,8 +35,8 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from patron.activity.services import NewEvent, record_many
-from patron.tracking import ingest
-from patron.tracking.models import Hit, HitKind, MachineReason, TrackedLink
+from patron.tracking import ingest, links
+from patron.tracking.models import Hit, HitKind, MachineReason
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +176,7 @@ def _events(hits: list[Hit]) -> list[NewEvent]:
     urls: dict[tuple[int, int], str] = {}
     campaigns = {(h.workspace_id, h.campaign_id) for h in hits if h.kind == HitKind.CLICK}
     for workspace_id, campaign_id in campaigns:
-        for index, url in (
-            TrackedLink.objects.for_workspace(workspace_id)
-            .filter(campaign_id=campaign_id)
-            .values_list("index", "url")
-        ):
+        for index, url in links.campaign_links(workspace_id, campaign_id).items():
             urls[(campaign_id, index)] = url
     events = []
     for hit in hits:
