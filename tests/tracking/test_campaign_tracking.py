@@ -163,3 +163,10 @@ def test_the_tokens_name_the_delivery_and_contact(workspace, owner):
     assert (values.workspace_id, values.campaign_id, values.delivery_id, values.contact_id) == (
         workspace.pk, campaign.pk, delivery.pk, people[0].pk,
     )  # fmt: skip
+
+
+def test_emptied_utm_values_fall_back_to_their_defaults(workspace, owner):
+    campaign = draft(workspace, owner, utm_source="", utm_medium="", utm_campaign="")
+    assert (campaign.utm_source, campaign.utm_medium, campaign.utm_campaign) == (
+        "patron", "email", "",
+    )  # fmt: skip

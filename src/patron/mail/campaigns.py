@@ -153,7 +153,7 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> dict[str, Any]:
                 )
             # Emptied: the usual value (the model's default) again.
             field = cast("models.Field[Any, Any]", Campaign._meta.get_field(name))
-            cleaned[name] = value or field.default
+            cleaned[name] = value or field.get_default()
     testing = {name: values[name] for name in AB_FIELDS if name in values}
     if testing:
         try:
