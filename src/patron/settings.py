@@ -110,6 +110,8 @@ INSTALLED_APPS = [
     "patron.mail",
     "patron.capture",
     "patron.tracking",
+    "patron.automation",
+    "patron.insights",
     "patron.api",
 ]
 

@@ -1,0 +1,1 @@
+"""Marketing automation: lead scoring, lifecycle stages, hand-off to sales, workflows."""

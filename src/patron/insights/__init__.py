@@ -1,0 +1,1 @@
+"""Insights: dashboards, reports, the funnel, forecast and attribution."""
