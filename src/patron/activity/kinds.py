@@ -62,6 +62,8 @@ for _name, _label in [
     ("contact.created", _("Contact created")),
     ("contact.field_changed", _("Contact field changed")),
     ("contact.merged", _("Duplicate merged in")),
+    ("contact.lifecycle_changed", _("Lifecycle stage changed")),
+    ("contact.score_changed", _("Score changed")),
     ("contact.note_added", _("Note added")),
     ("call.logged", _("Call logged")),
     ("meeting.scheduled", _("Meeting scheduled")),

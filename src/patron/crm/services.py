@@ -9,7 +9,7 @@ from typing import Any
 import nh3
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.html import escape, linebreaks, strip_tags
@@ -292,7 +292,98 @@ def update_contact(
             source=("crm.contact", contact.pk),
             properties={"changes": changes},
         )
+        if "lifecycle_stage" in changes:
+            old_stage, new_stage = changes["lifecycle_stage"]
+            _record_lifecycle_change(contact, old_stage, new_stage, actor=actor, reason="")
     return contact
+
+
+def _record_lifecycle_change(
+    contact: Contact, old_stage: str, new_stage: str, *, actor: User | None, reason: str
+) -> None:
+    """The funnel's own event: one ``contact.lifecycle_changed`` per move between stages."""
+    record(
+        workspace=contact.workspace_id,
+        kind="contact.lifecycle_changed",
+        contact_id=contact.pk,
+        actor=actor,
+        source=("crm.contact", contact.pk),
+        properties={"from": old_stage, "to": new_stage, "reason": reason},
+    )
+
+
+@transaction.atomic
+def set_lifecycle_stage(
+    *, contact: Contact, stage: str, actor: User | None = None, reason: str = ""
+) -> bool:
+    """Move the contact to ``stage`` (a ``LifecycleStage`` value); False if already there.
+
+    ``reason`` says what moved them ("score reached 100", "form: Request a demo",
+    "deal won"), shown on the timeline and kept for the funnel. Records a
+    ``contact.field_changed`` like any edit and a ``contact.lifecycle_changed``.
+    """
+    if stage not in LifecycleStage.values:
+        raise InvalidField("lifecycle_stage", _("Choose one of the lifecycle stages."))
+    rows = Contact.objects.for_workspace(contact.workspace_id).filter(pk=contact.pk)
+    old_stage = rows.select_for_update().values_list("lifecycle_stage", flat=True).get()
+    if old_stage == stage:
+        return False
+    now = timezone.now()
+    rows.update(lifecycle_stage=stage, updated_at=now)
+    contact.lifecycle_stage, contact.updated_at = stage, now
+    record(
+        workspace=contact.workspace_id,
+        kind="contact.field_changed",
+        contact_id=contact.pk,
+        actor=actor,
+        source=("crm.contact", contact.pk),
+        properties={"changes": {"lifecycle_stage": [old_stage, stage]}},
+    )
+    _record_lifecycle_change(contact, old_stage, stage, actor=actor, reason=reason)
+    return True
+
+
+@transaction.atomic
+def change_score(
+    *,
+    contact: Contact,
+    points: int,
+    reason: str,
+    rule: str = "",
+    actor: User | None = None,
+    occurred_at: datetime | None = None,
+) -> int:
+    """Add ``points`` (negative to take away) to the contact's score; returns the new score.
+
+    The row is updated with one ``UPDATE ... SET score = score + n`` so that
+    concurrent changes add up. Each change is a ``contact.score_changed``
+    event carrying ``from``, ``to``, ``points``, ``reason`` and the ``rule``
+    that gave them: the contact's score history ("why is this person at 85?")
+    and what score-threshold rules and workflows react to.
+    """
+    if points == 0:
+        return contact.score
+    rows = Contact.objects.for_workspace(contact.workspace_id).filter(pk=contact.pk)
+    old_score = rows.select_for_update().values_list("score", flat=True).get()
+    new_score = old_score + points
+    rows.update(score=F("score") + points)
+    contact.score = new_score
+    record(
+        workspace=contact.workspace_id,
+        kind="contact.score_changed",
+        contact_id=contact.pk,
+        actor=actor,
+        source=("crm.contact", contact.pk),
+        occurred_at=occurred_at,
+        properties={
+            "from": old_score,
+            "to": new_score,
+            "points": points,
+            "reason": reason,
+            "rule": rule,
+        },
+    )
+    return new_score
 
 
 def _apply_changes(record_: Contact | Company | Deal, values: dict[str, Any]) -> dict[str, Any]:
