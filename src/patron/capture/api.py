@@ -44,6 +44,12 @@ class FormOut(Schema):
     redirect_url: str
     notify_user_id: int | None
     allowed_origins: list[str]
+    download_file_id: int | None
+    download_days: int
+    email_download: bool
+    follow_up: str
+    deal_stage_id: int | None
+    ticket_priority: str
     hosted_url: str
     submit_url: str
     created_at: datetime
