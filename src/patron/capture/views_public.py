@@ -12,6 +12,7 @@ Origin check against the form's allowed sites.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -436,6 +437,10 @@ def landing_page(request: HttpRequest, workspace_slug: str, page_slug: str) -> H
         response = render_landing_page(request, page)
         _with_visitor(request, response, visitor, new)
         return response
+    if _too_large(request):  # before the body is parsed
+        response = render_landing_page(request, page, status=413)
+        _with_visitor(request, response, visitor, new)
+        return response
     forms = pages.page_forms(page)
     try:
         form = forms[int(request.POST.get("_form") or 0)]
@@ -445,49 +450,37 @@ def landing_page(request: HttpRequest, workspace_slug: str, page_slug: str) -> H
     values = {key: data.get(key, "") for key in data}
     state: dict[str, Any] = {"values": values}
     status = 200
-    if _too_large(request):
-        state.update(problem=_("The form was too large to be accepted. Shorten your answers."))
-        status = 413
+    try:
+        services.check_guard(
+            form=form,
+            data=data,
+            ip_address=request_info(request).ip_address,
+            origin=services.request_origin(request.headers),
+            own_origin=f"{request.scheme}://{request.get_host()}",
+        )
+        # The visitor id is the page's own first-party cookie, whatever the post says.
+        details = dataclasses.replace(_details(request, data), visitor_id=visitor)
+        submission = services.submit_form(form=form, data=data, details=details, landing_page=page)
+    except services.SubmissionRefused as exc:
+        message = (
+            _("Please check your details and send the form again.")
+            if exc.code == "token"
+            else exc.message
+        )
+        state.update(problem=message)
+        status = exc.status
+    except services.SubmissionInvalid as exc:
+        state.update(errors=exc.errors, problem=str(exc))
+        status = 400
+    except services.FollowUpFailed:
+        state.update(problem=str(FOLLOW_UP_FAILED))
+        status = 503
     else:
-        try:
-            services.check_guard(
-                form=form,
-                data=data,
-                ip_address=request_info(request).ip_address,
-                origin=services.request_origin(request.headers),
-                own_origin=f"{request.scheme}://{request.get_host()}",
-            )
-            details = _details(request, data)
-            details = services.RequestDetails(
-                ip_address=details.ip_address,
-                user_agent=details.user_agent,
-                page_url=details.page_url,
-                referrer=details.referrer,
-                visitor_id=visitor,
-            )
-            submission = services.submit_form(
-                form=form, data=data, details=details, landing_page=page
-            )
-        except services.SubmissionRefused as exc:
-            message = (
-                _("Please check your details and send the form again.")
-                if exc.code == "token"
-                else exc.message
-            )
-            state.update(problem=message)
-            status = exc.status
-        except services.SubmissionInvalid as exc:
-            state.update(errors=exc.errors, problem=str(exc))
-            status = 400
-        except services.FollowUpFailed:
-            state.update(problem=str(FOLLOW_UP_FAILED))
-            status = 503
-        else:
-            if form.redirect_url:
-                response = redirect(form.redirect_url)
-                _with_visitor(request, response, visitor, new)
-                return response
-            state = {"thanks": services.thank_you(form, submission)}
+        if form.redirect_url:
+            response = redirect(form.redirect_url)
+            _with_visitor(request, response, visitor, new)
+            return response
+        state = {"thanks": services.thank_you(form, submission)}
     response = render_landing_page(request, page, outcome={form.pk: state}, status=status)
     _with_visitor(request, response, visitor, new)
     return response
