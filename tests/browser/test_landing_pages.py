@@ -3,6 +3,7 @@ publishes it; a visitor opens it, sends the form and downloads the e-book."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -89,7 +90,7 @@ def test_build_publish_visit_submit_and_download(page, browser, live_server, set
         tab.get_by_role("link", name="Download “CRM guide.pdf”").click()
     download = download_info.value
     assert download.suggested_filename == "crm-guide.pdf"
-    assert open(download.path(), "rb").read() == PDF
+    assert Path(download.path()).read_bytes() == PDF
     visitor.close()
 
     contact = Contact.objects.for_workspace(workspace).get(email="jon@example.org")

@@ -173,8 +173,7 @@ def test_text_is_escaped_and_rich_text_sanitised(client: Client, workspace, sign
         blocks=document(
             {"type": "heading", "text": "<script>alert(3)</script>"},
             text(
-                '<p onclick="alert(4)">Hi<script>alert(5)</script>'
-                "<img src=x onerror=alert(6)></p>"
+                '<p onclick="alert(4)">Hi<script>alert(5)</script><img src=x onerror=alert(6)></p>'
             ),
             {"type": "button", "label": "<b>Go</b>", "url": 'https://example.com/"onmouseover="x'},
         ),
@@ -189,7 +188,9 @@ def test_text_is_escaped_and_rich_text_sanitised(client: Client, workspace, sign
 
 
 def test_a_view_is_recorded_with_a_first_party_visitor_cookie(client: Client, published):
-    response = client.get("/p/acme/free-ebook?utm_source=ads", HTTP_REFERER="https://search.example/")
+    response = client.get(
+        "/p/acme/free-ebook?utm_source=ads", HTTP_REFERER="https://search.example/"
+    )
     cookie = response.cookies[pages.VISITOR_COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax"
     visitor = cookie.value
@@ -246,9 +247,7 @@ def test_views_visitors_submissions_and_conversion(published, signup, workspace)
     for visitor in ("a" * 22, "a" * 22, "b" * 22, "c" * 22, "d" * 22):
         pages.record_view(page=published, visitor=visitor, params={})
     for email in ("one@example.com", "two@example.com"):
-        services.submit_form(
-            form=signup, data=valid(signup, email=email), landing_page=published
-        )
+        services.submit_form(form=signup, data=valid(signup, email=email), landing_page=published)
     services.submit_form(form=signup, data=valid(signup, email="hosted@example.com"))
     stats = pages.page_stats(workspace, [published, empty])
     assert (stats[published.pk].views, stats[published.pk].visitors) == (5, 4)
