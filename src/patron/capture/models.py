@@ -93,7 +93,9 @@ class Form(TenantModel):
     # Gated content: the file the thank-you answer links to, and for how long the link works.
     download_file = models.ForeignKey(
         "capture.DownloadFile",
-        on_delete=models.PROTECT,
+        # The library refuses to delete a file forms deliver (downloads.delete_file); SET_NULL
+        # only so that deleting a whole workspace is never blocked.
+        on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="forms",
