@@ -95,3 +95,41 @@ def test_a_demo_request_opens_a_deal_in_the_chosen_stage(page, settings):
     page.goto(f"/deals/{deal.pk}/")
     expect(page.locator("body")).to_contain_text("Demo request: Kim")
     expect(page.locator("body")).to_contain_text(qualified.name)
+
+
+def test_the_snippet_on_a_customers_site_shows_the_download_link(page, live_server, settings):
+    settings.FORMS_MIN_FILL_SECONDS = 0
+    settings.BASE_URL = live_server.url
+    cache.clear()
+    user = UserFactory(email="ana@example.com")
+    workspace = create_workspace(name="Cometa", owner=user)
+    guide = downloads.upload_file(workspace=workspace, file=io.BytesIO(PDF), name="Guide.pdf")
+    # The customer's site: another origin (the browser's private-network rules keep the
+    # stand-in on the loopback address, under the other name of the same machine).
+    customer = live_server.url.replace("localhost", "127.0.0.1")
+    assert customer != live_server.url
+    form = services.create_form(
+        workspace=workspace,
+        name="Guide",
+        fields=[{"key": "email", "label": "Email", "maps_to": "contact.email"}],
+        download_file=guide,
+        allowed_origins=[customer],
+    )
+    site = (
+        "<!doctype html><html><body><h1>Cometa</h1>"
+        f'<div data-patron-form="{form.key}" data-patron-base="{live_server.url}"></div>'
+        f'<script src="{live_server.url}/static/patron/forms.js"></script></body></html>'
+    )
+    page.route(
+        f"{customer}/guide",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=site),
+    )
+    # Chromium asks before a public page may reach a loopback address; the test says yes.
+    page.context.grant_permissions(["local-network-access"])
+    page.goto(f"{customer}/guide")
+    page.get_by_label("Email").fill("lu@example.com")
+    page.get_by_role("button", name="Send").click()
+    link = page.get_by_role("link", name="Download “Guide.pdf”")
+    expect(link).to_be_visible()
+    assert (link.get_attribute("href") or "").startswith(f"{live_server.url}/d/")
+    assert FormSubmission.objects.for_workspace(workspace).count() == 1

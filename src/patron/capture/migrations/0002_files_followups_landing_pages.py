@@ -7,100 +7,189 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('capture', '0001_initial'),
-        ('core', '0003_workspace_suppress_role_addresses'),
-        ('crm', '0016_import_subscriptions'),
+        ("capture", "0001_initial"),
+        ("core", "0003_workspace_suppress_role_addresses"),
+        ("crm", "0016_import_subscriptions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='form',
-            name='deal_stage',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='crm.stage', verbose_name='deal stage'),
+            model_name="form",
+            name="deal_stage",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="crm.stage",
+                verbose_name="deal stage",
+            ),
         ),
         migrations.AddField(
-            model_name='form',
-            name='download_days',
-            field=models.PositiveSmallIntegerField(default=7, verbose_name='download link works for (days)'),
+            model_name="form",
+            name="download_days",
+            field=models.PositiveSmallIntegerField(
+                default=7, verbose_name="download link works for (days)"
+            ),
         ),
         migrations.AddField(
-            model_name='form',
-            name='email_download',
-            field=models.BooleanField(default=False, verbose_name='also email the download link'),
+            model_name="form",
+            name="email_download",
+            field=models.BooleanField(default=False, verbose_name="also email the download link"),
         ),
         migrations.AddField(
-            model_name='form',
-            name='follow_up',
-            field=models.CharField(blank=True, choices=[('', 'Nothing more'), ('deal', 'Open a deal'), ('ticket', 'Open a ticket')], default='', max_length=10, verbose_name='also'),
+            model_name="form",
+            name="follow_up",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "Nothing more"),
+                    ("deal", "Open a deal"),
+                    ("ticket", "Open a ticket"),
+                ],
+                default="",
+                max_length=10,
+                verbose_name="also",
+            ),
         ),
         migrations.AddField(
-            model_name='form',
-            name='ticket_priority',
-            field=models.CharField(default='normal', max_length=10, verbose_name='ticket priority'),
+            model_name="form",
+            name="ticket_priority",
+            field=models.CharField(default="normal", max_length=10, verbose_name="ticket priority"),
         ),
         migrations.CreateModel(
-            name='DownloadFile',
+            name="DownloadFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=150, verbose_name='name')),
-                ('file', models.FileField(max_length=300, upload_to='downloads/%Y/%m/')),
-                ('size', models.PositiveBigIntegerField(default=0)),
-                ('content_type', models.CharField(max_length=100)),
-                ('uploaded_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('uploaded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=150, verbose_name="name")),
+                ("file", models.FileField(max_length=300, upload_to="downloads/%Y/%m/")),
+                ("size", models.PositiveBigIntegerField(default=0)),
+                ("content_type", models.CharField(max_length=100)),
+                ("uploaded_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "uploaded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'download file',
-                'ordering': ['-uploaded_at', '-id'],
+                "verbose_name": "download file",
+                "ordering": ["-uploaded_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='form',
-            name='download_file',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='forms', to='capture.downloadfile', verbose_name='deliver a file'),
+            model_name="form",
+            name="download_file",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="forms",
+                to="capture.downloadfile",
+                verbose_name="deliver a file",
+            ),
         ),
         migrations.CreateModel(
-            name='LandingPage',
+            name="LandingPage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('slug', models.SlugField(max_length=80, verbose_name='address')),
-                ('title', models.CharField(max_length=200, verbose_name='page title')),
-                ('meta_description', models.CharField(blank=True, max_length=300, verbose_name='description for search engines')),
-                ('blocks', models.JSONField(default=dict)),
-                ('html', models.TextField(blank=True, editable=False)),
-                ('styles', models.TextField(blank=True, editable=False)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('published', 'Published')], default='draft', max_length=10)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                ("slug", models.SlugField(max_length=80, verbose_name="address")),
+                ("title", models.CharField(max_length=200, verbose_name="page title")),
+                (
+                    "meta_description",
+                    models.CharField(
+                        blank=True, max_length=300, verbose_name="description for search engines"
+                    ),
+                ),
+                ("blocks", models.JSONField(default=dict)),
+                ("html", models.TextField(blank=True, editable=False)),
+                ("styles", models.TextField(blank=True, editable=False)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("published", "Published")],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'landing page',
-                'ordering': ['name', 'id'],
+                "verbose_name": "landing page",
+                "ordering": ["name", "id"],
             },
         ),
         migrations.AddField(
-            model_name='formsubmission',
-            name='landing_page',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='submissions', to='capture.landingpage'),
+            model_name="formsubmission",
+            name="landing_page",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="submissions",
+                to="capture.landingpage",
+            ),
         ),
         migrations.AddIndex(
-            model_name='formsubmission',
-            index=models.Index(fields=['workspace', 'landing_page'], name='form_submission_page'),
+            model_name="formsubmission",
+            index=models.Index(fields=["workspace", "landing_page"], name="form_submission_page"),
         ),
         migrations.AddIndex(
-            model_name='downloadfile',
-            index=models.Index(fields=['workspace', '-uploaded_at'], name='download_file_recent'),
+            model_name="downloadfile",
+            index=models.Index(fields=["workspace", "-uploaded_at"], name="download_file_recent"),
         ),
         migrations.AddConstraint(
-            model_name='landingpage',
-            constraint=models.UniqueConstraint(fields=('workspace', 'slug'), name='landing_page_slug'),
+            model_name="landingpage",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "slug"), name="landing_page_slug"
+            ),
         ),
     ]

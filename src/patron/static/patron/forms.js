@@ -90,7 +90,7 @@
             var done = el("div", { "class": "patron-form-sent", role: "status" });
             done.appendChild(el("p", {}, result.body.message));
             if (result.body.download_url) {
-              var link = el("a", { "class": "patron-form-download", href: result.body.download_url }, "Download “" + result.body.download_name + "”");
+              var link = el("a", { "class": "patron-form-download", href: result.body.download_url }, "Download \u201c" + result.body.download_name + "\u201d");
               var line = el("p", {});
               line.appendChild(link);
               done.appendChild(line);
