@@ -235,3 +235,22 @@ def test_the_hosted_page_shows_the_download_button(gated, client: Client):
     html = response.content.decode()
     assert 'id="download-link"' in html and "CRM guide.pdf" in html
     assert "The link works for 3 days." in html
+
+
+def test_a_redirect_hides_the_link_so_it_must_then_be_emailed(
+    gated, django_capture_on_commit_callbacks
+):
+    with pytest.raises(services.FormInvalid) as caught:
+        services.update_form(form=gated, redirect_url="https://www.acme.example/thanks")
+    assert "redirect_url" in caught.value.errors
+    gated.refresh_from_db()
+    assert gated.redirect_url == ""
+    services.update_form(
+        form=gated, redirect_url="https://www.acme.example/thanks", email_download=True
+    )
+    from patron.mail.models import OutboxMessage
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = Client().post(f"/f/{gated.key}/", valid(gated))
+    assert response.status_code == 302
+    assert "/d/" in OutboxMessage.objects.get().text_body

@@ -351,6 +351,19 @@ FORM_VALUES = {
 }
 
 
+def _check_download_reaches(form: Form) -> None:
+    """A file behind a redirect would never be seen: it must then go by email."""
+    if form.download_file_id is not None and form.redirect_url and not form.email_download:
+        raise FormInvalid(
+            {
+                "redirect_url": _(
+                    "People sent to another page never see the download link. Email the link "
+                    "too, or leave the redirect empty."
+                )
+            }
+        )
+
+
 def _check_lists_have_consent(form: Form, chosen: list[MailingList]) -> None:
     if chosen and not form.consent_text.strip():
         raise FormInvalid(
@@ -370,6 +383,7 @@ def create_form(*, workspace: Workspace, created_by: User | None = None, **value
     values, chosen = _clean(workspace, values)
     form = Form(workspace=workspace, created_by=created_by, **values)
     _check_lists_have_consent(form, chosen or [])
+    _check_download_reaches(form)
     form.save()
     if chosen:
         form.lists.set(chosen)
@@ -386,6 +400,7 @@ def update_form(*, form: Form, actor: User | None = None, **values: Any) -> Form
     for name, value in values.items():
         setattr(form, name, value)
     _check_lists_have_consent(form, chosen if chosen is not None else list(form.lists.all()))
+    _check_download_reaches(form)
     form.updated_at = timezone.now()
     form.save()
     if chosen is not None:
