@@ -63,6 +63,10 @@ def test_build_publish_visit_submit_and_download(page, browser, live_server, set
     add.get_by_role("button", name="Form", exact=True).click()
     blocks.get_by_label("Form", exact=True).select_option(label="E-book request")
     expect(blocks.locator(".builder-block")).to_have_count(3)  # the heading, text and form
+    # The preview beside the builder shows the page as built so far, the form included.
+    preview = page.frame_locator("#preview-frame")
+    expect(preview.locator("body")).to_contain_text("Forty pages on keeping customers")
+    expect(preview.get_by_role("button", name="Send")).to_be_visible()
     page.get_by_role("button", name="Save page").click()
     expect(page.locator(".alert-success")).to_contain_text("Page “E-book page” created.")
     expect(page.locator("#page-status")).to_have_text("Draft")

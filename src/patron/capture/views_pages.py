@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
 from patron.capture import downloads, pages
@@ -24,7 +25,9 @@ from patron.core.roles import MARKETING_EDIT
 from patron.mail import blocks as builder
 
 # The preview frame: the page's styles and images, nothing that runs.
-PREVIEW_POLICY = "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline' *"
+PREVIEW_POLICY = (
+    "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline' *; font-src *"
+)
 
 # --- Downloads ------------------------------------------------------------------------
 
@@ -208,6 +211,7 @@ def _builder(request: WorkspaceRequest, page: LandingPage | None) -> HttpRespons
     )
 
 
+@xframe_options_sameorigin
 @workspace_view(MARKETING_EDIT)
 @require_POST
 def page_preview(request: WorkspaceRequest) -> HttpResponse:
