@@ -254,3 +254,23 @@ def test_a_redirect_hides_the_link_so_it_must_then_be_emailed(
         response = Client().post(f"/f/{gated.key}/", valid(gated))
     assert response.status_code == 302
     assert "/d/" in OutboxMessage.objects.get().text_body
+
+
+def test_the_library_page_uploads_refuses_and_guards_files_in_use(logged_in, workspace, gated):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    bad = SimpleUploadedFile("tool.exe", b"MZ\x90\x00", content_type="application/pdf")
+    response = logged_in.post("/downloads/", {"file": bad}, follow=True)
+    assert "cannot be offered for download" in response.content.decode()
+    assert DownloadFile.objects.for_workspace(workspace).count() == 1
+    good = SimpleUploadedFile("Price list.pdf", PDF, content_type="application/octet-stream")
+    response = logged_in.post("/downloads/", {"file": good}, follow=True)
+    html = response.content.decode()
+    assert "“Price list.pdf” uploaded." in html and 'data-file="Price list.pdf"' in html
+    uploaded = DownloadFile.objects.for_workspace(workspace).get(name="Price list.pdf")
+    assert uploaded.content_type == "application/pdf"  # from the content, not the browser
+    response = logged_in.post(f"/downloads/{gated.download_file_id}/delete/", follow=True)
+    assert "Forms still deliver this file: Demo request" in response.content.decode()
+    response = logged_in.post(f"/downloads/{uploaded.pk}/delete/", follow=True)
+    assert "“Price list.pdf” deleted." in response.content.decode()
+    assert DownloadFile.objects.for_workspace(workspace).count() == 1
