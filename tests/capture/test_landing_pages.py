@@ -192,7 +192,7 @@ def test_a_view_is_recorded_with_a_first_party_visitor_cookie(client: Client, pu
         "/p/acme/free-ebook?utm_source=ads", HTTP_REFERER="https://search.example/"
     )
     cookie = response.cookies[pages.VISITOR_COOKIE]
-    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert cookie["samesite"] == "Lax" and cookie["max-age"] == 365 * 86400
     visitor = cookie.value
     client.get("/p/acme/free-ebook")  # the same visitor again: the cookie is kept
     events = Event.objects.for_workspace(published.workspace).filter(kind="page.viewed")
@@ -326,3 +326,20 @@ def test_the_preview_draws_the_page_sandboxed(logged_in, signup):
     assert response.status_code == 200
     assert "Preview me" in response.content.decode()
     assert response["Content-Security-Policy"].startswith("sandbox")
+
+
+@pytest.mark.parametrize("header", [{"HTTP_DNT": "1"}, {"HTTP_SEC_GPC": "1"}])
+def test_do_not_track_is_honoured(client: Client, published, signup, header):
+    response = client.get("/p/acme/free-ebook", **header)
+    assert response.status_code == 200
+    assert pages.VISITOR_COOKIE not in response.cookies
+    assert not Event.objects.for_workspace(published.workspace).filter(kind="page.viewed").exists()
+    client.post("/p/acme/free-ebook", {**valid(signup), "_form": str(signup.pk)}, **header)
+    assert FormSubmission.objects.for_workspace(signup.workspace).get().visitor_id == ""
+
+
+def test_the_web_trackers_visitor_id_is_taken_as_it_is(client: Client, published):
+    client.cookies[pages.VISITOR_COOKIE] = "tracker1"
+    client.get("/p/acme/free-ebook")
+    event = Event.objects.for_workspace(published.workspace).get(kind="page.viewed")
+    assert event.visitor_id == "tracker1"

@@ -17,10 +17,13 @@ each time), posting back to the page itself.
 
 **Views.** Each view of a published page is a ``page.viewed`` event (source
 ``capture.landing_page``, property ``landing_page``) with the visitor's
-first-party id from the ``VISITOR_COOKIE`` on Patron's own address; a form sent
+first-party id from the ``VISITOR_COOKIE`` on Patron's own address (the web
+tracker's cookie name; not HttpOnly, so the tracker could share it); a form sent
 from the page carries the same id, so the submission stitches the views to the
-contact. ``page_stats`` counts views, unique visitors, submissions and the
-conversion rate (submissions per unique visitor) for many pages in two queries.
+contact. A browser sending Do Not Track or Global Privacy Control is not tracked.
+
+``page_stats`` counts views, unique visitors, submissions and the conversion
+rate (submissions per unique visitor) for many pages in two queries.
 """
 
 from __future__ import annotations
@@ -44,11 +47,13 @@ from patron.core.models import User, Workspace
 from patron.mail import blocks as builder
 
 SOURCE_TYPE = "capture.landing_page"
-VISITOR_COOKIE = "patron_vid"
-VISITOR_COOKIE_AGE = 2 * 365 * 86400
+# The web tracker's first-party visitor cookie (``patron/tracker.js`` reads and writes the
+# same name, so a page of Patron's own address and a tracked page share one visitor id).
+VISITOR_COOKIE = "_patron_vid"
+VISITOR_COOKIE_AGE = 365 * 86400
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 RESERVED_SLUGS = {"new", "edit", "preview", "admin", "api", "static", "media"}
-_VISITOR = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
 # MJML's conditional comments for Outlook have no place on a web page.
@@ -248,6 +253,12 @@ def render_forms(page: LandingPage, draw: Any) -> str:
         return str(draw(form)) if form is not None else ""
 
     return builder.FORM_SLOT.sub(fill, page.html)
+
+
+def tracking_allowed(headers: Mapping[str, str]) -> bool:
+    """False when the browser asks not to be tracked (Do Not Track, Global Privacy Control),
+    as the web tracker honours it: no view is recorded and no cookie set."""
+    return headers.get("DNT") != "1" and headers.get("Sec-GPC") != "1"
 
 
 def visitor_id(cookie: str | None) -> tuple[str, bool]:

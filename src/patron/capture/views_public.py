@@ -408,7 +408,7 @@ def _with_visitor(request: HttpRequest, response: HttpResponse, visitor: str, ne
             visitor,
             max_age=pages.VISITOR_COOKIE_AGE,
             secure=request.is_secure(),
-            httponly=True,
+            httponly=False,  # the web tracker's cookie: its script reads the same one
             samesite="Lax",
         )
 
@@ -425,15 +425,20 @@ def landing_page(request: HttpRequest, workspace_slug: str, page_slug: str) -> H
     page = pages.public_page(workspace_slug, page_slug)
     if page is None:
         raise Http404
-    visitor, new = pages.visitor_id(request.COOKIES.get(pages.VISITOR_COOKIE))
+    tracked = pages.tracking_allowed(request.headers)
+    if tracked:
+        visitor, new = pages.visitor_id(request.COOKIES.get(pages.VISITOR_COOKIE))
+    else:
+        visitor, new = "", False
     if request.method == "GET":
-        pages.record_view(
-            page=page,
-            visitor=visitor,
-            url=request.build_absolute_uri(),
-            referrer=request.headers.get("Referer", ""),
-            params=request.GET,
-        )
+        if tracked:
+            pages.record_view(
+                page=page,
+                visitor=visitor,
+                url=request.build_absolute_uri(),
+                referrer=request.headers.get("Referer", ""),
+                params=request.GET,
+            )
         response = render_landing_page(request, page)
         _with_visitor(request, response, visitor, new)
         return response
