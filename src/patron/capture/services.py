@@ -829,7 +829,9 @@ def _notify_owner(form: Form, contact: Contact, created: bool) -> None:
 
 def public_form(key: str) -> Form | None:
     """The form behind a public key (any workspace: the key is the credential)."""
-    return Form.objects.unscoped().select_related("workspace").filter(key=key).first()
+    return (
+        Form.objects.unscoped().select_related("workspace", "download_file").filter(key=key).first()
+    )
 
 
 def submissions(form: Form) -> Any:
