@@ -116,7 +116,33 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     ),
     "mail.Campaign": lambda ws: _campaign(ws),
     "capture.Form": lambda ws: _form(ws),
+    "capture.DownloadFile": lambda ws: _download_file(ws),
+    "capture.LandingPage": lambda ws: _landing_page(ws),
 }
+
+
+def _download_file(ws: Workspace) -> models.Model:
+    """A file of workspace A's download library, named with MARKER."""
+    import io
+
+    from patron.capture.downloads import upload_file
+
+    return upload_file(
+        workspace=ws, file=io.BytesIO(b"%PDF-1.4 " + MARKER.encode()), name=f"{MARKER}.pdf"
+    )
+
+
+def _landing_page(ws: Workspace) -> models.Model:
+    """A draft landing page of workspace A carrying MARKER in its name, title and text."""
+    from patron.capture.pages import create_page
+
+    return create_page(
+        workspace=ws,
+        name=f"{MARKER} page",
+        slug="marker-page",
+        title=MARKER,
+        blocks={"blocks": [{"type": "text", "text": f"<p>{MARKER}</p>"}]},
+    )
 
 
 def _form(ws: Workspace) -> models.Model:

@@ -396,3 +396,5 @@ FORMS_RATE_LIMIT = int(env("PATRON_FORMS_RATE_LIMIT", "20"))
 FORMS_RATE_WINDOW_SECONDS = int(env("PATRON_FORMS_RATE_WINDOW_SECONDS", "600"))
 # A submission's request body may not be larger than this.
 FORMS_MAX_BODY_BYTES = int(env("PATRON_FORMS_MAX_BODY_BYTES", "65536"))
+# The largest file the download library (gated content) accepts.
+DOWNLOADS_MAX_BYTES = int(env("PATRON_DOWNLOADS_MAX_BYTES", str(50 * 1024 * 1024)))

@@ -121,6 +121,8 @@ def test_api_submission_json(client, workspace, signup):
         "contact_id": submission.contact_id,
         "message": "Thank you! We received your message.",
         "redirect_url": "",
+        "download_url": "",
+        "download_name": "",
     }
     assert response["Access-Control-Allow-Origin"] == "https://www.acme.example"
     assert submission.page_url == "https://www.acme.example/pricing"

@@ -44,6 +44,12 @@ class FormOut(Schema):
     redirect_url: str
     notify_user_id: int | None
     allowed_origins: list[str]
+    download_file_id: int | None
+    download_days: int
+    email_download: bool
+    follow_up: str
+    deal_stage_id: int | None
+    ticket_priority: str
     hosted_url: str
     submit_url: str
     created_at: datetime
@@ -112,3 +118,102 @@ def list_submissions(
     form = get_object_or_404(_forms(request), pk=form_id)
     rows: Any = services.submissions(form)
     return paginate(rows, cursor=filters.cursor, limit=filters.limit)
+
+
+# --- Download library and landing pages (read) ------------------------------------------
+
+
+class DownloadFileOut(Schema):
+    id: int
+    name: str
+    size: int
+    content_type: str
+    uploaded_at: datetime
+
+
+class DownloadFilePage(Schema):
+    items: list[DownloadFileOut]
+    next_cursor: str | None
+
+
+class LandingPageOut(Schema):
+    id: int
+    name: str
+    slug: str
+    title: str
+    meta_description: str
+    status: str
+    published_at: datetime | None
+    url: str
+    views: int
+    visitors: int
+    submissions: int
+    conversion: float | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class LandingPagePage(Schema):
+    items: list[LandingPageOut]
+    next_cursor: str | None
+
+
+def _describe_pages(workspace: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    from patron.capture import pages
+
+    stats = pages.page_stats(workspace, rows)
+    return [
+        {
+            **{
+                name: getattr(page, name)
+                for name in (
+                    "id",
+                    "name",
+                    "slug",
+                    "title",
+                    "meta_description",
+                    "status",
+                    "published_at",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+            "url": settings.BASE_URL
+            + reverse("capture_public:landing_page", args=[page.workspace.slug, page.slug]),
+            "views": stats[page.pk].views,
+            "visitors": stats[page.pk].visitors,
+            "submissions": stats[page.pk].submissions,
+            "conversion": stats[page.pk].conversion,
+        }
+        for page in rows
+    ]
+
+
+def _landing_pages(request: ApiRequest) -> Any:
+    from patron.capture.models import LandingPage
+
+    return LandingPage.objects.for_workspace(request.workspace).select_related("workspace")
+
+
+@router.get("/download-files", response=DownloadFilePage)
+def list_download_files(request: ApiRequest, filters: Query[PageFilters]) -> dict[str, Any]:
+    """The download library (files are given out only through forms' signed links)."""
+    from patron.capture.models import DownloadFile
+
+    rows = DownloadFile.objects.for_workspace(request.workspace)
+    return paginate(rows, cursor=filters.cursor, limit=filters.limit)
+
+
+@router.get("/landing-pages", response=LandingPagePage)
+def list_landing_pages(request: ApiRequest, filters: Query[PageFilters]) -> dict[str, Any]:
+    """Landing pages with their address and numbers (views, unique visitors, submissions,
+    conversion = submissions per unique visitor)."""
+    result = paginate(_landing_pages(request), cursor=filters.cursor, limit=filters.limit)
+    result["items"] = _describe_pages(request.workspace, list(result["items"]))
+    return result
+
+
+@router.get("/landing-pages/{landing_page_id}", response=LandingPageOut)
+def get_landing_page(request: ApiRequest, landing_page_id: int) -> dict[str, Any]:
+    page = get_object_or_404(_landing_pages(request), pk=landing_page_id)
+    return _describe_pages(request.workspace, [page])[0]

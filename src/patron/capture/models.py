@@ -35,6 +35,12 @@ def new_form_key() -> str:
             return key
 
 
+class FollowUp(models.TextChoices):
+    NONE = "", _("Nothing more")
+    DEAL = "deal", _("Open a deal")
+    TICKET = "ticket", _("Open a ticket")
+
+
 class Form(TenantModel):
     name = models.CharField(_("name"), max_length=100)
     key = models.CharField(max_length=32, unique=True, default=new_form_key, editable=False)
@@ -84,6 +90,32 @@ class Form(TenantModel):
         verbose_name=_("notify"),
     )
     allowed_origins = models.JSONField(default=list, blank=True)
+    # Gated content: the file the thank-you answer links to, and for how long the link works.
+    download_file = models.ForeignKey(
+        "capture.DownloadFile",
+        # The library refuses to delete a file forms deliver (downloads.delete_file); SET_NULL
+        # only so that deleting a whole workspace is never blocked.
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="forms",
+        verbose_name=_("deliver a file"),
+    )
+    download_days = models.PositiveSmallIntegerField(_("download link works for (days)"), default=7)
+    email_download = models.BooleanField(_("also email the download link"), default=False)
+    # What else a submission starts in the CRM.
+    follow_up = models.CharField(
+        _("also"), max_length=10, choices=FollowUp.choices, default="", blank=True
+    )
+    deal_stage = models.ForeignKey(
+        "crm.Stage",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("deal stage"),
+    )
+    ticket_priority = models.CharField(_("ticket priority"), max_length=10, default="normal")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -112,14 +144,96 @@ class FormSubmission(TenantModel):
     user_agent = models.CharField(max_length=500, blank=True)
     # The web tracker's first-party visitor id, when the page had one (for identity stitching).
     visitor_id = models.CharField(max_length=64, blank=True)
+    landing_page = models.ForeignKey(
+        "capture.LandingPage",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="submissions",
+    )
     submitted_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = _("form submission")
         ordering = ["-submitted_at", "-id"]
         indexes = [
-            models.Index(fields=["workspace", "form", "-submitted_at"], name="form_submission_form")
+            models.Index(
+                fields=["workspace", "form", "-submitted_at"], name="form_submission_form"
+            ),
+            models.Index(fields=["workspace", "landing_page"], name="form_submission_page"),
         ]
 
     def __str__(self) -> str:
         return f"{self.form_id} at {self.submitted_at:%Y-%m-%d %H:%M}"
+
+
+# --- Gated content ----------------------------------------------------------------------
+
+
+class DownloadFile(TenantModel):
+    """A file of the workspace's download library (an e-book, a price list) that forms can
+    hand out. Stored in Django's default storage under a random name; served only through a
+    signed, expiring link (``/d/<token>``), never at a public address of its own."""
+
+    name = models.CharField(_("name"), max_length=150)
+    file = models.FileField(upload_to="downloads/%Y/%m/", max_length=300)
+    size = models.PositiveBigIntegerField(default=0)
+    content_type = models.CharField(max_length=100)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("download file")
+        ordering = ["-uploaded_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-uploaded_at"], name="download_file_recent")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- Landing pages ----------------------------------------------------------------------
+
+
+class PageStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+
+
+class LandingPage(TenantModel):
+    """A page built from the same blocks as emails, plus form blocks, published at
+    ``/p/<workspace slug>/<slug>`` on Patron's public address.
+
+    The slug is unique within the workspace; the workspace's own slug in the path
+    keeps one workspace from taking (or guessing at) another's addresses.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("address"), max_length=80)
+    title = models.CharField(_("page title"), max_length=200)
+    meta_description = models.CharField(
+        _("description for search engines"), max_length=300, blank=True
+    )
+    blocks = models.JSONField(default=dict)
+    # Written from the blocks on every save (MJML compiled once, not per view): the body
+    # with its form placeholders, and the style sheets it needs.
+    html = models.TextField(blank=True, editable=False)
+    styles = models.TextField(blank=True, editable=False)
+    status = models.CharField(max_length=10, choices=PageStatus.choices, default=PageStatus.DRAFT)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("landing page")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "slug"], name="landing_page_slug")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -5,8 +5,11 @@ custom fields' own rules, lengths, consent) and only then writes, in one
 transaction: the contact found by email or created (a blank value never wipes
 a known one), the company, the tags, the list subscriptions with their consent
 record (pending with a confirmation email on a double opt-in list), the
-submission row, the ``form.submitted`` event and the owner's notification. A
-refusal at any point leaves nothing behind.
+submission row, the ``form.submitted`` event, the owner's notification, and the
+follow-up the form asks for (a deal in the chosen stage, or a ticket of the chosen
+priority, through the CRM's services). A refusal at any point, a failed
+follow-up included, leaves nothing behind. A form that delivers a file answers
+with a signed download link (``patron.capture.downloads``), optionally mailed.
 
 Spam protection needs no outside service (``check_guard``): a honeypot field
 people never see, a signed timestamp issued with the form (sent sooner than
@@ -38,12 +41,19 @@ from django.utils.translation import gettext as _
 from patron.activity.services import record
 from patron.audience import lists
 from patron.audience.models import ConsentSource, MailingList
-from patron.capture.models import Form, FormSubmission
+from patron.capture.models import DownloadFile, FollowUp, Form, FormSubmission, LandingPage
 from patron.core.models import Membership, User, Workspace
 from patron.core.services import notify
 from patron.crm import custom_fields
 from patron.crm import services as crm
-from patron.crm.models import Company, Contact, CustomField, CustomFieldObject
+from patron.crm.models import (
+    Company,
+    Contact,
+    CustomField,
+    CustomFieldObject,
+    Stage,
+    TicketPriority,
+)
 
 # Contact fields a form may fill, with their length limits (the model's).
 CONTACT_TARGETS: dict[str, int] = {
@@ -96,6 +106,10 @@ class SubmissionInvalid(ValueError):
     def __init__(self, errors: Mapping[str, str]) -> None:
         self.errors = dict(errors)
         super().__init__(_("Please correct the fields marked below."))
+
+
+class FollowUpFailed(Exception):
+    """The deal or ticket a form opens could not be created; the submission was not saved."""
 
 
 class SubmissionRefused(Exception):
@@ -271,6 +285,7 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> tuple[dict[str, Any]
         .exists()
     ):
         errors["notify_user"] = _("Choose a member of this workspace.")
+    _clean_follow_up(workspace, values, errors)
     chosen = values.pop("lists", None)
     if chosen is not None:
         chosen = list(chosen)
@@ -279,6 +294,39 @@ def _clean(workspace: Workspace, values: dict[str, Any]) -> tuple[dict[str, Any]
     if errors:
         raise FormInvalid(errors)
     return values, chosen
+
+
+def _clean_follow_up(workspace: Workspace, values: dict[str, Any], errors: dict[str, str]) -> None:
+    """The gated file and the follow-up settings, checked in place."""
+    from patron.capture.downloads import MAX_DAYS
+
+    file = values.get("download_file")
+    if file is not None and (
+        not isinstance(file, DownloadFile) or file.workspace_id != workspace.pk
+    ):
+        errors["download_file"] = _("Choose a file of this workspace's download library.")
+    if "download_days" in values:
+        try:
+            days = int(values["download_days"])
+        except (TypeError, ValueError):
+            days = 0
+        if not 1 <= days <= MAX_DAYS:
+            errors["download_days"] = _("A download link works for 1 to %(max)d days.") % {
+                "max": MAX_DAYS
+            }
+        else:
+            values["download_days"] = days
+    if "follow_up" in values:
+        values["follow_up"] = values["follow_up"] or ""
+        if values["follow_up"] not in FollowUp.values:
+            errors["follow_up"] = _("Choose what else the form does.")
+    stage = values.get("deal_stage")
+    if stage is not None and (not isinstance(stage, Stage) or stage.workspace_id != workspace.pk):
+        errors["deal_stage"] = _("Choose a stage of this workspace's pipelines.")
+    if "ticket_priority" in values:
+        values["ticket_priority"] = values["ticket_priority"] or TicketPriority.NORMAL
+        if values["ticket_priority"] not in TicketPriority.values:
+            errors["ticket_priority"] = _("Choose a ticket priority.")
 
 
 FORM_VALUES = {
@@ -294,7 +342,26 @@ FORM_VALUES = {
     "redirect_url",
     "notify_user",
     "allowed_origins",
+    "download_file",
+    "download_days",
+    "email_download",
+    "follow_up",
+    "deal_stage",
+    "ticket_priority",
 }
+
+
+def _check_download_reaches(form: Form) -> None:
+    """A file behind a redirect would never be seen: it must then go by email."""
+    if form.download_file_id is not None and form.redirect_url and not form.email_download:
+        raise FormInvalid(
+            {
+                "redirect_url": _(
+                    "People sent to another page never see the download link. Email the link "
+                    "too, or leave the redirect empty."
+                )
+            }
+        )
 
 
 def _check_lists_have_consent(form: Form, chosen: list[MailingList]) -> None:
@@ -316,6 +383,7 @@ def create_form(*, workspace: Workspace, created_by: User | None = None, **value
     values, chosen = _clean(workspace, values)
     form = Form(workspace=workspace, created_by=created_by, **values)
     _check_lists_have_consent(form, chosen or [])
+    _check_download_reaches(form)
     form.save()
     if chosen:
         form.lists.set(chosen)
@@ -332,6 +400,7 @@ def update_form(*, form: Form, actor: User | None = None, **values: Any) -> Form
     for name, value in values.items():
         setattr(form, name, value)
     _check_lists_have_consent(form, chosen if chosen is not None else list(form.lists.all()))
+    _check_download_reaches(form)
     form.updated_at = timezone.now()
     form.save()
     if chosen is not None:
@@ -618,10 +687,20 @@ def _event_properties(form: Form, cleaned: Cleaned, details: RequestDetails) -> 
 
 
 def submit_form(
-    *, form: Form, data: Mapping[str, Any], details: RequestDetails | None = None
+    *,
+    form: Form,
+    data: Mapping[str, Any],
+    details: RequestDetails | None = None,
+    landing_page: LandingPage | None = None,
 ) -> FormSubmission:
-    """Take in one submission (already past ``check_guard``); raises SubmissionInvalid."""
+    """Take in one submission (already past ``check_guard``); raises SubmissionInvalid, or
+    FollowUpFailed when the deal or ticket could not be opened (nothing is saved then).
+
+    ``landing_page`` is the page of this workspace the form was sent from, if any.
+    """
     details = details or RequestDetails()
+    if landing_page is not None and landing_page.workspace_id != form.workspace_id:
+        landing_page = None
     cleaned = clean_submission(form, data)
     workspace = form.workspace
     chosen_lists = list(form.lists.all()) if cleaned.consent else []
@@ -640,6 +719,7 @@ def submit_form(
             ip_address=details.ip_address,
             user_agent=details.user_agent[:500],
             visitor_id=details.visitor_id[:64],
+            landing_page=landing_page,
         )
         consent = lists.Consent(
             source=ConsentSource.FORM,
@@ -650,16 +730,75 @@ def submit_form(
         )
         for mailing_list in chosen_lists:
             lists.subscribe(mailing_list=mailing_list, contact=contact, consent=consent)
+        properties = _event_properties(form, cleaned, details)
+        if landing_page is not None:
+            properties["landing_page"] = landing_page.pk
         record(
             workspace=workspace,
             kind="form.submitted",
             contact_id=contact.pk,
             visitor_id=submission.visitor_id,
             source=("capture.form_submission", submission.pk),
-            properties=_event_properties(form, cleaned, details),
+            properties=properties,
         )
         _notify_owner(form, contact, created)
+        _follow_up(form, contact, submission)
+        if form.download_file_id is not None and form.email_download:
+            from patron.capture import downloads
+
+            downloads.email_download_later(
+                submission=submission, url=downloads.download_url(submission)
+            )
     return submission
+
+
+def _follow_up(form: Form, contact: Contact, submission: FormSubmission) -> None:
+    """Open the deal or ticket the form asks for (raises FollowUpFailed to undo it all)."""
+    from patron.crm import tickets
+
+    if form.follow_up not in (FollowUp.DEAL, FollowUp.TICKET):
+        return
+    name = f"{form.name}: {contact}"[:200]
+    try:
+        if form.follow_up == FollowUp.DEAL:
+            stage = form.deal_stage
+            crm.create_deal(
+                workspace=form.workspace,
+                name=name,
+                stage=stage,
+                contacts=[contact],
+                source=f"Form: {form.name}"[:100],
+            )
+        else:
+            lines = [
+                f"{spec['label']}: {submission.values[spec['key']]}"
+                for spec in form.fields
+                if spec["key"] in submission.values
+            ]
+            tickets.open_ticket(
+                workspace=form.workspace,
+                subject=name,
+                description="\n".join(lines),
+                contact=contact,
+                priority=form.ticket_priority or TicketPriority.NORMAL,
+                channel="web",
+            )
+    except (ValueError, crm.CrossWorkspaceReference) as exc:
+        raise FollowUpFailed(str(exc)) from exc
+
+
+def thank_you(form: Form, submission: FormSubmission) -> dict[str, str]:
+    """What a person sees after sending: the message, the redirect, the download link."""
+    from patron.capture import downloads
+
+    return {
+        "message": form.success_message,
+        "redirect_url": form.redirect_url,
+        "download_url": downloads.download_url(submission)
+        if form.download_file_id is not None
+        else "",
+        "download_name": form.download_file.name if form.download_file is not None else "",
+    }
 
 
 def _notify_owner(form: Form, contact: Contact, created: bool) -> None:
@@ -690,7 +829,9 @@ def _notify_owner(form: Form, contact: Contact, created: bool) -> None:
 
 def public_form(key: str) -> Form | None:
     """The form behind a public key (any workspace: the key is the credential)."""
-    return Form.objects.unscoped().select_related("workspace").filter(key=key).first()
+    return (
+        Form.objects.unscoped().select_related("workspace", "download_file").filter(key=key).first()
+    )
 
 
 def submissions(form: Form) -> Any:

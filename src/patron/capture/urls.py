@@ -1,11 +1,13 @@
 from django.urls import path
 
-from patron.capture import views
+from patron.capture import views, views_pages
 from patron.core.tenancy import register_url_parameter
 
 app_name = "capture"
 
 register_url_parameter("form_id", "capture.Form")
+register_url_parameter("landing_page_id", "capture.LandingPage")
+register_url_parameter("download_file_id", "capture.DownloadFile")
 
 urlpatterns = [
     path("forms/", views.form_list, name="form_list"),
@@ -19,4 +21,23 @@ urlpatterns = [
         name="form_submissions_export",
     ),
     path("forms/<int:form_id>/delete/", views.form_delete, name="form_delete"),
+    path("downloads/", views_pages.file_list, name="file_list"),
+    path("downloads/<int:download_file_id>/delete/", views_pages.file_delete, name="file_delete"),
+    path("landing-pages/", views_pages.page_list, name="page_list"),
+    path("landing-pages/new/", views_pages.page_new, name="page_new"),
+    path("landing-pages/preview/", views_pages.page_preview, name="page_preview"),
+    path("landing-pages/<int:landing_page_id>/", views_pages.page_edit, name="page_edit"),
+    path(
+        "landing-pages/<int:landing_page_id>/publish/",
+        views_pages.page_publish,
+        name="page_publish",
+    ),
+    path(
+        "landing-pages/<int:landing_page_id>/unpublish/",
+        views_pages.page_unpublish,
+        name="page_unpublish",
+    ),
+    path(
+        "landing-pages/<int:landing_page_id>/delete/", views_pages.page_delete, name="page_delete"
+    ),
 ]

@@ -23,8 +23,14 @@ class FormKeyConverter:
 register_converter(FormKeyConverter, "formkey")
 
 register_public_url_parameter("form_key")
+register_public_url_parameter("workspace_slug")
+register_public_url_parameter("page_slug")
 
 urlpatterns = [
     path("f/<formkey:form_key>/", views_public.hosted, name="hosted"),
     path("f/<formkey:form_key>/embed.json", views_public.embed_description, name="embed"),
+    path("d/<str:token>", views_public.download, name="download"),
+    path(
+        "p/<slug:workspace_slug>/<slug:page_slug>", views_public.landing_page, name="landing_page"
+    ),
 ]

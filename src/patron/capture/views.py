@@ -18,12 +18,13 @@ from django.views.decorators.http import require_POST
 
 from patron.audience.models import MailingList
 from patron.capture import services
-from patron.capture.models import Form
+from patron.capture.models import DownloadFile, FollowUp, Form
 from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.core.models import User
 from patron.core.paging import SeekPage
 from patron.core.roles import DATA_EXPORT, MARKETING_EDIT
+from patron.crm.models import Stage, TicketPriority
 from patron.crm.services import key_from_label
 
 PAGE_SIZE = 50
@@ -82,6 +83,41 @@ class SettingsForm(forms.Form):
         empty_label=gettext_lazy("Nobody"),
         help_text=gettext_lazy("This member gets a notification for each submission."),
     )
+    download_file = forms.ModelChoiceField(
+        label=gettext_lazy("Deliver a file"),
+        queryset=DownloadFile.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("No file"),
+        help_text=gettext_lazy(
+            "The thank-you answer gives a personal download link to a file of the Downloads "
+            "library (gated content)."
+        ),
+    )
+    download_days = forms.IntegerField(
+        label=gettext_lazy("The download link works for (days)"),
+        min_value=1,
+        max_value=365,
+        required=False,
+        help_text=gettext_lazy("Empty: 7 days."),
+    )
+    email_download = forms.BooleanField(
+        label=gettext_lazy("Also email the download link"), required=False
+    )
+    follow_up = forms.ChoiceField(
+        label=gettext_lazy("Also"),
+        choices=FollowUp.choices,
+        required=False,
+        help_text=gettext_lazy("Open a deal or a ticket for the person who sent the form."),
+    )
+    deal_stage = forms.ModelChoiceField(
+        label=gettext_lazy("Deal pipeline and stage"),
+        queryset=Stage.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("The first stage of the first pipeline"),
+    )
+    ticket_priority = forms.ChoiceField(
+        label=gettext_lazy("Ticket priority"), choices=TicketPriority.choices, required=False
+    )
     allowed_origins = forms.CharField(
         label=gettext_lazy("Sites that may embed the form"),
         required=False,
@@ -97,6 +133,14 @@ class SettingsForm(forms.Form):
         self.fields["notify_user"].queryset = User.objects.filter(  # type: ignore[attr-defined]
             memberships__workspace=workspace, memberships__is_active=True
         ).order_by("name", "email")
+        self.fields["download_file"].queryset = DownloadFile.objects.for_workspace(workspace)  # type: ignore[attr-defined]
+        stages = self.fields["deal_stage"]
+        stages.queryset = (  # type: ignore[attr-defined]
+            Stage.objects.for_workspace(workspace)
+            .select_related("pipeline")
+            .order_by("pipeline__position", "pipeline_id", "position")
+        )
+        stages.label_from_instance = lambda stage: f"{stage.pipeline.name} → {stage.name}"  # type: ignore[attr-defined]
 
 
 class FieldRow(forms.Form):
@@ -173,6 +217,8 @@ def _builder(request: WorkspaceRequest, form: Form | None) -> HttpResponse:
             "submit_label": _("Send"),
             "success_message": _("Thank you! We received your message."),
             "consent_required": True,
+            "download_days": 7,
+            "ticket_priority": TicketPriority.NORMAL,
         }
         rows: list[dict[str, Any]] = STARTER_FIELDS
     else:
@@ -188,6 +234,12 @@ def _builder(request: WorkspaceRequest, form: Form | None) -> HttpResponse:
             "redirect_url": form.redirect_url,
             "notify_user": form.notify_user,
             "allowed_origins": "\n".join(form.allowed_origins),
+            "download_file": form.download_file,
+            "download_days": form.download_days,
+            "email_download": form.email_download,
+            "follow_up": form.follow_up,
+            "deal_stage": form.deal_stage,
+            "ticket_priority": form.ticket_priority,
         }
         rows = form.fields
     data = request.POST if request.method == "POST" else None
@@ -207,6 +259,7 @@ def _builder(request: WorkspaceRequest, form: Form | None) -> HttpResponse:
         values["tags"] = [tag for tag in values["tags"].split(",") if tag.strip()]
         values["allowed_origins"] = values["allowed_origins"].splitlines()
         values["fields"] = _rows(formset)
+        values["download_days"] = values["download_days"] or 7
         try:
             if form is None:
                 form = services.create_form(workspace=workspace, created_by=request.user, **values)

@@ -12,15 +12,18 @@ Origin check against the form's allowed sites.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -31,6 +34,10 @@ from patron.capture.models import Form
 from patron.core.signals import request_info
 from patron.crm.models import CustomFieldObject
 from patron.crm.services import field_definitions
+
+FOLLOW_UP_FAILED = gettext_lazy(
+    "The form could not be sent just now. Please try again in a few minutes."
+)
 
 
 def _form(form_key: str) -> Form:
@@ -102,6 +109,7 @@ def _hosted(
     problem: str = "",
     state: str = "ask",
     status: int = 200,
+    thanks: dict[str, str] | None = None,
 ) -> HttpResponse:
     errors = errors or {}
     if values is None:
@@ -118,6 +126,7 @@ def _hosted(
         "state": state,
         "page_url": values.get(services.PAGE_URL, ""),
         "LANGUAGE_CODE": form.workspace.language,
+        "thanks": thanks or {},
     }
     with translation.override(form.workspace.language):
         response = render(request, "capture/hosted.html", context, status=status)
@@ -168,9 +177,11 @@ def hosted(request: HttpRequest, form_key: str) -> HttpResponse:
         return _hosted(
             request, form, values=values, errors=exc.errors, problem=str(exc), status=400
         )
+    except services.FollowUpFailed:
+        return _hosted(request, form, values=values, problem=str(FOLLOW_UP_FAILED), status=503)
     if form.redirect_url:
         return redirect(form.redirect_url)
-    response = _hosted(request, form, state="sent")
+    response = _hosted(request, form, state="sent", thanks=services.thank_you(form, submission))
     response.headers["X-Patron-Submission"] = str(submission.pk)
     return response
 
@@ -213,7 +224,8 @@ def _payload(request: HttpRequest) -> dict[str, Any] | QueryDict:
 def api_submit(request: HttpRequest, form_key: str) -> HttpResponse:
     """``POST /api/v1/forms/<key>/submissions``: JSON (or form-encoded) in, JSON out.
 
-    201 ``{"id", "contact_id", "message", "redirect_url"}``; errors in the API's
+    201 ``{"id", "contact_id", "message", "redirect_url", "download_url", "download_name"}``
+    (the download fields empty unless the form delivers a file); errors in the API's
     format, 422 with a message per field, 400/403/413/429 for refusals.
     """
     form = services.public_form(form_key)
@@ -247,13 +259,233 @@ def api_submit(request: HttpRequest, form_key: str) -> HttpResponse:
     except services.SubmissionInvalid as exc:
         fields = {key: [message] for key, message in exc.errors.items()}
         return _json_error(form, request, 422, "invalid", str(exc), fields)
+    except services.FollowUpFailed:
+        return _json_error(form, request, 503, "unavailable", str(FOLLOW_UP_FAILED))
+    thanks = services.thank_you(form, submission)
     response = JsonResponse(
         {
             "id": submission.pk,
             "contact_id": submission.contact_id,
-            "message": form.success_message,
-            "redirect_url": form.redirect_url,
+            "message": thanks["message"],
+            "redirect_url": thanks["redirect_url"],
+            "download_url": thanks["download_url"],
+            "download_name": thanks["download_name"],
         },
         status=201,
     )
     return _cors(response, form, request)
+
+
+# --- Downloads ----------------------------------------------------------------------------
+
+# A file served from Patron's address must never run as a page of it.
+DOWNLOAD_POLICY = "default-src 'none'; sandbox"
+
+
+@never_cache
+@require_GET
+def download(request: HttpRequest, token: str) -> HttpResponseBase:
+    """A gated file behind its signed link; an expired or wrong link gets a page saying so."""
+    from django.http import FileResponse
+
+    from patron.capture import downloads
+
+    try:
+        grant = downloads.read_token(token)
+        item = downloads.record_download(grant=grant)
+    except downloads.LinkInvalid as exc:
+        form = (
+            Form.objects.unscoped().select_related("workspace").filter(pk=exc.form_id).first()
+            if exc.form_id is not None
+            else None
+        )
+        language = form.workspace.language if form is not None else None
+        context = {
+            "expired": exc.expired,
+            "form": form,
+            "form_url": reverse("capture_public:hosted", args=[form.key]) if form else "",
+            "LANGUAGE_CODE": language or translation.get_language(),
+        }
+        with translation.override(language or translation.get_language()):
+            response = render(
+                request,
+                "capture/download_invalid.html",
+                context,
+                status=410 if exc.expired else 404,
+            )
+        response.headers["X-Robots-Tag"] = "noindex"
+        return response
+    served = FileResponse(
+        item.file.open("rb"),
+        as_attachment=True,
+        filename=downloads.download_name(item),
+        content_type=item.content_type,
+    )
+    served.headers["Content-Security-Policy"] = DOWNLOAD_POLICY
+    served.headers["X-Content-Type-Options"] = "nosniff"
+    served.headers["X-Robots-Tag"] = "noindex"
+    served.headers["Referrer-Policy"] = "no-referrer"
+    return served
+
+
+# --- Landing pages ------------------------------------------------------------------------
+
+# Landing pages: their own styles (MJML writes inline ones), Patron's static files, images
+# from anywhere, forms posting back to Patron, and no script at all.
+PAGE_POLICY = (
+    "default-src 'none'; img-src * data:; style-src 'self' 'unsafe-inline'; font-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def render_landing_page(
+    request: HttpRequest,
+    page: Any,
+    *,
+    preview: bool = False,
+    outcome: dict[int, dict[str, Any]] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """A landing page with its forms drawn (``outcome`` holds, per form id, the state of a
+    form just sent: its values and errors, or its thank-you)."""
+    from django.template.loader import render_to_string
+    from django.utils.safestring import mark_safe
+
+    from patron.capture import pages
+
+    outcome = outcome or {}
+    action = (
+        ""
+        if preview
+        else reverse("capture_public:landing_page", args=[page.workspace.slug, page.slug])
+    )
+
+    def draw(form: Form) -> str:
+        state = outcome.get(form.pk, {})
+        values = state.get("values")
+        if values is None:
+            values = services.initial_values(form, request.GET)
+        errors = state.get("errors", {})
+        context = {
+            "form": form,
+            "fields": _page_fields(form, values, errors),
+            "token": services.issue_token(form),
+            "honeypot": services.HONEYPOT,
+            "consent_checked": bool(values.get(services.CONSENT)),
+            "consent_error": errors.get(services.CONSENT, ""),
+            "problem": state.get("problem", ""),
+            "page_url": values.get(services.PAGE_URL, ""),
+            "prefix": f"lp{form.pk}-",
+            "action": action,
+            "form_field": True,
+            "thanks": state.get("thanks", {}),
+            "request": request,
+        }
+        template = "capture/_thank_you.html" if state.get("thanks") else "capture/_public_form.html"
+        html = render_to_string(template, context)
+        return f'<div class="landing-form" id="landing-form-{form.pk}">{html}</div>'
+
+    context = {
+        "page": page,
+        "body": mark_safe(pages.render_forms(page, draw)),  # noqa: S308 - built from escaped blocks
+        "styles": mark_safe(page.styles),  # noqa: S308 - written by MJML, not by users
+        "canonical": "" if preview else request.build_absolute_uri(action),
+        "LANGUAGE_CODE": page.workspace.language,
+        "preview": preview,
+    }
+    with translation.override(page.workspace.language):
+        response = render(request, "capture/landing_page.html", context, status=status)
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response
+
+
+def _with_visitor(request: HttpRequest, response: HttpResponse, visitor: str, new: bool) -> None:
+    from patron.capture import pages
+
+    if new:
+        response.set_cookie(
+            pages.VISITOR_COOKIE,
+            visitor,
+            max_age=pages.VISITOR_COOKIE_AGE,
+            secure=request.is_secure(),
+            httponly=False,  # the web tracker's cookie: its script reads the same one
+            samesite="Lax",
+        )
+
+
+# Exempt: the form on a landing page posts like a hosted form (see the module docstring);
+# the same spam checks guard it.
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def landing_page(request: HttpRequest, workspace_slug: str, page_slug: str) -> HttpResponse:
+    """A published landing page; a view is recorded, and its forms post back here."""
+    from patron.capture import pages
+
+    page = pages.public_page(workspace_slug, page_slug)
+    if page is None:
+        raise Http404
+    tracked = pages.tracking_allowed(request.headers)
+    if tracked:
+        visitor, new = pages.visitor_id(request.COOKIES.get(pages.VISITOR_COOKIE))
+    else:
+        visitor, new = "", False
+    if request.method == "GET":
+        if tracked:
+            pages.record_view(
+                page=page,
+                visitor=visitor,
+                url=request.build_absolute_uri(),
+                referrer=request.headers.get("Referer", ""),
+                params=request.GET,
+            )
+        response = render_landing_page(request, page)
+        _with_visitor(request, response, visitor, new)
+        return response
+    if _too_large(request):  # before the body is parsed
+        response = render_landing_page(request, page, status=413)
+        _with_visitor(request, response, visitor, new)
+        return response
+    forms = pages.page_forms(page)
+    try:
+        form = forms[int(request.POST.get("_form") or 0)]
+    except (KeyError, ValueError):
+        raise Http404 from None
+    data = request.POST
+    values = {key: data.get(key, "") for key in data}
+    state: dict[str, Any] = {"values": values}
+    status = 200
+    try:
+        services.check_guard(
+            form=form,
+            data=data,
+            ip_address=request_info(request).ip_address,
+            origin=services.request_origin(request.headers),
+            own_origin=f"{request.scheme}://{request.get_host()}",
+        )
+        # The visitor id is the page's own first-party cookie, whatever the post says.
+        details = dataclasses.replace(_details(request, data), visitor_id=visitor)
+        submission = services.submit_form(form=form, data=data, details=details, landing_page=page)
+    except services.SubmissionRefused as exc:
+        message = (
+            _("Please check your details and send the form again.")
+            if exc.code == "token"
+            else exc.message
+        )
+        state.update(problem=message)
+        status = exc.status
+    except services.SubmissionInvalid as exc:
+        state.update(errors=exc.errors, problem=str(exc))
+        status = 400
+    except services.FollowUpFailed:
+        state.update(problem=str(FOLLOW_UP_FAILED))
+        status = 503
+    else:
+        if form.redirect_url:
+            response = redirect(form.redirect_url)
+            _with_visitor(request, response, visitor, new)
+            return response
+        state = {"thanks": services.thank_you(form, submission)}
+    response = render_landing_page(request, page, outcome={form.pk: state}, status=status)
+    _with_visitor(request, response, visitor, new)
+    return response

@@ -17,6 +17,14 @@ the MJML itself: the client never sends MJML, and every value is escaped
 A block may be shown to one segment only: it is then wrapped in
 ``{% if segments contains 12 %}...{% endif %}`` (the segment id as a number),
 and ``referenced_segments()`` finds those ids in any body, built or written.
+
+The same builder makes landing pages (``PAGE``, a ``Kit`` beside ``EMAIL``):
+their blocks are the email blocks without the footer (no unsubscribe on a web
+page) and without segments (a visitor is anonymous), plus a **form** block that
+embeds one of the workspace's forms. Its MJML is a placeholder comment
+(``<!--patron-form:12-->``) that the page fills with the form's HTML when it is
+shown; no text a user writes can produce one (text is escaped, rich text has
+its comments stripped).
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ SOCIAL_NETWORKS = {
     "x": ("x", "X"),
     "youtube": ("youtube", "YouTube"),
 }
+FORM_SLOT = re.compile(r"<!--patron-form:(\d+)-->")
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
 _SEGMENT_TEST = re.compile(r"{%-?\s*(?:if|elsif|unless)\s+segments\s+contains\s+(\d+)\s*-?%}")
 
@@ -281,6 +290,33 @@ SETTINGS_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class Kit:
+    """What one kind of document may hold: its block types and the fields every block has."""
+
+    name: str
+    types: dict[str, BlockType]
+    common: tuple[Field, ...]
+
+
+FORM_BLOCK = BlockType(
+    "form",
+    gettext_lazy("Form"),
+    (Field("form", gettext_lazy("Form"), "form", None, required=True),),
+    gettext_lazy("One of your forms, sent without leaving the page."),
+)
+
+EMAIL = Kit("email", BLOCK_TYPES, COMMON_FIELDS)
+PAGE = Kit(
+    "page",
+    {
+        **{name: block for name, block in BLOCK_TYPES.items() if name != "footer"},
+        "form": FORM_BLOCK,
+    },
+    tuple(spec for spec in COMMON_FIELDS if spec.kind != "segment"),
+)
+
+
 # --- Reading ---------------------------------------------------------------------------------
 
 
@@ -292,11 +328,11 @@ def empty_document() -> dict[str, Any]:
     }
 
 
-def new_block(kind: str) -> dict[str, Any]:
+def new_block(kind: str, kit: Kit = EMAIL) -> dict[str, Any]:
     """A block of ``kind`` with its defaults (columns start with two)."""
-    block_type = BLOCK_TYPES[kind]
+    block_type = kit.types[kind]
     block: dict[str, Any] = {"type": kind}
-    for spec in (*block_type.fields, *COMMON_FIELDS):
+    for spec in (*block_type.fields, *kit.common):
         if spec.kind == "items":
             block[spec.name] = [
                 {item.name: item.default for item in spec.items} for _n in range(spec.minimum)
@@ -311,7 +347,7 @@ def is_built(blocks: Any) -> bool:
     return isinstance(blocks, dict) and isinstance(blocks.get("blocks"), list)
 
 
-def builder_schema() -> dict[str, Any]:
+def builder_schema(kit: Kit = EMAIL) -> dict[str, Any]:
     """What the builder's script needs to draw its forms (JSON-ready)."""
 
     def describe(spec: Field) -> dict[str, Any]:
@@ -339,11 +375,11 @@ def builder_schema() -> dict[str, Any]:
                 "label": str(block.label),
                 "description": str(block.description),
                 "fields": [describe(spec) for spec in block.fields],
-                "defaults": new_block(block.name),
+                "defaults": new_block(block.name, kit),
             }
-            for block in BLOCK_TYPES.values()
+            for block in kit.types.values()
         ],
-        "common": [describe(spec) for spec in COMMON_FIELDS],
+        "common": [describe(spec) for spec in kit.common],
         "settings": [describe(spec) for spec in SETTINGS_FIELDS],
     }
 
@@ -356,11 +392,18 @@ def referenced_segments(body: str) -> set[int]:
 # --- Validation ------------------------------------------------------------------------------
 
 
-def validate_blocks(document: Any, *, segment_ids: Collection[int] | None = None) -> dict[str, Any]:
+def validate_blocks(
+    document: Any,
+    *,
+    segment_ids: Collection[int] | None = None,
+    kit: Kit = EMAIL,
+    form_ids: Collection[int] | None = None,
+) -> dict[str, Any]:
     """The document cleaned (defaults filled, rich text sanitised, unknown keys dropped).
 
     Raises ``BlocksInvalid`` naming the block at fault. ``segment_ids``, when
-    given, are the segments a block may be limited to (the workspace's).
+    given, are the segments a block may be limited to (the workspace's);
+    ``form_ids`` likewise the forms a form block may show.
     """
     if isinstance(document, list):
         document = {"version": VERSION, "settings": {}, "blocks": document}
@@ -383,16 +426,23 @@ def validate_blocks(document: Any, *, segment_ids: Collection[int] | None = None
     if len(raw_blocks) > MAX_BLOCKS:
         raise BlocksInvalid(_("A design has at most %(count)s blocks.") % {"count": MAX_BLOCKS})
     blocks = [
-        _validate_block(raw, index, segment_ids) for index, raw in enumerate(raw_blocks, start=1)
+        _validate_block(raw, index, segment_ids, kit, form_ids)
+        for index, raw in enumerate(raw_blocks, start=1)
     ]
     return {"version": VERSION, "settings": settings, "blocks": blocks}
 
 
-def _validate_block(raw: Any, index: int, segment_ids: Collection[int] | None) -> dict[str, Any]:
+def _validate_block(
+    raw: Any,
+    index: int,
+    segment_ids: Collection[int] | None,
+    kit: Kit = EMAIL,
+    form_ids: Collection[int] | None = None,
+) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise BlocksInvalid(_("Block %(index)s is not an object.") % {"index": index}, index)
     kind = raw.get("type")
-    block_type = BLOCK_TYPES.get(kind) if isinstance(kind, str) else None
+    block_type = kit.types.get(kind) if isinstance(kind, str) else None
     if block_type is None:
         raise BlocksInvalid(
             _("Block %(index)s: unknown block type “%(type)s”.")
@@ -400,12 +450,15 @@ def _validate_block(raw: Any, index: int, segment_ids: Collection[int] | None) -
             index,
         )
     clean: dict[str, Any] = {"type": block_type.name}
-    for spec in (*block_type.fields, *COMMON_FIELDS):
+    for spec in (*block_type.fields, *kit.common):
         try:
             clean[spec.name] = _value(spec, raw.get(spec.name, spec.default))
             chosen = clean[spec.name] if spec.kind == "segment" else None
             if chosen is not None and segment_ids is not None and chosen not in segment_ids:
                 raise ValueError(_("that segment does not exist in this workspace."))
+            chosen = clean[spec.name] if spec.kind == "form" else None
+            if chosen is not None and form_ids is not None and chosen not in form_ids:
+                raise ValueError(_("that form does not exist in this workspace."))
         except ValueError as error:
             raise BlocksInvalid(
                 _("Block %(index)s (%(type)s): %(field)s: %(error)s")
@@ -443,6 +496,10 @@ def _value(spec: Field, value: Any) -> Any:
             return None
         if isinstance(value, bool) or not str(value).isdigit():
             raise ValueError(_("choose a segment."))
+        return int(value)
+    if spec.kind == "form":
+        if isinstance(value, bool) or not str(value or "").isdigit():
+            raise ValueError(_("choose a form."))
         return int(value)
     if spec.kind == "int":
         if isinstance(value, bool):
@@ -506,9 +563,15 @@ def sanitize_rich_text(value: str) -> str:
 # --- MJML ------------------------------------------------------------------------------------
 
 
-def blocks_to_mjml(blocks: Any, *, segment_ids: Collection[int] | None = None) -> str:
+def blocks_to_mjml(
+    blocks: Any,
+    *,
+    segment_ids: Collection[int] | None = None,
+    kit: Kit = EMAIL,
+    form_ids: Collection[int] | None = None,
+) -> str:
     """The MJML for a builder document (validated first: ``BlocksInvalid`` on bad input)."""
-    document = validate_blocks(blocks, segment_ids=segment_ids)
+    document = validate_blocks(blocks, segment_ids=segment_ids, kit=kit, form_ids=form_ids)
     settings = document["settings"]
     font = FONTS[settings["font"]]
     head = (
@@ -531,7 +594,7 @@ def blocks_to_mjml(blocks: Any, *, segment_ids: Collection[int] | None = None) -
         section = _SECTION_WRITERS[block["type"]](block, settings)
         background = block["background"] or settings["content_background"]
         section = section.replace("<mj-section", f'<mj-section background-color="{background}"', 1)
-        if block["segment"] is not None:
+        if block.get("segment") is not None:
             section = f"{{% if segments contains {block['segment']} %}}{section}{{% endif %}}"
         sections.append(section)
     body = "\n".join(sections)
@@ -663,7 +726,12 @@ def _footer(block: dict[str, Any], settings: dict[str, Any]) -> str:
     )
 
 
+def _form(block: dict[str, Any], settings: dict[str, Any]) -> str:
+    return _section(f'<mj-text padding="8px 24px"><!--patron-form:{block["form"]}--></mj-text>')
+
+
 _SECTION_WRITERS = {
+    "form": _form,
     "logo": _logo,
     "heading": _heading,
     "text": _rich,

@@ -109,6 +109,9 @@
   }
   var schema = JSON.parse(document.getElementById("builder-schema").textContent);
   var segments = JSON.parse(document.getElementById("builder-segments").textContent);
+  // Landing pages: the workspace's forms, for the form block.
+  var formsData = document.getElementById("builder-forms");
+  var forms = formsData ? JSON.parse(formsData.textContent) : [];
   var types = {};
   schema.types.forEach(function (type) { types[type.type] = type; });
   var doc = JSON.parse(input.value || "{}");
@@ -136,6 +139,10 @@
     return holder.textContent;
   }
   function summary(block) {
+    if (block.type === "form") {
+      var chosen = forms.filter(function (f) { return f.id === block.form; })[0];
+      return chosen ? chosen.name : "";
+    }
     var text = block.text || block.label || block.alt || block.src || "";
     if (block.type === "columns") text = block.columns.map(function (c) { return plain(c.text); }).join(" | ");
     text = plain(text).trim();
@@ -258,18 +265,20 @@
       wrap.appendChild(fieldset);
       return wrap;
     }
-    if (spec.kind === "choice" || spec.kind === "segment") {
+    if (spec.kind === "choice" || spec.kind === "segment" || spec.kind === "form") {
       field = el("select", { class: "form-select form-select-sm", id: id });
       var options = spec.kind === "segment"
         ? [["", "Everyone"]].concat(segments.map(function (s) { return [String(s.id), s.name]; }))
-        : spec.choices;
+        : spec.kind === "form"
+          ? [["", "Choose a form"]].concat(forms.map(function (f) { return [String(f.id), f.name]; }))
+          : spec.choices;
       options.forEach(function (option) {
         var o = el("option", { value: option[0], text: option[1] });
         if (String(value) === option[0]) o.selected = true;
         field.appendChild(o);
       });
       field.addEventListener("change", function () {
-        set(spec.kind === "segment" ? (field.value ? parseInt(field.value, 10) : null) : field.value);
+        set(spec.kind === "segment" || spec.kind === "form" ? (field.value ? parseInt(field.value, 10) : null) : field.value);
         if (spec.kind === "segment") render();
       });
     } else if (spec.kind === "int") {

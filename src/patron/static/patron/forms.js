@@ -87,7 +87,14 @@
           button.disabled = false;
           if (result.ok) {
             if (result.body.redirect_url) { window.location.href = result.body.redirect_url; return; }
-            var done = el("p", { "class": "patron-form-sent", role: "status" }, result.body.message);
+            var done = el("div", { "class": "patron-form-sent", role: "status" });
+            done.appendChild(el("p", {}, result.body.message));
+            if (result.body.download_url) {
+              var link = el("a", { "class": "patron-form-download", href: result.body.download_url }, "Download \u201c" + result.body.download_name + "\u201d");
+              var line = el("p", {});
+              line.appendChild(link);
+              done.appendChild(line);
+            }
             form.replaceWith(done);
             return;
           }
