@@ -182,3 +182,24 @@ def test_statistics_per_step_and_workflow(workspace):
         "exited": 0,
         "failed": 0,
     }
+
+
+@pytest.mark.parametrize(
+    "key",
+    sorted(__import__("patron.automation.workflow_templates", fromlist=["TEMPLATES"]).TEMPLATES),
+)
+def test_every_template_installs_as_a_valid_draft_and_publishes(workspace, key):
+    from patron.automation.workflow_templates import TEMPLATES, install_template
+    from patron.mail.models import EmailTemplate
+    from patron.mail.templates_service import check_content
+
+    workflow = install_template(workspace=workspace, key=key)
+    assert workflow.status == "draft" and workflow.draft["steps"]
+    assert workflow.name == str(TEMPLATES[key].name)
+    for email in EmailTemplate.objects.for_workspace(workspace):
+        problems = [p for p in check_content(workspace, email) if p.blocking]
+        assert problems == [], (email.name, problems)
+        assert "lorem" not in email.body.lower()
+    workflows.publish_workflow(workflow=workflow)
+    again = install_template(workspace=workspace, key=key)
+    assert again.name == f"{workflow.name} (2)"
