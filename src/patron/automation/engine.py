@@ -218,7 +218,11 @@ def enrol_contacts(
     table = connection.ops.quote_name(Enrolment._meta.db_table)
     selected_sql, params = _contacts_sql(workflow.workspace_id, contact_ids, contacts)
     adapt = connection.ops.adapt_datetimefield_value
-    previous = f"SELECT 1 FROM {table} e WHERE e.workflow_id = %s AND e.contact_id = c.enrol_id"  # noqa: S608
+    # Each lookup is one probe of the (workspace, contact, workflow) index.
+    previous = (
+        f"SELECT 1 FROM {table} e WHERE e.workspace_id = {int(workflow.workspace_id)} "  # noqa: S608
+        "AND e.contact_id = c.enrol_id AND e.workflow_id = %s"
+    )
     conditions = []
     extra: list[Any] = []
     if yearly:
@@ -236,7 +240,8 @@ def enrol_contacts(
     status = EnrolmentStatus.ACTIVE if first else EnrolmentStatus.COMPLETED
     round_sql = (
         f"(SELECT COUNT(*) + 1 FROM {table} e "  # noqa: S608
-        "WHERE e.workflow_id = %s AND e.contact_id = c.enrol_id)"
+        f"WHERE e.workspace_id = {int(workflow.workspace_id)} "
+        "AND e.contact_id = c.enrol_id AND e.workflow_id = %s)"
     )
     sql = (
         f"INSERT INTO {table} (workspace_id, workflow_id, version_id, contact_id, status, step, "  # noqa: S608

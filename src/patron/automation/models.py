@@ -144,7 +144,8 @@ class Enrolment(TenantModel):
                 name="enrolment_timer",
                 condition=models.Q(status="active"),
             ),
-            models.Index(fields=["workspace", "contact_id"], name="enrolment_contact"),
+            # A contact's enrolments (the re-enrolment rule and the round, per workflow).
+            models.Index(fields=["workspace", "contact_id", "workflow"], name="enrolment_contact"),
             models.Index(
                 fields=["workspace", "waiting_for", "contact_id"],
                 name="enrolment_waiting",
