@@ -594,3 +594,12 @@ def failed_enrolments(workflow: Workflow) -> Any:
         .filter(Q(status=EnrolmentStatus.FAILED) | ~Q(last_error=""))
         .order_by("-id")
     )
+
+
+def history_for(workspace: Workspace, enrolment_ids: list[int]) -> list[StepRun]:
+    """The step runs of several enrolments, in order (one query)."""
+    return list(
+        StepRun.objects.for_workspace(workspace)
+        .filter(enrolment_id__in=enrolment_ids)
+        .order_by("enrolment_id", "iteration", "id")
+    )

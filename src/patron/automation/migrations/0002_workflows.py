@@ -7,145 +7,332 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('automation', '0001_initial'),
-        ('core', '0003_workspace_suppress_role_addresses'),
+        ("automation", "0001_initial"),
+        ("core", "0003_workspace_suppress_role_addresses"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Workflow',
+            name="Workflow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=150, verbose_name='name')),
-                ('description', models.CharField(blank=True, max_length=300, verbose_name='description')),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('active', 'Active'), ('paused', 'Paused')], default='draft', max_length=10)),
-                ('draft', models.JSONField(default=dict)),
-                ('trigger_type', models.CharField(blank=True, max_length=30)),
-                ('template_key', models.CharField(blank=True, max_length=50)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('paused_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=150, verbose_name="name")),
+                (
+                    "description",
+                    models.CharField(blank=True, max_length=300, verbose_name="description"),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("active", "Active"), ("paused", "Paused")],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                ("draft", models.JSONField(default=dict)),
+                ("trigger_type", models.CharField(blank=True, max_length=30)),
+                ("template_key", models.CharField(blank=True, max_length=50)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("paused_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'workflow',
-                'ordering': ['name', 'id'],
+                "verbose_name": "workflow",
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='WorkflowVersion',
+            name="WorkflowVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('graph', models.JSONField()),
-                ('published_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('published_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='automation.workflow')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("graph", models.JSONField()),
+                ("published_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "published_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="versions",
+                        to="automation.workflow",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workflow', '-number'],
+                "ordering": ["workflow", "-number"],
             },
         ),
         migrations.CreateModel(
-            name='WorkflowEmail',
+            name="WorkflowEmail",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step_id', models.CharField(max_length=40)),
-                ('round', models.PositiveIntegerField(default=1)),
-                ('campaign_id', models.BigIntegerField()),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='automation.workflow')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='automation.workflowversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step_id", models.CharField(max_length=40)),
+                ("round", models.PositiveIntegerField(default=1)),
+                ("campaign_id", models.BigIntegerField()),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="automation.workflow",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="automation.workflowversion",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='workflow',
-            name='published',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='automation.workflowversion'),
+            model_name="workflow",
+            name="published",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="automation.workflowversion",
+            ),
         ),
         migrations.CreateModel(
-            name='Enrolment',
+            name="Enrolment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('contact_id', models.BigIntegerField()),
-                ('status', models.CharField(choices=[('active', 'In progress'), ('completed', 'Completed'), ('goal', 'Goal reached'), ('exited', 'Exited'), ('removed', 'Removed'), ('failed', 'Failed')], default='active', max_length=10)),
-                ('step', models.CharField(blank=True, max_length=40)),
-                ('next_wake_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('runs', models.PositiveIntegerField(default=0)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('waiting_for', models.CharField(blank=True, max_length=64)),
-                ('round', models.PositiveIntegerField(default=1)),
-                ('source', models.CharField(blank=True, max_length=30)),
-                ('entered_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
-                ('workflow', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='enrolments', to='automation.workflow')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='automation.workflowversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("contact_id", models.BigIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "In progress"),
+                            ("completed", "Completed"),
+                            ("goal", "Goal reached"),
+                            ("exited", "Exited"),
+                            ("removed", "Removed"),
+                            ("failed", "Failed"),
+                        ],
+                        default="active",
+                        max_length=10,
+                    ),
+                ),
+                ("step", models.CharField(blank=True, max_length=40)),
+                ("next_wake_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("runs", models.PositiveIntegerField(default=0)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("waiting_for", models.CharField(blank=True, max_length=64)),
+                ("round", models.PositiveIntegerField(default=1)),
+                ("source", models.CharField(blank=True, max_length=30)),
+                ("entered_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
+                (
+                    "workflow",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="enrolments",
+                        to="automation.workflow",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="automation.workflowversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-entered_at', '-id'],
+                "ordering": ["-entered_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='StepRun',
+            name="StepRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('workflow_id', models.BigIntegerField()),
-                ('step_id', models.CharField(max_length=40)),
-                ('iteration', models.PositiveIntegerField()),
-                ('step_type', models.CharField(max_length=30)),
-                ('status', models.CharField(choices=[('completed', 'Completed'), ('failed', 'Failed')], default='completed', max_length=10)),
-                ('result', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('ran_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('enrolment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='step_runs', to='automation.enrolment')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("workflow_id", models.BigIntegerField()),
+                ("step_id", models.CharField(max_length=40)),
+                ("iteration", models.PositiveIntegerField()),
+                ("step_type", models.CharField(max_length=30)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("completed", "Completed"), ("failed", "Failed")],
+                        default="completed",
+                        max_length=10,
+                    ),
+                ),
+                ("result", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True)),
+                ("ran_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "enrolment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="step_runs",
+                        to="automation.enrolment",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['enrolment', 'iteration'],
-                'indexes': [models.Index(fields=['workflow_id', 'step_id'], name='step_run_step')],
-                'constraints': [models.UniqueConstraint(fields=('enrolment', 'step_id', 'iteration'), name='step_run_once')],
+                "ordering": ["enrolment", "iteration"],
+                "indexes": [models.Index(fields=["workflow_id", "step_id"], name="step_run_step")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("enrolment", "step_id", "iteration"), name="step_run_once"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='workflowversion',
-            constraint=models.UniqueConstraint(fields=('workflow', 'number'), name='workflow_version_number'),
+            model_name="workflowversion",
+            constraint=models.UniqueConstraint(
+                fields=("workflow", "number"), name="workflow_version_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='workflowemail',
-            constraint=models.UniqueConstraint(fields=('version', 'step_id', 'round'), name='workflow_email_once'),
+            model_name="workflowemail",
+            constraint=models.UniqueConstraint(
+                fields=("version", "step_id", "round"), name="workflow_email_once"
+            ),
         ),
         migrations.AddIndex(
-            model_name='workflow',
-            index=models.Index(fields=['workspace', 'status', 'trigger_type'], name='workflow_trigger'),
+            model_name="workflow",
+            index=models.Index(
+                fields=["workspace", "status", "trigger_type"], name="workflow_trigger"
+            ),
         ),
         migrations.AddIndex(
-            model_name='enrolment',
-            index=models.Index(condition=models.Q(('status', 'active')), fields=['workspace', 'next_wake_at'], name='enrolment_timer'),
+            model_name="enrolment",
+            index=models.Index(
+                condition=models.Q(("status", "active")),
+                fields=["workspace", "next_wake_at"],
+                name="enrolment_timer",
+            ),
         ),
         migrations.AddIndex(
-            model_name='enrolment',
-            index=models.Index(fields=['workspace', 'contact_id', 'workflow'], name='enrolment_contact'),
+            model_name="enrolment",
+            index=models.Index(
+                fields=["workspace", "contact_id", "workflow"], name="enrolment_contact"
+            ),
         ),
         migrations.AddIndex(
-            model_name='enrolment',
-            index=models.Index(condition=models.Q(('status', 'active'), models.Q(('waiting_for', ''), _negated=True)), fields=['workspace', 'waiting_for', 'contact_id'], name='enrolment_waiting'),
+            model_name="enrolment",
+            index=models.Index(
+                condition=models.Q(
+                    ("status", "active"), models.Q(("waiting_for", ""), _negated=True)
+                ),
+                fields=["workspace", "waiting_for", "contact_id"],
+                name="enrolment_waiting",
+            ),
         ),
         migrations.AddIndex(
-            model_name='enrolment',
-            index=models.Index(fields=['workflow', 'status', 'step'], name='enrolment_step'),
+            model_name="enrolment",
+            index=models.Index(fields=["workflow", "status", "step"], name="enrolment_step"),
         ),
         migrations.AddConstraint(
-            model_name='enrolment',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'active')), fields=('workflow', 'contact_id'), name='enrolment_one_live'),
+            model_name="enrolment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "active")),
+                fields=("workflow", "contact_id"),
+                name="enrolment_one_live",
+            ),
         ),
     ]
