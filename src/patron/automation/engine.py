@@ -181,7 +181,7 @@ def _contacts_sql(
 ) -> tuple[str, list[Any]]:
     if contacts is None:
         contacts = Contact.objects.for_workspace(workspace_id).filter(
-            pk__in=list(contact_ids or [])
+            pk__in_ids=list(contact_ids or [])
         )
     from django.db.models import F
 
@@ -343,28 +343,49 @@ def claim(workspace_id: int, *, now: datetime, limit: int = BATCH_SIZE) -> list[
             [adapt(now + LEASE), workspace_id, moment, *workflows, moment, limit, moment],
         )
         rows = cursor.fetchall()
-    claimed = []
-    for row in rows:
-        entered = row[9]
-        if isinstance(entered, str):
-            entered = datetime.fromisoformat(entered)
-        if timezone.is_naive(entered):
-            entered = timezone.make_aware(entered, ZoneInfo("UTC"))
-        claimed.append(
-            Claimed(
-                id=row[0],
-                workflow_id=row[1],
-                version_id=row[2],
-                contact_id=row[3],
-                step=row[4],
-                runs=row[5],
-                round=row[6],
-                attempts=row[7],
-                waiting_for=row[8],
-                entered_at=entered,
-            )
-        )
-    return claimed
+    return [_claimed(row) for row in rows]
+
+
+def claim_locked(workspace_id: int, *, now: datetime, limit: int = BATCH_SIZE) -> list[Claimed]:
+    """PostgreSQL: lock up to ``limit`` due enrolments for the current transaction.
+
+    Rows another worker holds are skipped; a lease left by an SQLite-style
+    claim is honoured the same way.
+    """
+    workflows = active_workflow_ids(workspace_id)
+    if not workflows:
+        return []
+    table = connection.ops.quote_name(Enrolment._meta.db_table)
+    sql = (
+        "SELECT id, workflow_id, version_id, contact_id, step, runs, round, attempts, "  # noqa: S608
+        f"waiting_for, entered_at FROM {table} WHERE workspace_id = %s AND status = 'active' "
+        "AND next_wake_at <= %s AND workflow_id = ANY(%s) "
+        "AND (lease_until IS NULL OR lease_until < %s) "
+        "ORDER BY next_wake_at LIMIT %s FOR UPDATE SKIP LOCKED"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [workspace_id, now, workflows, now, limit])
+        return [_claimed(row) for row in cursor.fetchall()]
+
+
+def _claimed(row: Sequence[Any]) -> Claimed:
+    entered = row[9]
+    if isinstance(entered, str):
+        entered = datetime.fromisoformat(entered)
+    if timezone.is_naive(entered):
+        entered = timezone.make_aware(entered, ZoneInfo("UTC"))
+    return Claimed(
+        id=row[0],
+        workflow_id=row[1],
+        version_id=row[2],
+        contact_id=row[3],
+        step=row[4],
+        runs=row[5],
+        round=row[6],
+        attempts=row[7],
+        waiting_for=row[8],
+        entered_at=entered,
+    )
 
 
 # --- Running a round -------------------------------------------------------------------------
@@ -422,10 +443,25 @@ def _version(version_id: int, cache: dict[int, VersionMaps] | None = None) -> Ve
 def run_due(
     workspace: Workspace, *, now: datetime | None = None, limit: int = BATCH_SIZE
 ) -> RoundResult:
-    """One round: claim due enrolments of the workspace and run their steps."""
+    """One round: claim due enrolments of the workspace and run their steps.
+
+    PostgreSQL: the round is one transaction that holds the claimed rows
+    locked (``FOR UPDATE SKIP LOCKED``): other workers skip them, and a worker
+    that dies releases them with its connection. Each (version, step) group
+    runs in a savepoint. SQLite (one writer at a time): the claim is a lease
+    written in its own short transaction, and each group commits on its own.
+    """
     now = now or timezone.now()
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            claimed = claim_locked(workspace.pk, now=now, limit=limit)
+            return _run_claimed(workspace, claimed, now)
     with transaction.atomic():
         claimed = claim(workspace.pk, now=now, limit=limit)
+    return _run_claimed(workspace, claimed, now)
+
+
+def _run_claimed(workspace: Workspace, claimed: list[Claimed], now: datetime) -> RoundResult:
     result = RoundResult(claimed=len(claimed))
     if not claimed:
         return result
@@ -493,14 +529,14 @@ def _matching(
         return []
     return list(
         Contact.objects.for_workspace(workspace)
-        .filter(pk__in=contact_ids)
+        .filter(pk__in_ids=contact_ids)
         .filter(query)
         .values_list("pk", flat=True)
     )
 
 
 def _finish(workspace_id: int, ids: list[int], status: str, now: datetime) -> None:
-    Enrolment.objects.for_workspace(workspace_id).filter(pk__in=ids).update(
+    Enrolment.objects.for_workspace(workspace_id).filter(pk__in_ids=ids).update(
         status=status, finished_at=now, lease_until=None, next_wake_at=None, waiting_for=""
     )
 
@@ -569,7 +605,7 @@ def _zones(group: Group) -> dict[int, ZoneInfo]:
         fallback = workspace_zone(group.workspace)
         names = dict(
             Contact.objects.for_workspace(group.workspace)
-            .filter(pk__in=[r.contact_id for r in group.rows])
+            .filter(pk__in_ids=[r.contact_id for r in group.rows])
             .values_list("pk", "time_zone")
         )
         cache: dict[str, ZoneInfo] = {}
@@ -588,7 +624,7 @@ def _contact(group: Group, contact_id: int) -> Contact:
             c.pk: c
             for c in Contact.objects.for_workspace(group.workspace)
             .select_related("workspace")
-            .filter(pk__in=[r.contact_id for r in group.rows])
+            .filter(pk__in_ids=[r.contact_id for r in group.rows])
         }
     contact = group.contacts.get(contact_id)
     if contact is None:
@@ -635,7 +671,7 @@ def _decide(group: Group, rows: list[Claimed]) -> dict[int, Move]:
 def _existing_contacts(group: Group, rows: list[Claimed]) -> set[int]:
     return set(
         Contact.objects.for_workspace(group.workspace)
-        .filter(pk__in=[r.contact_id for r in rows])
+        .filter(pk__in_ids=[r.contact_id for r in rows])
         .values_list("pk", flat=True)
     )
 
@@ -750,7 +786,7 @@ def condition_holds(
                     kind=event_kind,
                     source_type="mail.campaign",
                     source_id=str(campaign_id),
-                    contact_id__in=[m.contact_id for m in members],
+                    contact_id__in_ids=[m.contact_id for m in members],
                 )
                 .values_list("contact_id", flat=True)
             )
@@ -759,7 +795,7 @@ def condition_holds(
     # Behaviour since each enrolment began.
     since = min(r.entered_at for r in rows)
     events = Event.objects.for_workspace(workspace).filter(
-        contact_id__in=contact_ids, occurred_at__gte=since
+        contact_id__in_ids=contact_ids, occurred_at__gte=since
     )
     if kind == "clicked_link":
         events = events.filter(
@@ -1192,7 +1228,7 @@ def _apply(group: Group, rows: list[Claimed], moves: dict[int, Move]) -> None:
     enrolments = Enrolment.objects.for_workspace(group.workspace)
     for key, ids in updates.items():
         if key[0] == "wait":
-            enrolments.filter(pk__in=ids).update(
+            enrolments.filter(pk__in_ids=ids).update(
                 next_wake_at=key[1], waiting_for=key[2], lease_until=None
             )
             continue
@@ -1212,7 +1248,7 @@ def _apply(group: Group, rows: list[Claimed], moves: dict[int, Move]) -> None:
             values["finished_at"] = group.now
         from django.db.models import F
 
-        enrolments.filter(pk__in=ids).update(runs=F("runs") + 1, **values)
+        enrolments.filter(pk__in_ids=ids).update(runs=F("runs") + 1, **values)
 
 
 # --- Events: enrolling on triggers, waking "wait until" ----------------------------------------

@@ -94,7 +94,7 @@ def queue_automated_deliveries(
     if not contact_ids:
         return {}
     workspace = campaign.workspace
-    contacts = Contact.objects.for_workspace(workspace).filter(pk__in=list(contact_ids))
+    contacts = Contact.objects.for_workspace(workspace).filter(pk__in_ids=list(contact_ids))
     selected = sendable_contacts(workspace, contacts).annotate(
         d_workspace=Value(workspace.pk, output_field=IntegerField()),
         d_campaign=Value(campaign.pk, output_field=IntegerField()),
