@@ -129,7 +129,8 @@ def test_a_worker_killed_between_claim_and_commit_leaves_a_lease_that_runs_out(w
     )
     engine.run_group(group)
     ann.refresh_from_db()
-    assert ann.score == 5
+    enrolment.refresh_from_db()
+    assert ann.score == 5 and enrolment.last_error == "" and enrolment.attempts == 0
     assert (
         StepRun.objects.for_workspace(workspace).filter(status=StepRunStatus.COMPLETED).count() == 1
     )

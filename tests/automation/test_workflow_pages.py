@@ -147,3 +147,29 @@ def test_enrolments_page_shows_errors_and_removes(logged_in, workspace):
     logged_in.post(reverse("workflows:enrolment_remove", args=[workflow.pk, enrolment.pk]))
     enrolment.refresh_from_db()
     assert enrolment.status == "removed" and ann.pk == enrolment.contact_id
+
+
+def test_delete_a_workflow_with_its_enrolments(logged_in, workspace):
+    ann = crm.create_contact(workspace=workspace, email="ann@example.net")
+    workflow = published(workspace, [{"id": "w", "type": "wait", "days": 1}])
+    workflows.enrol_contact(workflow=workflow, contact=ann)
+    response = logged_in.post(reverse("workflows:delete", args=[workflow.pk]))
+    assert response.status_code == 302
+    assert not Workflow.objects.for_workspace(workspace).exists()
+
+
+def test_an_email_steps_campaign_shows_in_the_campaign_pages(logged_in, workspace):
+    from patron.mail.models import Campaign
+    from tests.automation.workflow_helpers import run
+
+    verified_sender(workspace)
+    ann = crm.create_contact(workspace=workspace, email="ann@example.net")
+    email = template(workspace)
+    workflow = published(workspace, [{"id": "m", "type": "send_email", "template": email.pk}])
+    workflows.enrol_contact(workflow=workflow, contact=ann)
+    run(workspace)
+    campaign = Campaign.objects.for_workspace(workspace).get()
+    listing = logged_in.get(reverse("campaigns:list"))
+    assert listing.status_code == 200 and campaign.name in listing.content.decode()
+    detail = logged_in.get(reverse("campaigns:detail", args=[campaign.pk]))
+    assert detail.status_code == 200 and "Welcome email" in detail.content.decode()

@@ -568,7 +568,13 @@ def _fail(group: Group, row: Claimed) -> tuple[int, int]:
     error = traceback.format_exc().strip().splitlines()[-1][:1000]
     logger.warning("Workflow step %s failed for enrolment %s: %s", group.step["id"], row.id, error)
     attempts = row.attempts + 1
-    rows = Enrolment.objects.for_workspace(group.workspace.pk).filter(pk=row.id)
+    # Only the claim that is still current may count a failure: a stale claim (another
+    # worker ran the step meanwhile, the step run's key refused ours) changes nothing.
+    rows = Enrolment.objects.for_workspace(group.workspace.pk).filter(
+        pk=row.id, status=EnrolmentStatus.ACTIVE, runs=row.runs, step=row.step
+    )
+    if not rows.exists():
+        return 0, 0
     with transaction.atomic():
         if attempts >= MAX_ATTEMPTS:
             StepRun.objects.create(
