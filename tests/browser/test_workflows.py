@@ -52,7 +52,7 @@ def test_build_publish_and_test_a_workflow(page):
     panel.get_by_role("link", name="Form submitted").click()
     panel.get_by_label("Form", exact=True).select_option(label="Newsletter sign-up")
     panel.get_by_role("button", name="Save trigger").click()
-    expect(page.locator("#trigger-text")).to_contain_text("Form submitted")
+    expect(page.locator("#trigger-text")).to_have_text("Form submitted: Newsletter sign-up")
 
     # Wait 1 day.
     page.locator("#add-first").click()
@@ -62,7 +62,7 @@ def test_build_publish_and_test_a_workflow(page):
     expect(page.locator("#step-error")).to_contain_text("Step 1 (Wait): enter how long to wait.")
     panel.get_by_label("Days").fill("1")
     panel.get_by_role("button", name="Save step").click()
-    expect(page.locator(".workflow-step").first).to_contain_text("Wait 1 days")
+    expect(page.locator(".workflow-step").first).to_contain_text("Wait 1 day")
 
     # If/else on behaviour: opened the last email of this workflow?
     page.get_by_role("link", name="Add a step after: Wait").click()

@@ -255,17 +255,7 @@ def _trigger_panel(request: WorkspaceRequest, workflow: Workflow) -> Any:
 
 
 def _trigger_text(workflow: Workflow) -> str:
-    trigger = workflow.draft["trigger"]
-    label = str(schema.TRIGGER_TYPES[trigger["type"]])
-    details = {k: v for k, v in trigger.items() if k != "type" and v not in (None, "", [])}
-    if trigger["type"] == "event" and trigger.get("filters"):
-        first = trigger["filters"][0]
-        return f"{label}: {trigger['kind']} ({first['property']} = {first['value']})"
-    if details:
-        return f"{label}: " + ", ".join(
-            f"{k} {v}" for k, v in details.items() if not isinstance(v, list)
-        )
-    return label
+    return workflows.describe_trigger(workflow.workspace, workflow.draft["trigger"])
 
 
 def _flow(

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from patron.activity.models import Event
 from patron.automation import engine
@@ -402,9 +403,16 @@ def describe_step(workspace: Workspace, step: dict[str, Any]) -> str:
     kind = step["type"]
     if kind == "wait":
         parts = []
-        for unit, label in (("days", _("days")), ("hours", _("hours")), ("minutes", _("minutes"))):
-            if step.get(unit):
-                parts.append(f"{step[unit]} {label}")
+        if step.get("days"):
+            parts.append(ngettext("%(n)d day", "%(n)d days", step["days"]) % {"n": step["days"]})
+        if step.get("hours"):
+            parts.append(
+                ngettext("%(n)d hour", "%(n)d hours", step["hours"]) % {"n": step["hours"]}
+            )
+        if step.get("minutes"):
+            parts.append(
+                ngettext("%(n)d minute", "%(n)d minutes", step["minutes"]) % {"n": step["minutes"]}
+            )
         return _("Wait %(time)s") % {"time": ", ".join(parts)}
     if kind == "wait_until":
         if step["mode"] == "datetime":
@@ -492,6 +500,50 @@ def describe_step(workspace: Workspace, step: dict[str, Any]) -> str:
         target = Workflow.objects.for_workspace(workspace).filter(pk=step["workflow"]).first()
         return _("Enrol in “%(name)s”") % {"name": target.name if target else "?"}
     return str(schema.STEP_TYPES.get(kind, kind))
+
+
+def describe_trigger(workspace: Workspace, trigger: dict[str, Any]) -> str:
+    """One line saying who enters, with the names of what the trigger points at."""
+    from patron.activity.kinds import EVENT_KINDS
+    from patron.audience.models import MailingList, Segment
+    from patron.capture.models import Form
+    from patron.crm.models import Pipeline
+
+    kind = trigger["type"]
+    label = str(schema.TRIGGER_TYPES[kind])
+
+    def name_of(model: Any, pk: Any) -> str:
+        row = model.objects.for_workspace(workspace).filter(pk=pk).first() if pk else None
+        return str(row) if row is not None else "?"
+
+    if kind == "form_submitted":
+        which = name_of(Form, trigger["form"]) if trigger.get("form") else _("any form")
+        return f"{label}: {which}"
+    if kind in {"segment_entered", "segment_left"}:
+        return f"{label}: {name_of(Segment, trigger['segment'])}"
+    if kind == "list_joined":
+        return f"{label}: {name_of(MailingList, trigger['list'])}"
+    if kind == "event":
+        text = str(EVENT_KINDS[trigger["kind"]].label)
+        filters = ", ".join(f"{f['property']} = {f['value']}" for f in trigger.get("filters") or [])
+        return f"{label}: {text}" + (f" ({filters})" if filters else "")
+    if kind == "field_changed":
+        to = _(" to “%(value)s”") % {"value": trigger["to"]} if trigger.get("to") else ""
+        return f"{label}: {trigger['field']}{to}"
+    if kind == "date":
+        return _("%(label)s: %(field)s, every year at %(hour)s:00 (contact's time)") % {
+            "label": label,
+            "field": trigger["field"],
+            "hour": trigger["hour"],
+        }
+    if kind == "deal_stage":
+        pipeline = name_of(Pipeline, trigger["pipeline"]) if trigger.get("pipeline") else ""
+        stage = trigger.get("stage") or _("any stage")
+        return f"{label}: {pipeline + ' → ' if pipeline else ''}{stage}"
+    if kind == "score_crossed":
+        arrow = "↑" if trigger["direction"] == "up" else "↓"
+        return f"{label}: {arrow} {trigger['threshold']}"
+    return label
 
 
 def _user_name(value: Any) -> str:
