@@ -571,3 +571,55 @@ def test_a_deleted_contact_leaves_the_workflow(workspace, ann):
     crm.delete_contact(contact=ann)
     run(workspace, now=now + timedelta(hours=2))
     assert Enrolment.objects.for_workspace(workspace).get().status == EnrolmentStatus.EXITED
+
+
+def test_if_in_a_saved_segment_and_clicked_the_last_email(workspace, ann):
+    from patron.audience import segment_services
+
+    verified_sender(workspace)
+    bob = crm.create_contact(workspace=workspace, first_name="Bob", email="bob@example.net")
+    segment = segment_services.create_segment(
+        workspace=workspace,
+        name="Anns",
+        definition={
+            "match": "all",
+            "conditions": [{"type": "field", "field": "first_name", "op": "eq", "value": "Ann"}],
+        },
+    )
+    email = template(workspace)
+    workflow = published(
+        workspace,
+        [
+            {
+                "id": "seg",
+                "type": "if",
+                "condition": {"type": "in_segment", "segment": segment.pk},
+                "yes": [{"id": "y", "type": "add_tag", "tag": "in segment"}],
+                "no": [],
+            },
+            {"id": "m", "type": "send_email", "template": email.pk},
+            {"id": "w", "type": "wait", "hours": 1},
+            {
+                "id": "clk",
+                "type": "if",
+                "condition": {"type": "clicked_last_email"},
+                "yes": [{"id": "c", "type": "add_tag", "tag": "clicked"}],
+                "no": [],
+            },
+        ],
+    )
+    for contact in (ann, bob):
+        workflows.enrol_contact(workflow=workflow, contact=contact)
+    now = timezone.now()
+    run(workspace, now=now)
+    campaign_id = Delivery.objects.for_workspace(workspace).get(contact_id=bob.pk).campaign_id
+    record(
+        workspace=workspace,
+        kind="email.clicked",
+        contact_id=bob.pk,
+        source=("mail.campaign", campaign_id),
+        properties={"campaign": campaign_id, "url": "https://example.com/guide"},
+    )
+    run(workspace, now=now + timedelta(hours=2))
+    assert tags_of(ann) == ["in segment"]
+    assert tags_of(bob) == ["clicked"]

@@ -205,3 +205,24 @@ def test_manual_and_api_enrolment_only(workspace, ann):
     assert enrolled(workflow) == [ann.pk]
     with pytest.raises(workflows.WorkflowInvalid):
         workflows.enrol_contact(workflow=workflow, contact=ann)
+
+
+def test_the_periodic_jobs_enrol_and_run_steps(workspace, ann):
+    from patron.automation import workflow_tasks
+    from patron.core.scheduler import PERIODIC_JOBS
+
+    names = {job.task.module_path for job in PERIODIC_JOBS.values()}
+    assert {
+        "patron.automation.workflow_tasks.advance_workflows",
+        "patron.automation.workflow_tasks.follow_activity_for_workflows",
+        "patron.automation.workflow_tasks.enrol_on_dates",
+    } <= names
+    published(
+        workspace,
+        [{"id": "t", "type": "add_tag", "tag": "viewer"}],
+        trigger={"type": "event", "kind": "page.viewed"},
+    )
+    record(workspace=workspace, kind="page.viewed", contact_id=ann.pk, properties={"url": "/"})
+    assert workflow_tasks.follow_activity_for_workflows.call() >= 1
+    assert workflow_tasks.advance_workflows.call() == 1
+    assert list(ann.tags.values_list("name", flat=True)) == ["viewer"]
