@@ -173,3 +173,33 @@ def test_an_email_steps_campaign_shows_in_the_campaign_pages(logged_in, workspac
     assert listing.status_code == 200 and campaign.name in listing.content.decode()
     detail = logged_in.get(reverse("campaigns:detail", args=[campaign.pk]))
     assert detail.status_code == 200 and "Welcome email" in detail.content.decode()
+
+
+def test_editing_a_segment_tree_condition_keeps_its_tree(logged_in, workspace):
+    definition = {
+        "match": "all",
+        "conditions": [{"type": "field", "field": "city", "op": "eq", "value": "Porto"}],
+    }
+    workflow = workflows.create_workflow(
+        workspace=workspace,
+        name="Tree",
+        graph={
+            "steps": [
+                {
+                    "id": "if",
+                    "type": "if",
+                    "condition": {"type": "segment", "definition": definition},
+                }
+            ]
+        },
+    )
+    builder = reverse("workflows:builder", args=[workflow.pk])
+    form = logged_in.get(builder + "?edit=if").content.decode()
+    assert 'value="segment" selected' in form
+    logged_in.post(builder + "?edit=if", {"step_type": "if", "condition": "segment"})
+    workflow.refresh_from_db()
+    assert (
+        workflow.draft["steps"][0]["condition"]["definition"]["conditions"][0]["value"] == "Porto"
+    )
+    new = logged_in.get(builder + "?add_after=if&type=if").content.decode()
+    assert 'value="segment"' not in new

@@ -155,11 +155,23 @@ class StepForm(forms.Form):
     workflow = forms.TypedChoiceField(label=_("Workflow"), required=False, choices=[], coerce=int)
 
     def __init__(
-        self, *args: Any, workspace: Workspace, exclude_workflow: int | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        workspace: Workspace,
+        exclude_workflow: int | None = None,
+        current: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         fill_choices(self, workspace, exclude_workflow)
         self.fields["step_type"].choices = list(schema.STEP_TYPES.items())  # type: ignore[attr-defined]
+        # Conditions written as a segment tree (templates, the API) are kept as they are;
+        # the builder offers saved segments for new ones.
+        self.current_condition = (current or {}).get("condition") or {}
+        if self.current_condition.get("type") != "segment":
+            self.fields["condition"].choices = [  # type: ignore[attr-defined]
+                (key, label) for key, label in schema.CONDITION_TYPES.items() if key != "segment"
+            ]
 
     def fields_for(self, step_type: str) -> list[forms.BoundField]:
         return [self[name] for name in STEP_FIELDS.get(step_type, [])]
@@ -186,7 +198,9 @@ class StepForm(forms.Form):
             )
         elif kind == "if":
             condition: dict[str, Any] = {"type": data.get("condition")}
-            if data.get("condition") == "in_segment":
+            if data.get("condition") == "segment":
+                condition["definition"] = self.current_condition.get("definition")
+            elif data.get("condition") == "in_segment":
                 condition["segment"] = data.get("segment")
             elif data.get("condition") == "clicked_link":
                 condition["url_contains"] = data.get("url_contains")

@@ -158,7 +158,11 @@ def _step_panel(request: WorkspaceRequest, workflow: Workflow, steps: dict[str, 
     if step_type:
         initial["step_type"] = step_type
     form = workflow_forms.StepForm(
-        data, initial=initial, workspace=request.workspace, exclude_workflow=workflow.pk
+        data,
+        initial=initial,
+        workspace=request.workspace,
+        exclude_workflow=workflow.pk,
+        current=editing,
     )
     error = ""
     if data is not None and form.is_valid():
