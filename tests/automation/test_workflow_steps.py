@@ -217,3 +217,17 @@ def test_webhook_is_signed_and_retried(workspace, ann, receiver):
         headers["X-Patron-Idempotency-Key"] == _Receiver.received[0][0]["X-Patron-Idempotency-Key"]
     )
     assert json.loads(body)["contact"]["email"] == "ann@example.net"
+
+
+def test_a_round_calls_a_few_webhooks_and_leaves_the_rest_due(workspace, receiver):
+    people = [crm.create_contact(workspace=workspace, email=f"p{n}@example.net") for n in range(25)]
+    workflow = published(
+        workspace, [{"id": "h", "type": "webhook", "url": receiver, "secret": "x" * 20}]
+    )
+    engine.enrol_contacts(workflow=workflow, contact_ids=[p.pk for p in people])
+    first = engine.run_due(workspace)
+    assert first.steps == engine.SLOW_BATCH
+    rest = Enrolment.objects.for_workspace(workspace).filter(status=EnrolmentStatus.ACTIVE)
+    assert rest.count() == 25 - engine.SLOW_BATCH and not rest.exclude(lease_until=None).exists()
+    run(workspace)
+    assert len(_Receiver.received) == 25

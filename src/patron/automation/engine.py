@@ -87,6 +87,9 @@ BATCH_SIZE = 2000
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
 WEBHOOK_TIMEOUT_SECONDS = 10
+# Steps that call another server, and how many of them one round runs.
+SLOW_STEPS = {"webhook"}
+SLOW_BATCH = 20
 WAIT_TYPES = {"wait", "wait_until"}
 CONTROL_TYPES = {"wait", "wait_until", "if", "split", "exit"}
 # "Waiting" markers kept in Enrolment.waiting_for besides an event kind.
@@ -476,6 +479,13 @@ def _run_claimed(workspace: Workspace, claimed: list[Claimed], now: datetime) ->
         if step is None:  # cannot happen with immutable versions; never leave a row stuck
             _finish(workspace.pk, [r.id for r in rows], EnrolmentStatus.COMPLETED, now)
             continue
+        if step["type"] in SLOW_STEPS and len(rows) > SLOW_BATCH:
+            # Calls that leave the machine wait on someone else's server while the round's
+            # transaction holds its rows: a few per round, the rest at the next one.
+            rows, later = rows[:SLOW_BATCH], rows[SLOW_BATCH:]
+            Enrolment.objects.for_workspace(workspace).filter(
+                pk__in_ids=[r.id for r in later]
+            ).update(lease_until=None)
         group = Group(
             workspace=workspace,
             workflow=version.workflow,
