@@ -118,6 +118,8 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "capture.Form": lambda ws: _form(ws),
     "capture.DownloadFile": lambda ws: _download_file(ws),
     "capture.LandingPage": lambda ws: _landing_page(ws),
+    "automation.Workflow": lambda ws: _workflow(ws),
+    "automation.Enrolment": lambda ws: _enrolment(ws),
 }
 
 
@@ -143,6 +145,35 @@ def _landing_page(ws: Workspace) -> models.Model:
         title=MARKER,
         blocks={"blocks": [{"type": "text", "text": f"<p>{MARKER}</p>"}]},
     )
+
+
+def _workflow(ws: Workspace) -> models.Model:
+    """A published workflow of workspace A, its name and a step carrying MARKER."""
+    from patron.automation import workflows
+
+    workflow = workflows.create_workflow(
+        workspace=ws,
+        name=f"{MARKER} workflow",
+        description=MARKER,
+        graph={"steps": [{"id": "t", "type": "add_tag", "tag": MARKER[:40]}]},
+    )
+    workflows.publish_workflow(workflow=workflow)
+    return workflow
+
+
+def _enrolment(ws: Workspace) -> models.Model:
+    """A contact of workspace A inside one of its workflows (waiting, so it stays active)."""
+    from patron.automation import engine, workflows
+
+    workflow = workflows.create_workflow(
+        workspace=ws,
+        name=f"{MARKER} nurture",
+        graph={"steps": [{"id": "w", "type": "wait", "days": 30}]},
+    )
+    workflows.publish_workflow(workflow=workflow)
+    contact = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@flow.example")
+    engine.enrol_contacts(workflow=workflow, contact_ids=[contact.pk])
+    return workflow.enrolments.get()
 
 
 def _form(ws: Workspace) -> models.Model:

@@ -11,6 +11,7 @@ from patron.api.errors import install_error_handlers
 from patron.audience.api_lists import router as lists_router
 from patron.audience.api_segments import router as segments_router
 from patron.audience.api_suppression import router as suppression_router
+from patron.automation.api_workflows import router as workflows_router
 from patron.capture.api import router as forms_router
 from patron.core.api import router as core_router
 from patron.crm.api import router as crm_router
@@ -62,3 +63,4 @@ api.add_router("/", campaigns_router)
 api.add_router("/", delivery_router)
 api.add_router("/", templates_router)
 api.add_router("/", forms_router)
+api.add_router("/", workflows_router)

@@ -473,8 +473,12 @@ def prepare(campaign: Campaign, variant: int = 0) -> PreparedCampaign:
         campaign,
         with_preheader(rendering.compile_template(template_source(campaign)), campaign.preheader),
     )
-    audience = validate_audience(campaign.workspace, campaign.audience)
-    lists = None if audience.include_segments else audience.include_lists
+    # An automated campaign (``patron.mail.automated``) has no audience: its rows are
+    # added as contacts reach a workflow step, through the same sending gate.
+    lists = None
+    if campaign.audience:
+        audience = validate_audience(campaign.workspace, campaign.audience)
+        lists = None if audience.include_segments else audience.include_lists
     domain = sender.from_email.rpartition("@")[2]
     tests = segment_tests(campaign)
     prepared = PreparedCampaign(
