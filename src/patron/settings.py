@@ -336,6 +336,9 @@ TRACKING_BURST_SECONDS = float(env("PATRON_TRACKING_BURST_SECONDS", "2"))
 TRACKING_SETTLE_SECONDS = float(env("PATRON_TRACKING_SETTLE_SECONDS", "5"))
 # Behind a proxy that sets X-Forwarded-For, take the visitor's address from it.
 TRACKING_FORWARDED_FOR = env_bool("PATRON_TRACKING_FORWARDED_FOR")
+# Workflow webhooks call only public addresses unless this is set (receivers on the
+# installation's own network).
+WEBHOOK_ALLOW_PRIVATE = env_bool("PATRON_WEBHOOK_ALLOW_PRIVATE")
 # Hits that could not be written to the database wait here (JSON lines) to be written later.
 TRACKING_SPOOL_DIR = Path(env("PATRON_TRACKING_SPOOL_DIR", str(VAR_DIR / "tracking-spool")))
 

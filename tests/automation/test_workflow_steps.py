@@ -14,6 +14,7 @@ from patron.audience import lists, suppression
 from patron.audience.models import ConsentSource, Subscription, SubscriptionStatus
 from patron.automation import engine, workflows
 from patron.automation.models import Enrolment, EnrolmentStatus
+from patron.automation.workflow_schema import WorkflowInvalid
 from patron.core.models import Notification
 from patron.crm import services as crm
 from patron.crm.models import Deal, Task, Ticket
@@ -182,7 +183,8 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True  # the receiver listens on loopback
     _Receiver.received = []
     _Receiver.answer = 200
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
@@ -231,3 +233,12 @@ def test_a_round_calls_a_few_webhooks_and_leaves_the_rest_due(workspace, receive
     assert rest.count() == 25 - engine.SLOW_BATCH and not rest.exclude(lease_until=None).exists()
     run(workspace)
     assert len(_Receiver.received) == 25
+
+
+def test_a_webhook_to_a_private_address_is_refused_and_shown(workspace, ann, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    with pytest.raises(WorkflowInvalid, match="private or local address"):
+        published(
+            workspace,
+            [{"id": "h", "type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "x" * 20}],
+        )

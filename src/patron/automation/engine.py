@@ -79,6 +79,7 @@ from patron.automation.models import (
 )
 from patron.core import bulk
 from patron.core.models import Workspace
+from patron.core.outbound import open_public_url
 from patron.crm.models import Contact
 
 logger = logging.getLogger(__name__)
@@ -1126,7 +1127,7 @@ def _webhook(group: Group, contact: Contact, row: Claimed) -> dict[str, Any]:
             "X-Patron-Idempotency-Key": f"{row.id}:{group.step['id']}:{row.runs}",
         },
     )
-    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+    with open_public_url(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
         status = response.status
     if status >= 300:
         raise RuntimeError(f"The webhook answered {status}")

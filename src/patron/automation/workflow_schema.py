@@ -532,6 +532,10 @@ def _validate_step(context: _Context, step: Any, number: str, depth: int) -> dic
             URLValidator(schemes=["https", "http"])(url)
         except ValidationError:
             raise fail(_("enter the address to call (https://...).")) from None
+        from patron.core.outbound import names_private_host
+
+        if names_private_host(url):
+            raise fail(_("call a server on the internet, not a private or local address."))
         secret = str(step.get("secret") or "").strip()
         if len(secret) < 16:
             raise fail(_("enter a signing secret of at least 16 characters."))
