@@ -11,7 +11,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from patron.activity.kinds import EVENT_KINDS
 from patron.activity.models import Event
-from patron.activity.services import record
+from patron.activity.services import NewEvent, record, record_many
 from patron.api.errors import ApiError
 from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
@@ -40,6 +40,9 @@ class EventFilters(Schema):
     contact_id: int | None = None
     cursor: str | None = None
     limit: int = 50
+
+
+MAX_BATCH = 500
 
 
 class EventIn(Schema):
@@ -110,3 +113,69 @@ def create_event(request: ApiRequest, payload: EventIn) -> Status:
         occurred_at=payload.occurred_at,
     )
     return Status(201, event)
+
+
+class EventBatchIn(Schema):
+    events: list[EventIn] = Field(..., min_length=1, max_length=MAX_BATCH)
+
+
+class EventBatchOut(Schema):
+    recorded: int
+
+
+def _visitor_contacts(request: ApiRequest, visitor_ids: set[str]) -> dict[str, int]:
+    """The contacts web visitors are known to be (identity stitching, by the tracker)."""
+    if not visitor_ids:
+        return {}
+    # Looked up by name: the tracker's visitor links sit above the activity log.
+    link_model = apps.get_model("tracking", "VisitorLink")
+    return dict(
+        link_model.objects.for_workspace(request.workspace)
+        .filter(visitor_id__in=visitor_ids)
+        .values_list("visitor_id", "contact_id")
+    )
+
+
+@router.post("/batch", response={201: EventBatchOut})
+def create_events(request: ApiRequest, payload: EventBatchIn) -> Status:
+    """Record up to 500 events at once (a headless site, a server): all of them or, when
+    any is not valid, none, with the errors as ``events.<n>.<field>``.
+
+    An event with a ``visitor_id`` the web tracker has linked to a contact gets that
+    contact. Custom events are ``custom.event`` with their name in ``properties.name``.
+    """
+    errors: dict[str, list[str]] = {}
+    contact_model = apps.get_model("crm", "Contact")
+    named = {e.contact_id for e in payload.events if e.contact_id is not None}
+    existing = set(
+        contact_model.objects.for_workspace(request.workspace)
+        .filter(pk__in=named)
+        .values_list("pk", flat=True)
+    )
+    for position, event in enumerate(payload.events):
+        where = f"events.{position}"
+        if event.kind not in EVENT_KINDS:
+            errors[f"{where}.kind"] = [f"unknown event kind {event.kind!r}"]
+        if event.contact_id is None and not event.visitor_id:
+            errors[f"{where}.contact_id"] = ["required without visitor_id"]
+        elif event.contact_id is not None and event.contact_id not in existing:
+            errors[f"{where}.contact_id"] = ["unknown contact"]
+    if errors:
+        raise ApiError(422, "invalid", "Some events are not valid; none was recorded.", errors)
+    known = _visitor_contacts(
+        request, {e.visitor_id for e in payload.events if e.contact_id is None and e.visitor_id}
+    )
+    recorded = record_many(
+        NewEvent(
+            workspace_id=request.workspace.pk,
+            kind=event.kind,
+            contact_id=event.contact_id
+            if event.contact_id is not None
+            else known.get(event.visitor_id),
+            visitor_id=event.visitor_id,
+            properties=event.properties,
+            occurred_at=event.occurred_at,
+        )
+        for event in payload.events
+    )
+    return Status(201, {"recorded": recorded})

@@ -208,6 +208,19 @@ def move_contact_events(
     )
 
 
+def assign_visitor_events(*, workspace: Workspace | int, visitor_id: str, contact_id: int) -> int:
+    """Give a visitor's anonymous events to the contact the visitor turned out to be (identity
+    stitching); returns how many. Events already about a contact keep theirs."""
+    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
+    if not visitor_id:
+        return 0
+    return (
+        Event.objects.for_workspace(workspace_id)
+        .filter(visitor_id=visitor_id, contact_id__isnull=True)
+        .update(contact_id=contact_id)
+    )
+
+
 # --- Consumers ---------------------------------------------------------------------
 
 
