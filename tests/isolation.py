@@ -116,7 +116,23 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     ),
     "mail.Campaign": lambda ws: _campaign(ws),
     "capture.Form": lambda ws: _form(ws),
+    "tracking.Site": lambda ws: _site(ws),
 }
+
+
+def _site(ws: Workspace) -> models.Model:
+    """A tracked website of workspace A, with a visitor linked to one of A's contacts."""
+    from patron.tracking.sites import create_site
+    from patron.tracking.stitching import stitch_visitor
+
+    site = create_site(
+        workspace=ws, name=f"{MARKER} site", allowed_origins=[f"https://{MARKER}.example"]
+    )
+    contact = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@web.example")
+    stitch_visitor(
+        workspace_id=ws.pk, visitor_id=f"{MARKER}-visitor", contact_id=contact.pk, method="form"
+    )
+    return site
 
 
 def _form(ws: Workspace) -> models.Model:

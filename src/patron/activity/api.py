@@ -72,49 +72,6 @@ def list_events(request: ApiRequest, filters: Query[EventFilters]) -> dict[str, 
     return paginate(events, cursor=filters.cursor, limit=filters.limit)
 
 
-@router.get("/{event_id}", response=EventOut)
-def get_event(request: ApiRequest, event_id: int) -> Event:
-    return get_object_or_404(
-        Event.objects.for_workspace(request.workspace),
-        pk=event_id,
-    )
-
-
-@router.post("", response={201: EventOut})
-def create_event(request: ApiRequest, payload: EventIn) -> Status:
-    """Record one event (``custom.event`` and the other registered kinds)."""
-    if payload.kind not in EVENT_KINDS:
-        raise ApiError(
-            422,
-            "invalid",
-            f"Unknown event kind {payload.kind!r}.",
-            {"kind": [f"one of: {', '.join(sorted(EVENT_KINDS))}"]},
-        )
-    if payload.contact_id is None and not payload.visitor_id:
-        raise ApiError(
-            422,
-            "invalid",
-            "An event needs a contact_id or a visitor_id.",
-            {"contact_id": ["required without visitor_id"]},
-        )
-    if payload.contact_id is not None and not _contact_exists(request, payload.contact_id):
-        raise ApiError(
-            422,
-            "invalid",
-            "No contact with this id in the workspace.",
-            {"contact_id": ["unknown contact"]},
-        )
-    event = record(
-        workspace=request.workspace,
-        kind=payload.kind,
-        contact_id=payload.contact_id,
-        visitor_id=payload.visitor_id,
-        properties=payload.properties,
-        occurred_at=payload.occurred_at,
-    )
-    return Status(201, event)
-
-
 class EventBatchIn(Schema):
     events: list[EventIn] = Field(..., min_length=1, max_length=MAX_BATCH)
 
@@ -179,3 +136,47 @@ def create_events(request: ApiRequest, payload: EventBatchIn) -> Status:
         for event in payload.events
     )
     return Status(201, {"recorded": recorded})
+
+
+# After the batch route: /batch is not an event's id.
+@router.get("/{event_id}", response=EventOut)
+def get_event(request: ApiRequest, event_id: int) -> Event:
+    return get_object_or_404(
+        Event.objects.for_workspace(request.workspace),
+        pk=event_id,
+    )
+
+
+@router.post("", response={201: EventOut})
+def create_event(request: ApiRequest, payload: EventIn) -> Status:
+    """Record one event (``custom.event`` and the other registered kinds)."""
+    if payload.kind not in EVENT_KINDS:
+        raise ApiError(
+            422,
+            "invalid",
+            f"Unknown event kind {payload.kind!r}.",
+            {"kind": [f"one of: {', '.join(sorted(EVENT_KINDS))}"]},
+        )
+    if payload.contact_id is None and not payload.visitor_id:
+        raise ApiError(
+            422,
+            "invalid",
+            "An event needs a contact_id or a visitor_id.",
+            {"contact_id": ["required without visitor_id"]},
+        )
+    if payload.contact_id is not None and not _contact_exists(request, payload.contact_id):
+        raise ApiError(
+            422,
+            "invalid",
+            "No contact with this id in the workspace.",
+            {"contact_id": ["unknown contact"]},
+        )
+    event = record(
+        workspace=request.workspace,
+        kind=payload.kind,
+        contact_id=payload.contact_id,
+        visitor_id=payload.visitor_id,
+        properties=payload.properties,
+        occurred_at=payload.occurred_at,
+    )
+    return Status(201, event)
