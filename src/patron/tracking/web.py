@@ -49,7 +49,7 @@ from django.conf import settings
 from django.db import transaction
 
 from patron.activity.models import Event
-from patron.activity.services import NewEvent, record_many
+from patron.activity.services import NewEvent, append_events
 from patron.crm.touches import record_touches
 from patron.tracking import stitching
 from patron.tracking.models import Site
@@ -424,7 +424,7 @@ def write_web_events(rows: list[WebRow]) -> bool:
                 touches.append((row.workspace_id, contact_id, touch))
     with transaction.atomic():
         if events:
-            record_many(events)
+            append_events(events)
         if leaves:
             _time_on_page(leaves)
         for workspace_id, contact_id, touch in touches:
