@@ -8,8 +8,6 @@ saying the link is not valid.
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -112,5 +110,4 @@ def collect(request: HttpRequest) -> HttpResponse:
     web.stitch(found)
     if found.rows:
         web.write_web_events(found.rows)
-    body = json.dumps({"accepted": len(found.rows)}).encode()
-    return _collect_answer(200, body, origin, allowed)
+    return _collect_answer(200, web.accepted_body(len(found.rows)), origin, allowed)

@@ -214,6 +214,14 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return data
 
 
+_ACCEPTED = [json.dumps({"accepted": n}).encode() for n in range(MAX_EVENTS + 1)]
+
+
+def accepted_body(count: int) -> bytes:
+    """The answer to a recorded request: ``{"accepted": <events>}``."""
+    return _ACCEPTED[count]
+
+
 def too_large() -> CollectRefused:
     return CollectRefused(
         413,
@@ -346,7 +354,8 @@ def _row(item: Any, site: SiteSettings, visitor: str, now: datetime) -> WebRow:
             properties["referrer"] = referrer
         if view:
             properties["view"] = view
-        properties.update(stitching.utm_parameters(url))
+        if "utm_" in url:
+            properties.update(stitching.utm_parameters(url))
         return WebRow(site.workspace_id, site.id, visitor, PAGE_VIEWED, properties,
                       _occurred(item, now))  # fmt: skip
     if kind == "event":
