@@ -8,7 +8,11 @@ saying the link is not valid.
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager, nullcontext
+
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
@@ -67,6 +71,15 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
+_sqlite_writes = threading.Lock()
+
+
+def _one_writer() -> AbstractContextManager[object]:
+    """SQLite takes one writer at a time: this process's threads take turns rather than
+    fail on a lock (a beacon is not sent again)."""
+    return _sqlite_writes if connection.vendor == "sqlite" else nullcontext()
+
+
 def _collect_answer(status: int, body: bytes, origin: str, allowed: bool) -> HttpResponse:
     response = HttpResponse(body, status=status, content_type="application/json")
     response.headers["Cache-Control"] = NO_STORE
@@ -107,7 +120,8 @@ def collect(request: HttpRequest) -> HttpResponse:
     except ValueError:
         invalid = web.CollectRefused(400, "invalid", "The request is not valid.")
         return _collect_answer(400, invalid.body(), origin, allowed)
-    web.stitch(found)
-    if found.rows:
-        web.write_web_events(found.rows)
+    with _one_writer():
+        web.stitch(found)
+        if found.rows:
+            web.write_web_events(found.rows)
     return _collect_answer(200, web.accepted_body(len(found.rows)), origin, allowed)
