@@ -194,3 +194,21 @@ def test_a_form_submission_with_a_visitor_id_stitches(workspace, settings):
     contact = submission.contact
     contact.refresh_from_db()
     assert contact.first_touch_source == "fair"
+
+
+def test_a_merge_keeps_the_earlier_first_touch_and_the_later_last_touch(workspace):
+    from patron.crm.merge import merge_contacts
+
+    now = timezone.now()
+    primary = ContactFactory(workspace=workspace)
+    other = ContactFactory(workspace=workspace)
+    record_touches(workspace=workspace, contact_id=primary.pk,
+                   first=Touch(source="ads", at=now), last=Touch(source="ads", at=now))  # fmt: skip
+    early = Touch(source="fair", at=now - timedelta(days=3))
+    record_touches(workspace=workspace, contact_id=other.pk, first=early, last=early)
+    primary.refresh_from_db()
+    other.refresh_from_db()
+    merged = merge_contacts(primary=primary, other=other)
+    merged.refresh_from_db()
+    assert (merged.first_touch_source, merged.first_touch_at) == ("fair", early.at)
+    assert merged.last_touch_source == "ads"

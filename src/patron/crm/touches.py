@@ -76,3 +76,20 @@ def record_touches(
             return False
         Contact.objects.for_workspace(workspace_id).filter(pk=contact_id).update(**changes)
         return True
+
+
+def take_touches(*, primary: Contact, other: Contact) -> None:
+    """Before a merge saves ``primary``: the earlier first touch of the two and the later
+    last touch (set on ``primary``, not saved)."""
+    if other.first_touch_at and (
+        primary.first_touch_at is None or other.first_touch_at < primary.first_touch_at
+    ):
+        for item in fields(Touch):
+            name = f"first_touch_{item.name}"
+            setattr(primary, name, getattr(other, name))
+    if other.last_touch_at and (
+        primary.last_touch_at is None or other.last_touch_at > primary.last_touch_at
+    ):
+        for item in fields(Touch):
+            name = f"last_touch_{item.name}"
+            setattr(primary, name, getattr(other, name))
