@@ -150,3 +150,33 @@ def test_custom_events_time_on_page_and_an_email_click(browser, setup):
     contact.refresh_from_db()
     assert contact.first_touch_source == "newsletter"
     visitor.context.close()
+
+
+def test_identify_from_the_page_and_calls_made_before_the_script_loaded(
+    browser,
+    setup,
+    customer_site,  # noqa: F811
+):
+    workspace, origin, publish = setup
+    site = publish(allow_identify=True)
+    contact = ContactFactory(workspace=workspace, email="lotte@bakkerij.example")
+    early = "<script>window.patron = {q: [['track', 'opened_early', {from: 'queue'}]]};</script>"
+    customer_site.pages["/account"] = (
+        f"<!doctype html><html><head><title>Account</title>{early}{sites.snippet(site)}"
+        "</head><body><h1>Account</h1></body></html>"
+    )
+    visitor = browser.new_context().new_page()
+    answers = recorded(visitor)
+    visitor.goto(f"{origin}/account")
+    visitor.wait_for_function("window.patron && window.patron.loaded")
+    wait_for(visitor, lambda: answers.count(200) == 2, "the page view and the queued event")
+    visitor.evaluate("patron.identify('lotte@bakkerij.example')")
+    wait_for(visitor, lambda: answers.count(200) == 3, "the identification")
+    link = VisitorLink.objects.for_workspace(workspace).get()
+    assert (link.contact_id, link.method) == (contact.pk, "identify")
+    events = Event.objects.for_workspace(workspace)
+    queued = events.get(kind="custom.event")
+    assert queued.properties["name"] == "opened_early"
+    assert queued.contact_id == contact.pk  # stitched with the page view
+    assert events.get(kind="page.viewed").contact_id == contact.pk
+    visitor.context.close()

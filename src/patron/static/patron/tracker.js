@@ -54,7 +54,7 @@
   }
   function send(event, extra) {
     if (dnt) return;
-    event.at = event.at || Date.now();
+    if (event) event.at = event.at || Date.now();
     if (!allowed()) { if (needsConsent && read(CONSENT) !== "no") waiting.push([event, extra]); return; }
     remember();
     var body = { site: site, visitor: visitor, consent: true, events: event ? [event] : [] };
