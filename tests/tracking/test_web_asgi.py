@@ -120,3 +120,21 @@ def test_a_batch_the_database_refuses_is_answered_as_not_recorded(workspace, app
     app.web_batcher._write_rows = refuse  # type: ignore[attr-defined]
     status, _h, answer = run(post(app, body(site, page())))
     assert status == 503 and json.loads(answer)["error"]["code"] == "unavailable"
+
+
+def test_a_click_to_a_registered_site_carries_the_reference_in_the_asgi_app(workspace, app):
+    from patron.tracking.stitching import read_reference
+    from tests.tracking.helpers import message_urls, path_of
+    from tests.tracking.test_asgi import call
+
+    make_site(workspace)
+    ingest.links.clear()
+    urls = message_urls(workspace, urls=(f"{ORIGIN}/offer", "https://elsewhere.example/"))
+    status, headers, _body = run(call(app, path_of(urls.links[0])))
+    assert status == 302
+    location = headers[b"location"].decode()
+    assert location.startswith(f"{ORIGIN}/offer?_pt=")
+    assert read_reference(location.split("_pt=", 1)[1]) == (workspace.pk, 30)
+    _status, headers, _body = run(call(app, path_of(urls.links[1])))
+    assert headers[b"location"] == b"https://elsewhere.example/"
+    ingest.links.clear()
