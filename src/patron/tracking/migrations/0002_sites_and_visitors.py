@@ -10,7 +10,7 @@ import patron.tracking.models
 class Migration(migrations.Migration):
     dependencies = [
         ("core", "0003_workspace_suppress_role_addresses"),
-        ("crm", "0017_contact_touches"),
+        ("crm", "0001_initial"),
         ("tracking", "0001_initial"),
     ]
 
