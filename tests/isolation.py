@@ -120,6 +120,7 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "capture.LandingPage": lambda ws: _landing_page(ws),
     "automation.Workflow": lambda ws: _workflow(ws),
     "automation.Enrolment": lambda ws: _enrolment(ws),
+    "tracking.Site": lambda ws: _site(ws),
 }
 
 
@@ -174,6 +175,21 @@ def _enrolment(ws: Workspace) -> models.Model:
     contact = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@flow.example")
     engine.enrol_contacts(workflow=workflow, contact_ids=[contact.pk])
     return workflow.enrolments.get()
+
+
+def _site(ws: Workspace) -> models.Model:
+    """A tracked website of workspace A, with a visitor linked to one of A's contacts."""
+    from patron.tracking.sites import create_site
+    from patron.tracking.stitching import stitch_visitor
+
+    site = create_site(
+        workspace=ws, name=f"{MARKER} site", allowed_origins=[f"https://{MARKER}.example"]
+    )
+    contact = ContactFactory(workspace=ws, first_name=MARKER, email=f"{MARKER}@web.example")
+    stitch_visitor(
+        workspace_id=ws.pk, visitor_id=f"{MARKER}-visitor", contact_id=contact.pk, method="form"
+    )
+    return site
 
 
 def _form(ws: Workspace) -> models.Model:

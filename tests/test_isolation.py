@@ -105,3 +105,35 @@ def test_the_harness_finds_a_deliberately_unscoped_view(victim, intruder):
         )
         for line in report.leaks
     )
+
+
+def test_the_web_tracker_api_cannot_reach_another_workspaces_visitors(victim, intruder):
+    """Identify with B's key names A's visitor id and contact email: B gets its own contact,
+    A's link and events stay as they were."""
+    from patron.tracking.models import VisitorLink
+    from tests.conftest import ApiClient
+    from tests.isolation import MARKER
+
+    workspace, _rows = victim
+    _client, key = intruder
+    api = ApiClient(key)
+    response = api.post(
+        "/api/v1/visitors/identify",
+        {"visitor_id": f"{MARKER}-visitor", "email": f"{MARKER}@web.example"},
+    )
+    assert response.status_code == 200
+    victim_link = VisitorLink.objects.for_workspace(workspace).get(visitor_id=f"{MARKER}-visitor")
+    assert response.json()["contact_id"] != victim_link.contact_id
+    response = api.post(
+        "/api/v1/events/batch",
+        {"events": [{"kind": "custom.event", "visitor_id": f"{MARKER}-visitor"}]},
+    )
+    assert response.status_code == 201
+    from patron.activity.models import Event
+
+    assert (
+        not Event.objects.for_workspace(workspace)
+        .filter(kind="custom.event")
+        .exclude(properties__note=MARKER)
+        .exists()
+    )

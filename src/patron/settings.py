@@ -341,6 +341,10 @@ TRACKING_FORWARDED_FOR = env_bool("PATRON_TRACKING_FORWARDED_FOR")
 WEBHOOK_ALLOW_PRIVATE = env_bool("PATRON_WEBHOOK_ALLOW_PRIVATE")
 # Hits that could not be written to the database wait here (JSON lines) to be written later.
 TRACKING_SPOOL_DIR = Path(env("PATRON_TRACKING_SPOOL_DIR", str(VAR_DIR / "tracking-spool")))
+# The web tracker's collect endpoint (/t/e): the largest body it takes, and how long a
+# process keeps a site's settings before reading them again.
+TRACKING_COLLECT_MAX_BYTES = int(env("PATRON_TRACKING_COLLECT_MAX_BYTES", "16384"))
+TRACKING_SITE_CACHE_SECONDS = float(env("PATRON_TRACKING_SITE_CACHE_SECONDS", "30"))
 
 # --- Background work ------------------------------------------------------
 REDIS_URL = env("PATRON_REDIS_URL")

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("patron.mail.urls_senders")),
     path("", include("patron.mail.urls_public")),
     path("", include("patron.tracking.urls")),
+    path("", include("patron.tracking.urls_sites")),
     path("", include("patron.mail.urls_delivery")),
     path("", include("patron.mail.urls_templates")),
     path("", include("patron.mail.urls_unsubscribe")),

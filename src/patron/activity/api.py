@@ -11,7 +11,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from patron.activity.kinds import EVENT_KINDS
 from patron.activity.models import Event
-from patron.activity.services import record
+from patron.activity.services import NewEvent, record, record_many
 from patron.api.errors import ApiError
 from patron.api.pagination import paginate
 from patron.core.http import ApiRequest
@@ -42,6 +42,9 @@ class EventFilters(Schema):
     limit: int = 50
 
 
+MAX_BATCH = 500
+
+
 class EventIn(Schema):
     kind: str = Field(..., max_length=64, examples=["custom.event"])
     contact_id: int | None = None
@@ -69,6 +72,73 @@ def list_events(request: ApiRequest, filters: Query[EventFilters]) -> dict[str, 
     return paginate(events, cursor=filters.cursor, limit=filters.limit)
 
 
+class EventBatchIn(Schema):
+    events: list[EventIn] = Field(..., min_length=1, max_length=MAX_BATCH)
+
+
+class EventBatchOut(Schema):
+    recorded: int
+
+
+def _visitor_contacts(request: ApiRequest, visitor_ids: set[str]) -> dict[str, int]:
+    """The contacts web visitors are known to be (identity stitching, by the tracker)."""
+    if not visitor_ids:
+        return {}
+    # Looked up by name: the tracker's visitor links sit above the activity log.
+    link_model = apps.get_model("tracking", "VisitorLink")
+    return dict(
+        link_model.objects.for_workspace(request.workspace)
+        .filter(visitor_id__in=visitor_ids)
+        .values_list("visitor_id", "contact_id")
+    )
+
+
+@router.post("/batch", response={201: EventBatchOut})
+def create_events(request: ApiRequest, payload: EventBatchIn) -> Status:
+    """Record up to 500 events at once (a headless site, a server): all of them or, when
+    any is not valid, none, with the errors as ``events.<n>.<field>``.
+
+    An event with a ``visitor_id`` the web tracker has linked to a contact gets that
+    contact. Custom events are ``custom.event`` with their name in ``properties.name``.
+    """
+    errors: dict[str, list[str]] = {}
+    contact_model = apps.get_model("crm", "Contact")
+    named = {e.contact_id for e in payload.events if e.contact_id is not None}
+    existing = set(
+        contact_model.objects.for_workspace(request.workspace)
+        .filter(pk__in=named)
+        .values_list("pk", flat=True)
+    )
+    for position, event in enumerate(payload.events):
+        where = f"events.{position}"
+        if event.kind not in EVENT_KINDS:
+            errors[f"{where}.kind"] = [f"unknown event kind {event.kind!r}"]
+        if event.contact_id is None and not event.visitor_id:
+            errors[f"{where}.contact_id"] = ["required without visitor_id"]
+        elif event.contact_id is not None and event.contact_id not in existing:
+            errors[f"{where}.contact_id"] = ["unknown contact"]
+    if errors:
+        raise ApiError(422, "invalid", "Some events are not valid; none was recorded.", errors)
+    known = _visitor_contacts(
+        request, {e.visitor_id for e in payload.events if e.contact_id is None and e.visitor_id}
+    )
+    recorded = record_many(
+        NewEvent(
+            workspace_id=request.workspace.pk,
+            kind=event.kind,
+            contact_id=event.contact_id
+            if event.contact_id is not None
+            else known.get(event.visitor_id),
+            visitor_id=event.visitor_id,
+            properties=event.properties,
+            occurred_at=event.occurred_at,
+        )
+        for event in payload.events
+    )
+    return Status(201, {"recorded": recorded})
+
+
+# After the batch route: /batch is not an event's id.
 @router.get("/{event_id}", response=EventOut)
 def get_event(request: ApiRequest, event_id: int) -> Event:
     return get_object_or_404(

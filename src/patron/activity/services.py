@@ -88,6 +88,76 @@ def record_many(events: Iterable[NewEvent], *, batch_size: int = 1000) -> int:
     return len(rows)
 
 
+_APPEND_COLUMNS = (
+    "workspace_id",
+    "kind",
+    "contact_id",
+    "visitor_id",
+    "properties",
+    "occurred_at",
+    "recorded_at",
+    "source_type",
+    "source_id",
+    "actor_id",
+)
+
+
+def append_events(events: Sequence[NewEvent]) -> int:
+    """Append events in one statement, for the ingestion hot paths (the web tracker's
+    collect endpoint): COPY on PostgreSQL, one executemany elsewhere. The same rows as
+    ``record_many`` writes, without building a model instance per event."""
+    import json
+
+    from django.db import connection
+
+    if not events:
+        return 0
+    now = timezone.now()
+    rows = []
+    for event in events:
+        get_kind(event.kind)
+        rows.append(
+            (
+                event.workspace_id,
+                event.kind,
+                event.contact_id,
+                event.visitor_id,
+                json.dumps(event.properties or {}),
+                event.occurred_at or now,
+                now,
+                event.source_type,
+                event.source_id,
+                event.actor_id,
+            )
+        )
+    table = Event._meta.db_table
+    names = ", ".join(_APPEND_COLUMNS)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The driver's own cursor: Django's wrapper has no COPY (nor its error mapping).
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(_APPEND_COLUMNS))
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
+                [
+                    (
+                        *row[:5],
+                        connection.ops.adapt_datetimefield_value(row[5]),
+                        connection.ops.adapt_datetimefield_value(row[6]),
+                        *row[7:],
+                    )
+                    for row in rows
+                ],
+            )
+    return len(rows)
+
+
 def record_for_contacts(
     *,
     workspace: Workspace | int,
@@ -205,6 +275,19 @@ def move_contact_events(
         Event.objects.for_workspace(workspace_id)
         .filter(contact_id=from_contact_id)
         .update(contact_id=to_contact_id)
+    )
+
+
+def assign_visitor_events(*, workspace: Workspace | int, visitor_id: str, contact_id: int) -> int:
+    """Give a visitor's anonymous events to the contact the visitor turned out to be (identity
+    stitching); returns how many. Events already about a contact keep theirs."""
+    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
+    if not visitor_id:
+        return 0
+    return (
+        Event.objects.for_workspace(workspace_id)
+        .filter(visitor_id=visitor_id, contact_id__isnull=True)
+        .update(contact_id=contact_id)
     )
 
 

@@ -20,6 +20,7 @@ from patron.mail.api_delivery import router as delivery_router
 from patron.mail.api_reports import router as reports_router
 from patron.mail.api_senders import router as senders_router
 from patron.mail.api_templates import router as templates_router
+from patron.tracking.api import router as tracking_router
 
 api = NinjaAPI(
     title="Patron API",
@@ -52,6 +53,7 @@ def health(request: HttpRequest) -> dict[str, str]:
 
 api.add_router("/", core_router)
 api.add_router("/events", activity_router)
+api.add_router("/", tracking_router)
 api.add_router("/", crm_router)
 api.add_router("/", segments_router)
 api.add_router("/", lists_router)

@@ -741,6 +741,16 @@ def submit_form(
             source=("capture.form_submission", submission.pk),
             properties=properties,
         )
+        if submission.visitor_id:
+            # The page's earlier anonymous visits become the contact's (identity stitching).
+            from patron.tracking.stitching import Method, stitch_visitor
+
+            stitch_visitor(
+                workspace_id=workspace.pk,
+                visitor_id=submission.visitor_id,
+                contact_id=contact.pk,
+                method=Method.FORM,
+            )
         _notify_owner(form, contact, created)
         _follow_up(form, contact, submission)
         if form.download_file_id is not None and form.email_download:

@@ -32,6 +32,7 @@ from patron.crm.models import (
     Note,
     Task,
 )
+from patron.crm.touches import take_touches
 
 # The fields a person chooses between, in the order the merge screen shows them.
 CONTACT_MERGE_FIELDS = {
@@ -183,6 +184,7 @@ def merge_contacts(
         setattr(primary, name, value)
     primary.custom = custom
     primary.updated_at = timezone.now()
+    take_touches(primary=primary, other=other)
     primary.save()
     remaining = [a for a in dict.fromkeys(addresses) if a and a != primary.email]
     ContactEmail.objects.for_workspace(workspace_id).filter(contact=primary).delete()

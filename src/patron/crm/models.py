@@ -202,6 +202,29 @@ class Contact(TenantModel):
     updated_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     tags = models.ManyToManyField(Tag, related_name="contacts", blank=True, verbose_name=_("tags"))
+    # Where the contact came from on the web: the first touch is kept for good, the last
+    # one follows each visit that came with UTM parameters or from another site
+    # (``patron.crm.touches``).
+    first_touch_source = models.CharField(_("first touch: source"), max_length=200, blank=True)
+    first_touch_medium = models.CharField(_("first touch: medium"), max_length=200, blank=True)
+    first_touch_campaign = models.CharField(_("first touch: campaign"), max_length=200, blank=True)
+    first_touch_term = models.CharField(_("first touch: term"), max_length=200, blank=True)
+    first_touch_content = models.CharField(_("first touch: content"), max_length=200, blank=True)
+    first_touch_referrer = models.CharField(_("first touch: referrer"), max_length=2000, blank=True)
+    first_touch_landing_url = models.CharField(
+        _("first touch: landing page"), max_length=2000, blank=True
+    )
+    first_touch_at = models.DateTimeField(_("first touch"), null=True, blank=True)
+    last_touch_source = models.CharField(_("last touch: source"), max_length=200, blank=True)
+    last_touch_medium = models.CharField(_("last touch: medium"), max_length=200, blank=True)
+    last_touch_campaign = models.CharField(_("last touch: campaign"), max_length=200, blank=True)
+    last_touch_term = models.CharField(_("last touch: term"), max_length=200, blank=True)
+    last_touch_content = models.CharField(_("last touch: content"), max_length=200, blank=True)
+    last_touch_referrer = models.CharField(_("last touch: referrer"), max_length=2000, blank=True)
+    last_touch_landing_url = models.CharField(
+        _("last touch: landing page"), max_length=2000, blank=True
+    )
+    last_touch_at = models.DateTimeField(_("last touch"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("contact")

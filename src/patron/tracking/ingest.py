@@ -24,11 +24,12 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -42,6 +43,8 @@ from patron.tracking.links import (
 from patron.tracking.models import Hit, HitKind
 
 logger = logging.getLogger(__name__)
+Row = TypeVar("Row")
+T = TypeVar("T")
 
 # A transparent 1x1 GIF.
 PIXEL = (
@@ -245,32 +248,43 @@ def read_spool_file(path: Path) -> list[HitRow]:
     return rows
 
 
-class HitBatcher:
-    """Commits the hits of concurrent requests of an asyncio server together.
+class Batcher(Generic[Row]):
+    """Commits the rows of concurrent requests of an asyncio server together.
 
-    ``await record(row)`` returns once the hit is durable (in the database or
-    the spool); the request is answered then. Up to ``writers`` batches are
-    written at once, each from a thread with its own database connection, so
-    one batch is sent while another waits for its commit to reach the disk;
-    the hits arriving meanwhile make the next batch, so a busy process writes
-    bigger batches rather than falling behind.
+    ``await record(row)`` returns once the row is durable (``write`` returned);
+    the request is answered then. Up to ``writers`` batches are written at once,
+    each from a thread with its own database connection, so one batch is sent
+    while another waits for its commit to reach the disk; the rows arriving
+    meanwhile make the next batch, so a busy process writes bigger batches
+    rather than falling behind.
+
+    ``write(rows)`` commits a batch: it returns False when it kept the rows
+    somewhere else (the hits' spool) because the database refused them, and
+    raises when the rows are lost: every request of that batch then fails.
     """
 
-    def __init__(self, *, writers: int | None = None) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[Row]], bool],
+        *,
+        writers: int | None = None,
+        name: str = "tracking-writer",
+    ) -> None:
         if writers is None:
             # SQLite takes one writer at a time: a second thread would only wait for the lock.
             writers = 1 if connection.vendor == "sqlite" else 2
-        self._rows: list[HitRow] = []
+        self._write_rows = write
+        self._rows: list[Row] = []
         self._written: asyncio.Future[None] | None = None
         self._writers = writers
         # Writes under way. Counted by the writes themselves, not by their tasks' done
-        # callbacks, which run a turn of the loop later: a hit arriving in between would
+        # callbacks, which run a turn of the loop later: a row arriving in between would
         # find every writer "busy" and wait for a write that never comes.
         self._running = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._executor = ThreadPoolExecutor(writers, thread_name_prefix="tracking-writer")
+        self._executor = ThreadPoolExecutor(writers, thread_name_prefix=name)
 
-    async def record(self, row: HitRow) -> None:
+    async def record(self, row: Row) -> None:
         loop = asyncio.get_running_loop()
         if self._written is None:
             self._written = loop.create_future()
@@ -283,6 +297,11 @@ class HitBatcher:
             task.add_done_callback(self._tasks.discard)
         await written
 
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function`` in one of the writer threads (their database connections)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
     async def _write(self) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -291,16 +310,17 @@ class HitBatcher:
                 self._rows, self._written = [], None
                 assert written is not None
                 try:
-                    stored = await loop.run_in_executor(self._executor, write_hits, rows)
+                    stored = await loop.run_in_executor(self._executor, self._write_rows, rows)
                     if not stored:
                         await loop.run_in_executor(self._executor, close_old_connections)
-                except Exception as error:  # the spool failed too (disk full): they fail
-                    logger.exception("Could not record %d tracking hits", len(rows))
+                except Exception as error:  # not written, not kept: the requests fail
+                    logger.exception("Could not record %d tracking rows", len(rows))
+                    await loop.run_in_executor(self._executor, close_old_connections)
                     written.set_exception(error)
                 else:
                     written.set_result(None)
         finally:
-            # No await between finding nothing left and this: the next hit starts a write.
+            # No await between finding nothing left and this: the next row starts a write.
             self._running -= 1
 
     async def close(self) -> None:
@@ -308,3 +328,10 @@ class HitBatcher:
         while self._tasks:
             await asyncio.gather(*self._tasks)
         self._executor.shutdown(wait=True)
+
+
+class HitBatcher(Batcher[HitRow]):
+    """The open and click hits' batcher: a batch the database refuses goes to the spool."""
+
+    def __init__(self, *, writers: int | None = None) -> None:
+        super().__init__(write_hits, writers=writers)

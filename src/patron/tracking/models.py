@@ -5,9 +5,14 @@ arrives (nothing else happens in that request), then read once by
 ``patron.tracking.services.process_hits()``: it decides whether a machine made
 it (``machine`` holds the reason) and records a human's open or click on the
 contact's timeline. Reports count hits; the timeline shows only human ones.
+
+A ``Site`` is a website running the web tracker; a ``VisitorLink`` says which
+contact a first-party visitor id belongs to (``patron.tracking.stitching``).
 """
 
 from __future__ import annotations
+
+import secrets
 
 from django.db import models
 from django.utils import timezone
@@ -88,3 +93,76 @@ class Hit(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.kind} of delivery {self.delivery_id}"
+
+
+def new_site_key() -> str:
+    """A site's public key, written into its snippet: unguessable, so sites cannot be listed."""
+    return secrets.token_urlsafe(12)
+
+
+class Site(TenantModel):
+    """A website of the workspace that runs the web tracker.
+
+    ``key`` is public (it is in the page's snippet); what makes a collect
+    request authentic is the key together with the browser's ``Origin``, which
+    must be one of ``allowed_origins``. The three switches are the site's
+    privacy choices, applied by the tracker in the page and checked again by
+    the collect endpoint.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    key = models.CharField(max_length=32, unique=True, default=new_site_key, editable=False)
+    allowed_origins = models.JSONField(default=list)
+    consent_required = models.BooleanField(
+        _("track only after consent"),
+        default=False,
+        help_text=_(
+            "Nothing is sent until the page calls patron.consent(true), e.g. from your "
+            "cookie banner."
+        ),
+    )
+    honour_dnt = models.BooleanField(
+        _("honour Do Not Track"),
+        default=True,
+        help_text=_("Browsers that send Do Not Track are not tracked at all."),
+    )
+    allow_identify = models.BooleanField(
+        _("allow identify(email) from the page"),
+        default=False,
+        help_text=_(
+            "Lets the page link a visitor to a known contact by email, e.g. after a login."
+        ),
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("website")
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["workspace", "name"], name="site_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VisitorLink(TenantModel):
+    """A first-party visitor id (one browser on one site's domain) known to be a contact.
+
+    One contact may have many (devices, browsers, sites); a visitor id has one
+    contact at a time (the last identification wins for what follows).
+    """
+
+    visitor_id = models.CharField(max_length=64)
+    contact = models.ForeignKey("crm.Contact", on_delete=models.CASCADE, related_name="+")
+    # How the visitor was recognised: "form", "email_click", "identify", "api".
+    method = models.CharField(max_length=20)
+    linked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "visitor_id"], name="visitor_link_unique")
+        ]
+        indexes = [models.Index(fields=["workspace", "contact"], name="visitor_link_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_id} -> {self.contact_id}"

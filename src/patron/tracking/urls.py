@@ -9,4 +9,5 @@ app_name = "tracking"
 urlpatterns = [
     path("t/o/<str:token>", views.open_pixel, name="open"),
     path("t/c/<str:token>", views.click, name="click"),
+    path("t/e", views.collect, name="collect"),
 ]
