@@ -116,7 +116,27 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     ),
     "mail.Campaign": lambda ws: _campaign(ws),
     "capture.Form": lambda ws: _form(ws),
+    "automation.ScoringRule": lambda ws: apps.get_model("automation", "ScoringRule").objects.create(
+        workspace=ws, name=f"{MARKER} rule", kind="behaviour", event_kind="email.opened", points=5
+    ),
+    "automation.LifecycleRule": lambda ws: apps.get_model(
+        "automation", "LifecycleRule"
+    ).objects.create(workspace=ws, trigger="score", threshold=4242, stage="mql"),
+    "automation.ScoreRecompute": lambda ws: apps.get_model(
+        "automation", "ScoreRecompute"
+    ).objects.create(workspace=ws, error=MARKER, status="failed"),
+    "automation.Handoff": lambda ws: _handoff(ws),
 }
+
+
+def _handoff(ws: Workspace) -> models.Model:
+    """A pending hand-off of workspace A (its contact carries MARKER)."""
+    contact = ContactFactory(
+        workspace=ws, first_name=MARKER, email=f"{MARKER}@handoff.example", lifecycle_stage="mql"
+    )
+    return apps.get_model("automation", "Handoff").objects.create(
+        workspace=ws, contact=contact, reason=MARKER
+    )
 
 
 def _form(ws: Workspace) -> models.Model:
