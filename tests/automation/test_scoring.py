@@ -147,16 +147,15 @@ def test_a_crash_mid_batch_leaves_nothing_applied(workspace, contact, monkeypatc
     second = crm.create_contact(workspace=workspace, first_name="Bo", email="bo@x.test")
     record(workspace=workspace, kind="email.opened", contact_id=contact.pk)
     record(workspace=workspace, kind="email.opened", contact_id=second.pk)
-    real_change = scoring._change
-    calls = []
+    real_changes = scoring.change_scores
 
-    def crash_on_second(*args, **kwargs):
-        calls.append(args)
-        if len(calls) == 2:
-            raise RuntimeError("worker died")
-        return real_change(*args, **kwargs)
+    def write_then_die(**kwargs):
+        # The scores are written, then the worker dies before the checkpoint moves.
+        real_changes(**kwargs)
+        assert score_of(contact) == 10
+        raise RuntimeError("worker died")
 
-    monkeypatch.setattr(scoring, "_change", crash_on_second)
+    monkeypatch.setattr(scoring, "change_scores", write_then_die)
     checkpoint_before = ConsumerCheckpoint.objects.filter(name=scoring.CONSUMER).first()
     with pytest.raises(RuntimeError):
         scoring.follow_activity()
@@ -164,7 +163,7 @@ def test_a_crash_mid_batch_leaves_nothing_applied(workspace, contact, monkeypatc
     assert not RulePoints.objects.for_workspace(workspace).exists()
     checkpoint = ConsumerCheckpoint.objects.get(name=scoring.CONSUMER)
     assert checkpoint.position == (checkpoint_before.position if checkpoint_before else 0)
-    monkeypatch.setattr(scoring, "_change", real_change)
+    monkeypatch.setattr(scoring, "change_scores", real_changes)
     scoring.follow_activity()
     assert score_of(contact) == 10 and score_of(second) == 10
 
@@ -333,3 +332,22 @@ def test_reapply_does_not_count_events_the_consumer_has_not_read(workspace, cont
     assert score_of(contact) == 0
     scoring.follow_activity()
     assert score_of(contact) == 10
+
+
+def test_bulk_score_changes_chain_from_and_to_and_skip_missing_contacts(workspace, contact):
+    from patron.crm.services import ScoreChange, change_scores
+
+    crm.change_score(contact=contact, points=5, reason="by hand")
+    result = change_scores(
+        workspace=workspace,
+        changes=[
+            ScoreChange(contact.pk, 10, "Opened", "Opened"),
+            ScoreChange(999_999, 10, "Opened", "Opened"),
+            ScoreChange(contact.pk, -3, "Unsubscribed", "Unsub"),
+        ],
+    )
+    assert result == {contact.pk: (5, 12)}
+    assert [(h["from"], h["to"], h["rule"]) for h in history(contact)[1:]] == [
+        (5, 15, "Opened"),
+        (15, 12, "Unsub"),
+    ]

@@ -197,6 +197,18 @@ def _is_touch(event: Event) -> bool:
     return event.kind != "email.sent" or event.source_type == PERSONAL_EMAIL_SOURCE
 
 
+def start_for_moves(workspace_id: int, moves: list[tuple[int, str, str]]) -> int:
+    """Hand-offs for the contacts a lifecycle rule just moved to MQL (same transaction)."""
+    opened = 0
+    for contact_id, stage, reason in moves:
+        if stage != LifecycleStage.MQL:
+            continue
+        contact = Contact.objects.for_workspace(workspace_id).get(pk=contact_id)
+        if start_handoff(contact=contact, reason=reason) is not None:
+            opened += 1
+    return opened
+
+
 def handle_events(workspace_id: int, events: list[Event]) -> int:
     """Open hand-offs for new MQLs and note first touches; returns hand-offs opened."""
     opened = 0

@@ -162,17 +162,47 @@ def _wanted_moves(rules: list[LifecycleRule], event: Event) -> list[tuple[str, s
     return moves
 
 
-def handle_events(workspace_id: int, events: list[Event]) -> int:
-    """Apply the workspace's lifecycle rules to a batch of its events; returns moves made."""
-    relevant = [e for e in events if e.kind in WATCHED_KINDS and e.contact_id is not None]
-    if not relevant:
-        return 0
-    rules = list(
+Move = tuple[int, str, str]  # contact id, stage, reason
+
+
+def _rules(workspace_id: int) -> list[LifecycleRule]:
+    return list(
         LifecycleRule.objects.for_workspace(workspace_id).filter(is_active=True).order_by("id")
     )
+
+
+def apply_score_changes(workspace_id: int, scores: dict[int, tuple[int, int]]) -> list[Move]:
+    """Score rules for the scores a batch just changed ({contact: (before, after)}).
+
+    The scoring consumer calls this with the result of ``change_scores`` so that
+    a crossing moves the contact in the same transaction, without waiting for
+    its ``contact.score_changed`` to come round; when that event is read later,
+    the contact is there already and nothing moves twice.
+    """
+    rules = [r for r in _rules(workspace_id) if r.trigger == LifecycleTrigger.SCORE]
+    moves: list[Move] = []
+    for contact_id, (before, after) in sorted(scores.items()):
+        crossed = [r for r in rules if r.threshold is not None and before < r.threshold <= after]
+        if not crossed:
+            continue
+        rule = max(crossed, key=lambda r: RANK.get(r.stage, -1))
+        reason = _("Score reached %(n)s") % {"n": rule.threshold}
+        if advance(
+            workspace_id=workspace_id, contact_id=contact_id, stage=rule.stage, reason=reason
+        ):
+            moves.append((contact_id, rule.stage, reason))
+    return moves
+
+
+def handle_events(workspace_id: int, events: list[Event]) -> list[Move]:
+    """Apply the workspace's lifecycle rules to a batch of its events; returns the moves."""
+    relevant = [e for e in events if e.kind in WATCHED_KINDS and e.contact_id is not None]
+    if not relevant:
+        return []
+    rules = _rules(workspace_id)
     if not rules:
-        return 0
-    moved = 0
+        return []
+    moved: list[Move] = []
     for event in relevant:
         wanted = _wanted_moves(rules, event)
         if not wanted:
@@ -183,5 +213,5 @@ def handle_events(workspace_id: int, events: list[Event]) -> int:
         if advance(
             workspace_id=workspace_id, contact_id=event.contact_id, stage=stage, reason=reason
         ):
-            moved += 1
+            moved.append((event.contact_id, stage, reason))
     return moved

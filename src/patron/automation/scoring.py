@@ -12,11 +12,17 @@ Scores follow the activity log through one durable consumer
 transaction that moves the checkpoint, so an event is scored exactly once even
 if the process dies mid-batch. Every change goes through
 ``crm.services.change_score`` and is therefore a ``contact.score_changed``
-event naming the rule and the reason: the contact's score history. The same
-consumer passes the batch on to the lifecycle rules and the hand-off to sales
-(``lifecycle.py``, ``handoff.py``); they react to the ``contact.score_changed``
-and ``contact.lifecycle_changed`` events of earlier batches, which
-``follow_activity`` reads at once in its next round.
+event naming the rule and the reason: the contact's score history (a batch's
+changes go through ``change_scores``, its bulk form, with the same events).
+In the same transaction the consumer applies the lifecycle rules to the scores
+it just changed and to the batch's forms and deals, and opens the hand-offs
+of the contacts that became MQLs (``lifecycle.py``, ``handoff.py``): an event
+that lifts a contact over the threshold produces the owner's task in the same
+batch. The ``contact.score_changed`` and ``contact.lifecycle_changed`` events
+come round in a later batch too, which is how changes made elsewhere (by hand,
+by workflows, through the API) reach the same rules; what the batch already
+did is not done twice (stages only move forward, one pending hand-off per
+contact).
 
 ``RulePoints`` is the ledger of what each rule gave each contact per period:
 the counter of the caps, and what **re-apply** compares against.
@@ -71,7 +77,7 @@ from patron.automation.models import (
 from patron.core.models import User, Workspace
 from patron.core.services import record_audit
 from patron.crm.models import Contact
-from patron.crm.services import change_score
+from patron.crm.services import ScoreChange, change_score, change_scores
 
 logger = logging.getLogger(__name__)
 
@@ -345,8 +351,10 @@ class _Award:
     last_at: datetime | None = None
 
 
-def _apply_behaviour(workspace_id: int, events: list[Event], rules: list[ScoringRule]) -> int:
-    """Score a batch of one workspace's events; returns how many score changes were made."""
+def _apply_behaviour(
+    workspace_id: int, events: list[Event], rules: list[ScoringRule]
+) -> dict[int, tuple[int, int]]:
+    """Score a batch of one workspace's events; returns {contact: (score before, after)}."""
     by_kind: dict[str, list[ScoringRule]] = defaultdict(list)
     for rule in rules:
         by_kind[rule.event_kind].append(rule)
@@ -363,7 +371,7 @@ def _apply_behaviour(workspace_id: int, events: list[Event], rules: list[Scoring
             award.events += 1
             award.last_at = event.occurred_at
     if not awards:
-        return 0
+        return {}
     contact_ids = {key[0] for key in awards}
     alive = set(
         Contact.objects.for_workspace(workspace_id)
@@ -371,47 +379,49 @@ def _apply_behaviour(workspace_id: int, events: list[Event], rules: list[Scoring
         .values_list("pk", flat=True)
     )
     ledger = {
-        (row.contact_id, row.rule_id, row.period_start): row
-        for row in RulePoints.objects.for_workspace(workspace_id).filter(
+        (contact_id, rule_id, period): points
+        for contact_id, rule_id, period, points in RulePoints.objects.for_workspace(workspace_id)
+        .filter(
             contact_id__in=list(alive),
             rule_id__in=list({key[1] for key in awards}),
             period_start__in=list({key[2] for key in awards}),
         )
+        .values_list("contact_id", "rule_id", "period_start", "points")
     }
     rules_by_id = {rule.pk: rule for rule in rules}
-    new_rows, changed_rows = [], []
+    ledger_rows = []
     per_contact_rule: dict[tuple[int, int], list[Any]] = {}
     for key, award in awards.items():
         contact_id, rule_id, period = key
         if contact_id not in alive:
             continue
         rule = rules_by_id[rule_id]
-        row = ledger.get(key)
-        held = row.points if row else 0
+        held = ledger.get(key, 0)
         given = _capped(rule, held, award.points)
-        if row is None:
-            new_rows.append(
+        if given or key not in ledger:
+            ledger_rows.append(
                 RulePoints(
                     workspace_id=workspace_id,
                     rule_id=rule_id,
                     contact_id=contact_id,
                     period_start=period,
-                    points=given,
+                    points=held + given,
                 )
             )
-        elif given:
-            row.points += given
-            changed_rows.append(row)
-        total = per_contact_rule.setdefault((contact_id, rule_id), [0, 0, award.points, None])
+        total = per_contact_rule.setdefault((contact_id, rule_id), [0, 0, None])
         total[0] += given
         total[1] += award.events
-        total[3] = award.last_at
-    RulePoints.objects.bulk_create(new_rows)
-    RulePoints.objects.for_workspace(workspace_id).bulk_update(changed_rows, ["points"])
-    changes = 0
-    for (contact_id, rule_id), (given, events_count, _wanted, last_at) in sorted(
-        per_contact_rule.items()
-    ):
+        total[2] = award.last_at
+    # The ledger's new totals in one INSERT ... ON CONFLICT DO UPDATE (the consumer's
+    # lock on its checkpoint keeps other writers of the ledger out meanwhile).
+    RulePoints.objects.bulk_create(
+        ledger_rows,
+        update_conflicts=True,
+        unique_fields=["rule", "contact", "period_start"],
+        update_fields=["points"],
+    )
+    changes = []
+    for (contact_id, rule_id), (given, events_count, last_at) in sorted(per_contact_rule.items()):
         if not given:
             continue
         rule = rules_by_id[rule_id]
@@ -426,9 +436,16 @@ def _apply_behaviour(workspace_id: int, events: list[Event], rules: list[Scoring
                 "cap": rule.cap_points,
                 "period": rule.get_cap_period_display(),
             }
-        _change(workspace_id, contact_id, given, reason=reason, rule=rule.name, at=last_at)
-        changes += 1
-    return changes
+        changes.append(
+            ScoreChange(
+                contact_id=contact_id,
+                points=given,
+                reason=reason,
+                rule=rule.name,
+                occurred_at=last_at,
+            )
+        )
+    return change_scores(workspace=workspace_id, changes=changes)
 
 
 def _change(
@@ -570,14 +587,18 @@ def handle_events(events: list[Event]) -> None:
         rules = rules_by_workspace.get(workspace_id, [])
         behaviour = [r for r in rules if r.kind == ScoringRuleKind.BEHAVIOUR]
         firmographic = [r for r in rules if r.kind == ScoringRuleKind.FIRMOGRAPHIC]
+        moves = []
         if behaviour:
-            _apply_behaviour(workspace_id, workspace_events, behaviour)
+            scores = _apply_behaviour(workspace_id, workspace_events, behaviour)
+            # Thresholds and hand-offs at once, not a round later (see lifecycle.py).
+            moves += lifecycle.apply_score_changes(workspace_id, scores)
         if firmographic:
             changed = _record_changes(workspace_id, workspace_events)
             if changed:
                 workspace = Workspace.objects.get(pk=workspace_id)
                 refresh_firmographic(workspace, contact_ids=changed, rules=firmographic)
-        lifecycle.handle_events(workspace_id, workspace_events)
+        moves += lifecycle.handle_events(workspace_id, workspace_events)
+        handoff.start_for_moves(workspace_id, moves)
         handoff.handle_events(workspace_id, workspace_events)
 
 
@@ -613,6 +634,13 @@ def follow_activity(*, batch_size: int = BATCH_SIZE, max_rounds: int = 50) -> in
     return total
 
 
+def warm_up() -> None:
+    """Load what the first hand-off needs (the URLconf: seconds of imports) before it is due."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - loading the URLconf is the point
+
+
 def run_scoring_loop(stop: threading.Event | None = None) -> None:
     """Follow the activity log every ``SCORING_POLL_SECONDS`` until ``stop`` is set.
 
@@ -624,6 +652,7 @@ def run_scoring_loop(stop: threading.Event | None = None) -> None:
     """
     stop = stop or threading.Event()
     interval = settings.SCORING_POLL_SECONDS
+    warm_up()
     while not stop.is_set():
         close_old_connections()
         try:
