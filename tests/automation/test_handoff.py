@@ -206,3 +206,18 @@ def test_threshold_to_task_end_to_end(
     task = Task.objects.for_workspace(workspace).get(contact=contact)
     assert task.assignee == seller
     assert Handoff.objects.for_workspace(workspace).get().reason == "Score reached 30"
+
+
+def test_the_timeline_line_of_a_move_carries_its_reason():
+    from patron.activity.templatetags.activity import event_summary
+
+    assert (
+        event_summary({"from": "mql", "to": "lead", "reason": "Rejected by sales: no budget"})
+        == "mql → lead · Rejected by sales: no budget"
+    )
+    assert (
+        event_summary(
+            {"from": 10, "to": 30, "points": 20, "reason": "Page viewed", "rule": "Pricing"}
+        )
+        == "10 → 30 · Page viewed"
+    )
