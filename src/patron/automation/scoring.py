@@ -512,25 +512,15 @@ def refresh_firmographic(
                 for contact_id in gained
             ]
         )
-        for contact_id in gained:
-            _change(
-                workspace.pk,
-                contact_id,
-                rule.points,
-                reason=_("Now matches: %(rule)s") % {"rule": rule.name},
-                rule=rule.name,
-            )
         if lost:
             held_rows.filter(contact_id__in=lost).delete()
-        for contact_id in lost:
-            if held[contact_id]:
-                _change(
-                    workspace.pk,
-                    contact_id,
-                    -held[contact_id],
-                    reason=_("No longer matches: %(rule)s") % {"rule": rule.name},
-                    rule=rule.name,
-                )
+        now_matches = _("Now matches: %(rule)s") % {"rule": rule.name}
+        no_longer = _("No longer matches: %(rule)s") % {"rule": rule.name}
+        change_scores(
+            workspace=workspace,
+            changes=[ScoreChange(c, rule.points, now_matches, rule.name) for c in gained]
+            + [ScoreChange(c, -held[c], no_longer, rule.name) for c in lost if held[c]],
+        )
         changes += len(gained) + len(lost)
     return changes
 
@@ -801,11 +791,13 @@ def reapply_rules(job: ScoreRecompute, *, chunk: int = REAPPLY_CHUNK) -> int:
                     new[row.contact_id] += row.points
                 ledger.delete()
                 RulePoints.objects.bulk_create(rows, batch_size=2000)
-                for contact_id in ids:
-                    delta = new[contact_id] - old[contact_id]
-                    if delta:
-                        _change(workspace.pk, contact_id, delta, reason=reason, rule="")
-                        changed += 1
+                deltas = [
+                    ScoreChange(contact_id, new[contact_id] - old[contact_id], reason)
+                    for contact_id in ids
+                    if new[contact_id] != old[contact_id]
+                ]
+                change_scores(workspace=workspace, changes=deltas)
+                changed += len(deltas)
             done += len(ids)
             ScoreRecompute.objects.for_workspace(workspace).filter(pk=job.pk).update(
                 done=done, changed=changed
