@@ -172,7 +172,7 @@ def _latency(workspace_id: int, contact_ids: list[int], args: argparse.Namespace
     from patron.automation.scoring import run_scoring_loop, warm_up
     from patron.crm.models import Task
 
-    seconds = 6 if args.quick else args.seconds
+    seconds = min(args.seconds, 6) if args.quick else args.seconds
     probes_per_second = args.probes_per_second
     probes = _probe_contacts(workspace_id, int(seconds * probes_per_second) + 5, "lat")
     stop = threading.Event()
