@@ -351,3 +351,20 @@ def test_bulk_score_changes_chain_from_and_to_and_skip_missing_contacts(workspac
         (5, 15, "Opened"),
         (15, 12, "Unsub"),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upgrade_starts_scoring_at_the_end_of_the_log():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from tests.factories import EventFactory, WorkspaceFactory
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("automation", "0001_initial")])
+    ConsumerCheckpoint.objects.filter(name=scoring.CONSUMER).delete()
+    newest = EventFactory(workspace=WorkspaceFactory()).pk
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert ConsumerCheckpoint.objects.get(name=scoring.CONSUMER).position == newest

@@ -6,10 +6,17 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-class Migration(migrations.Migration):
-    initial = True
+def start_scoring_at_the_end_of_the_log(apps, schema_editor):
+    """Scoring follows events from now on; older ones count when someone re-applies the rules."""
+    event = apps.get_model("activity", "Event")
+    checkpoint = apps.get_model("activity", "ConsumerCheckpoint")
+    newest = event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    checkpoint.objects.get_or_create(name="automation.scoring", defaults={"position": newest})
 
+
+class Migration(migrations.Migration):
     dependencies = [
+        ("activity", "0003_event_kind_covers_contact"),
         ("automation", "0001_initial"),
         ("capture", "0001_initial"),
         ("core", "0003_workspace_suppress_role_addresses"),
@@ -390,4 +397,5 @@ class Migration(migrations.Migration):
             model_name="scoringsettings",
             constraint=models.UniqueConstraint(fields=("workspace",), name="scoring_settings_once"),
         ),
+        migrations.RunPython(start_scoring_at_the_end_of_the_log, migrations.RunPython.noop),
     ]
