@@ -368,3 +368,20 @@ def test_an_upgrade_starts_scoring_at_the_end_of_the_log():
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert ConsumerCheckpoint.objects.get(name=scoring.CONSUMER).position == newest
+
+
+def test_bulk_score_events_look_like_single_ones(workspace, contact):
+    from patron.crm.services import ScoreChange, change_scores
+
+    moment = timezone.now() - timedelta(hours=2)
+    change_scores(workspace=workspace, changes=[ScoreChange(contact.pk, 4, "Opened", "O", moment)])
+    crm.change_score(contact=contact, points=1, reason="by hand")
+    bulk, single = (
+        Event.objects.for_workspace(workspace)
+        .filter(kind="contact.score_changed", contact_id=contact.pk)
+        .order_by("id")
+    )
+    assert (bulk.source_type, bulk.source_id) == (single.source_type, single.source_id)
+    assert bulk.occurred_at == moment
+    assert bulk.actor_id is None and bulk.visitor_id == ""
+    assert set(bulk.properties) == set(single.properties)

@@ -414,7 +414,7 @@ def change_scores(
     """
     from django.db import connection
 
-    from patron.activity.services import NewEvent, record_many
+    from patron.activity.services import record_per_contact
 
     workspace_id = workspace if isinstance(workspace, int) else workspace.pk
     totals: dict[int, int] = {}
@@ -447,31 +447,27 @@ def change_scores(
                 if row is not None:
                     new_scores[contact_id] = row[0]
     running = {cid: new_scores[cid] - totals[cid] for cid in new_scores}
-    events = []
+    rows: list[tuple[int, dict[str, Any], datetime | None]] = []
     for change in changes:
         if not change.points or change.contact_id not in running:
             continue
         before = running[change.contact_id]
         after = before + change.points
         running[change.contact_id] = after
-        events.append(
-            NewEvent(
-                workspace_id=workspace_id,
-                kind="contact.score_changed",
-                contact_id=change.contact_id,
-                source_type="crm.contact",
-                source_id=str(change.contact_id),
-                occurred_at=change.occurred_at,
-                properties={
-                    "from": before,
-                    "to": after,
-                    "points": change.points,
-                    "reason": change.reason,
-                    "rule": change.rule,
-                },
-            )
-        )
-    record_many(events)
+        properties = {
+            "from": before,
+            "to": after,
+            "points": change.points,
+            "reason": change.reason,
+            "rule": change.rule,
+        }
+        rows.append((change.contact_id, properties, change.occurred_at))
+    record_per_contact(
+        workspace=workspace_id,
+        kind="contact.score_changed",
+        rows=rows,
+        source_type="crm.contact",
+    )
     return {cid: (new_scores[cid] - totals[cid], new_scores[cid]) for cid in new_scores}
 
 
