@@ -12,7 +12,7 @@ runs it (``run_scoring_loop``, ``PATRON_SCORING_POLL`` seconds between looks).
 ``--probes-per-second`` times a second a probe thread records one page view of
 /pricing (+20) for a fresh contact at score 90: the lifecycle rule (score ≥ 100
 → MQL) moves them and the hand-off creates a task for the owner the assignment
-rule picks. A watcher polls for those tasks every 10 ms; the latency is from the
+rule picks. A watcher polls for those tasks every 25 ms; the latency is from the
 probe's commit to the task being visible. p50/p95/p99 over the probes; the
 target is p95 < 2 s.
 
@@ -239,7 +239,7 @@ def _latency(workspace_id: int, contact_ids: list[int], args: argparse.Namespace
                     seen.setdefault(contact_id, time.perf_counter())
             if stop.is_set() and time.perf_counter() > deadline[0]:
                 return
-            time.sleep(0.01)
+            time.sleep(0.025)
 
     deadline = [float("inf")]
     loop_stop = threading.Event()
