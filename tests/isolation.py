@@ -121,6 +121,16 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "automation.Workflow": lambda ws: _workflow(ws),
     "automation.Enrolment": lambda ws: _enrolment(ws),
     "tracking.Site": lambda ws: _site(ws),
+    "automation.ScoringRule": lambda ws: apps.get_model("automation", "ScoringRule").objects.create(
+        workspace=ws, name=f"{MARKER} rule", kind="behaviour", event_kind="email.opened", points=5
+    ),
+    "automation.LifecycleRule": lambda ws: apps.get_model(
+        "automation", "LifecycleRule"
+    ).objects.create(workspace=ws, trigger="score", threshold=4242, stage="mql"),
+    "automation.ScoreRecompute": lambda ws: apps.get_model(
+        "automation", "ScoreRecompute"
+    ).objects.create(workspace=ws, error=MARKER, status="failed"),
+    "automation.Handoff": lambda ws: _handoff(ws),
 }
 
 
@@ -190,6 +200,16 @@ def _site(ws: Workspace) -> models.Model:
         workspace_id=ws.pk, visitor_id=f"{MARKER}-visitor", contact_id=contact.pk, method="form"
     )
     return site
+
+
+def _handoff(ws: Workspace) -> models.Model:
+    """A pending hand-off of workspace A (its contact carries MARKER)."""
+    contact = ContactFactory(
+        workspace=ws, first_name=MARKER, email=f"{MARKER}@handoff.example", lifecycle_stage="mql"
+    )
+    return apps.get_model("automation", "Handoff").objects.create(
+        workspace=ws, contact=contact, reason=MARKER
+    )
 
 
 def _form(ws: Workspace) -> models.Model:

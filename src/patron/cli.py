@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 
 def _setup_django() -> None:
@@ -156,6 +157,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return supervise(_children_commands())
 
 
+def _start_scoring_loop(stop: Any) -> None:
+    """Scores, lifecycle stages and hand-offs follow the activity log beside the scheduler."""
+    import threading
+
+    from django.conf import settings
+
+    from patron.automation.scoring import run_scoring_loop
+
+    if settings.SCORING_POLL_SECONDS > 0:
+        threading.Thread(target=run_scoring_loop, args=(stop,), name="scoring", daemon=True).start()
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     _setup_django()
     import threading
@@ -171,6 +184,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             target=run_scheduler, args=(stop,), name="scheduler", daemon=True
         )
         scheduler_thread.start()
+        _start_scoring_loop(stop)
     try:
         if settings.REDIS_URL:
             # django-tasks-rq needs its own job class on the worker side.
@@ -192,6 +206,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _start_scoring_loop(stop)
     try:
         run_scheduler(stop)
     except KeyboardInterrupt:

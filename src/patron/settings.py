@@ -358,6 +358,10 @@ if TESTING and not env_bool("PATRON_TEST_REAL_QUEUE"):
 RQ_QUEUES = {"default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 3600}}
 # Seconds between scheduler ticks (the scheduler enqueues periodic jobs).
 SCHEDULER_TICK_SECONDS = float(env("PATRON_SCHEDULER_TICK", "5"))
+# Seconds between looks at the activity log by the scoring loop that runs beside the
+# scheduler (scores, lifecycle rules and hand-offs follow events this quickly); 0 = off,
+# leaving the work to the periodic task (every 5 seconds).
+SCORING_POLL_SECONDS = float(env("PATRON_SCORING_POLL", "0.5"))
 
 # --- Campaign sending (the send pipeline) ---------------------------------
 # Deliveries a worker claims, renders and sends at a time.

@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("patron.capture.urls")),
     path("", include("patron.capture.urls_public")),
     path("", include("patron.automation.urls_workflows")),
+    path("", include("patron.automation.urls_scoring")),
     # Before the API's own routes: a public endpoint (no key) with its own CORS answer.
     path(
         "api/v1/forms/<formkey:form_key>/submissions",

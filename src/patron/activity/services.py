@@ -194,6 +194,76 @@ def record_for_contacts(
     return len(contact_ids)
 
 
+def record_per_contact(
+    *,
+    workspace: Workspace | int,
+    kind: str,
+    rows: Sequence[tuple[int, dict[str, Any], datetime | None]],
+    source_type: str = "",
+) -> int:
+    """One event per row — (contact id, properties, occurred_at) — in one statement.
+
+    The hot-path form of ``record_many`` for events of one kind that differ only
+    in their contact, properties and time (the scores a scoring batch changed):
+    it skips the ORM's per-object work. ``source_id`` is the contact's id when
+    ``source_type`` is given. Returns how many were written.
+    """
+    import json
+
+    from django.db import connection
+
+    get_kind(kind)
+    if not rows:
+        return 0
+    workspace_id = workspace if isinstance(workspace, int) else workspace.pk
+    now = timezone.now()
+    table = Event._meta.db_table
+    contact_ids = [row[0] for row in rows]
+    source_ids = [str(row[0]) if source_type else "" for row in rows]
+    properties = [json.dumps(row[1]) for row in rows]
+    moments = [row[2] or now for row in rows]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"INSERT INTO {table} ({_BULK_COLUMNS}) "  # noqa: S608 - fixed identifiers
+                "SELECT %s, %s, NULL, %s, r.source_id, r.properties::jsonb, r.occurred_at, %s, "
+                "'', r.contact_id FROM unnest(%s::bigint[], %s::text[], %s::text[], "
+                "%s::timestamptz[]) AS r(contact_id, source_id, properties, occurred_at)",
+                [
+                    workspace_id,
+                    kind,
+                    source_type,
+                    now,
+                    contact_ids,
+                    source_ids,
+                    properties,
+                    moments,
+                ],
+            )
+        else:
+            adapt = connection.ops.adapt_datetimefield_value
+            cursor.executemany(
+                f"INSERT INTO {table} ({_BULK_COLUMNS}) "  # noqa: S608 - fixed identifiers
+                "VALUES (%s, %s, NULL, %s, %s, %s, %s, %s, '', %s)",
+                [
+                    [
+                        workspace_id,
+                        kind,
+                        source_type,
+                        source_id,
+                        encoded,
+                        adapt(moment),
+                        adapt(now),
+                        contact_id,
+                    ]
+                    for contact_id, source_id, encoded, moment in zip(
+                        contact_ids, source_ids, properties, moments, strict=True
+                    )
+                ],
+            )
+    return len(rows)
+
+
 def record_for_selected_contacts(
     *,
     workspace: Workspace | int,

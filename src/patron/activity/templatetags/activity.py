@@ -37,6 +37,11 @@ def event_summary(properties: dict) -> str:
     changes = properties.get("changes")
     if isinstance(changes, dict) and changes:
         parts.append(_changes_text(changes))
+    # A move with its reason (lifecycle stage, score): "lead → sql · Accepted by sales".
+    if {"from", "to", "reason"} <= set(properties):
+        parts.append(f"{_short(properties['from'])} → {_short(properties['to'])}")
+        if properties["reason"]:
+            parts.append(str(properties["reason"])[:200])
     return " · ".join(parts)
 
 
