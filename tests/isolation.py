@@ -116,7 +116,25 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     ),
     "mail.Campaign": lambda ws: _campaign(ws),
     "capture.Form": lambda ws: _form(ws),
+    "insights.Dashboard": lambda ws: _dashboard_widget(ws).dashboard,
+    "insights.Widget": lambda ws: _dashboard_widget(ws),
 }
+
+
+def _dashboard_widget(ws: Workspace) -> models.Model:
+    """A shared dashboard of workspace A with one widget, both carrying MARKER."""
+    from patron.insights.models import Dashboard, Widget
+
+    dashboard = Dashboard.objects.create(workspace=ws, name=f"{MARKER} dashboard")
+    return Widget.objects.create(
+        workspace=ws,
+        dashboard=dashboard,
+        title=f"{MARKER} widget",
+        report="pipeline_by_stage",
+        display="table",
+        measure="deals",
+        date_range="all_time",
+    )
 
 
 def _form(ws: Workspace) -> models.Model:
