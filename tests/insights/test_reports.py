@@ -101,6 +101,8 @@ def test_won_and_lost_with_reasons(sales):
         ("won", "", "USD", 2, D("6200.00")),
         ("lost", "Price", "USD", 2, D("1000.00")),
     ]
+    lost = reports_sales.won_lost(sales.workspace, Q1, Filters(outcome="lost"))
+    assert [(r.outcome, r.deals) for r in lost] == [("lost", 2)]
     empty = Period(start=date(2025, 6, 1), end=date(2025, 6, 30), zone=ZoneInfo("UTC"))
     assert reports_sales.won_lost(sales.workspace, empty, NONE) == []
 

@@ -276,7 +276,7 @@ SPECS: list[ReportSpec] = [
         displays=("bar", "pie", "table", "number"),
         default_display="bar",
         link=lambda r: _url("crm:deal_list", outcome=r.outcome),
-        filters=("owner", "pipeline", "source"),
+        filters=("owner", "pipeline", "outcome", "source"),
         description=_("Deals closed in the period, with the reasons deals were lost."),
     ),
     ReportSpec(

@@ -218,8 +218,12 @@ class OutcomeRow:
 def won_lost(workspace: Workspace, period: Period, filters: Filters) -> list[OutcomeRow]:
     """Deals closed in the period, by outcome, reason lost and currency (one query).
 
-    Won first, then lost by the number of deals (most common reason first).
+    Won first, then lost by the number of deals (most common reason first);
+    ``filters.outcome`` ("won" or "lost") keeps one of the two.
     """
+    outcomes = [StageOutcome.WON, StageOutcome.LOST]
+    if filters.outcome in outcomes:
+        outcomes = [StageOutcome(filters.outcome)]
     rows = [
         OutcomeRow(
             outcome=row["stage__outcome"],
@@ -229,10 +233,7 @@ def won_lost(workspace: Workspace, period: Period, filters: Filters) -> list[Out
             amount=money(row["amount"]),
         )
         for row in deals_for(workspace, filters)
-        .filter(
-            stage__outcome__in=[StageOutcome.WON, StageOutcome.LOST],
-            **period.moment_filter("closed_at"),
-        )
+        .filter(stage__outcome__in=outcomes, **period.moment_filter("closed_at"))
         .values("stage__outcome", "lost_reason", "currency")
         .order_by()
         .annotate(deals=Count("id"), amount=Sum("amount"))

@@ -126,7 +126,7 @@ def default_widgets(membership: Membership) -> list[WidgetSettings]:
     wanted = [
         WidgetSettings(
             report="won_lost", display="number", measure="amount", date_range="this_month",
-            filters={"outcome": "won"}, title=_("Won and lost this month"),
+            filters={"outcome": "won"}, title=_("Won this month"),
         ),
         WidgetSettings(
             report="pipeline_by_stage", display="bar", measure="weighted_amount",
