@@ -392,3 +392,20 @@ def test_every_report_renders_in_every_way_it_offers(logged_in, sales):
             assert response.status_code == 200, (key, display)
             assert str(spec.label) in response.content.decode()
     assert Dashboard.objects.for_workspace(sales.workspace).count() == 0  # reading made none
+
+
+def test_charts_are_accessible_svg_with_escaped_labels():
+    from patron.insights.charts import ChartData, Series, render
+
+    data = ChartData(
+        categories=["<b>Won</b>", "Lost"],
+        series=[Series("Amount", [3.0, 1.0])],
+        links=["/deals/list/?outcome=won", ""],
+    )
+    for display in ("bar", "stacked_bar", "line", "funnel", "pie"):
+        svg = str(render(data, display, title="Won & lost", description="Amount by outcome."))
+        assert svg.startswith("<svg") and 'role="img"' in svg
+        assert "<title" in svg and "Won &amp; lost" in svg and "<desc" in svg
+        assert "<b>" not in svg and "&lt;b&gt;Won&lt;/b&gt;" in svg
+        assert '<a href="/deals/list/?outcome=won"' in svg
+        assert "style=" not in svg and "<script" not in svg

@@ -58,11 +58,11 @@ def _linked(link: str, label: str, inner: str) -> str:
 
 
 def _scale(maximum: float) -> float:
-    """A round top for the value axis."""
+    """A round top for the value axis, whose quarters are round too."""
     if maximum <= 0:
         return 1.0
     magnitude = 10 ** math.floor(math.log10(maximum))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 4, 6, 8, 10):
         if step * magnitude >= maximum:
             return step * magnitude
     return 10 * magnitude
