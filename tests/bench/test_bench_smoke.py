@@ -20,6 +20,7 @@ import bench_activity_log  # noqa: E402
 import bench_contact_list  # noqa: E402
 import bench_generator  # noqa: E402
 import bench_import  # noqa: E402
+import bench_insights  # noqa: E402
 import bench_segments  # noqa: E402
 import bench_templates  # noqa: E402
 import common  # noqa: E402
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "contact_list": bench_contact_list,
     "segments": bench_segments,
     "templates": bench_templates,
+    "insights": bench_insights,
 }
 
 

@@ -409,3 +409,20 @@ def test_charts_are_accessible_svg_with_escaped_labels():
         assert "<b>" not in svg and "&lt;b&gt;Won&lt;/b&gt;" in svg
         assert '<a href="/deals/list/?outcome=won"' in svg
         assert "style=" not in svg and "<script" not in svg
+
+
+def test_the_home_page_queries_do_not_grow_with_the_records(logged_in, sales):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.insights.conftest import _deal, at
+
+    logged_in.get("/")  # makes the home dashboard
+    with CaptureQueriesContext(connection) as before:
+        logged_in.get("/")
+    for index in range(30):
+        _deal(sales.workspace, sales.pipeline, sales.stages["Won"], f"more {index}", "10",
+              owner=sales.bob, created_at=at(1, 2), closed_at=at(1, 3))  # fmt: skip
+    with CaptureQueriesContext(connection) as after:
+        logged_in.get("/")
+    assert len(after.captured_queries) == len(before.captured_queries)
