@@ -27,6 +27,7 @@ from patron.crm.models import (
 )
 from patron.crm.services import create_pipeline
 from patron.insights.periods import Period
+from patron.insights.rollups import refresh_stage_entries
 from tests.conftest import member
 from tests.factories import ContactFactory
 
@@ -218,4 +219,5 @@ def lifecycle(sales: Sales) -> Sales:
             properties={"from": "", "to": stage, "reason": ""},
             occurred_at=when,
         )
+    refresh_stage_entries()
     return sales

@@ -114,3 +114,38 @@ class DashboardSchedule(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.dashboard} ({self.frequency})"
+
+
+class StageEntry(TenantModel):
+    """The first time a contact entered a lifecycle stage: the funnel's rollup.
+
+    Kept from the ``contact.lifecycle_changed`` events by an activity consumer
+    (``patron.insights.rollups``), so that the funnel reads one narrow table
+    instead of the activity log. ``next_entered_at`` is the first time the
+    contact entered any stage further down the funnel at or after
+    ``entered_at``; ``seconds_to_next`` the time between the two.
+    """
+
+    contact_id = models.BigIntegerField()
+    stage = models.CharField(max_length=20)
+    rank = models.PositiveSmallIntegerField()  # place in the funnel, subscriber = 0
+    entered_at = models.DateTimeField()
+    next_entered_at = models.DateTimeField(null=True, blank=True)
+    seconds_to_next = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "contact_id", "stage"], name="stage_entry_once"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "entered_at"],
+                name="stage_entry_entered",
+                include=["rank", "next_entered_at", "seconds_to_next", "contact_id"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.stage} {self.entered_at:%Y-%m-%d}"

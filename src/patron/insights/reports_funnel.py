@@ -1,13 +1,15 @@
 """The funnel: contacts by lifecycle stage, how they move, and how fast.
 
 Moves are the ``contact.lifecycle_changed`` events (``{"from", "to", "reason"}``)
-the CRM records whenever a stage changes. For each stage of the funnel
+the CRM records whenever a stage changes, read through their rollup
+(``StageEntry``: the first time each contact entered each stage, kept by
+``patron.insights.rollups`` every minute). For each stage of the funnel
 (subscriber → lead → MQL → SQL → opportunity → customer):
 
 * **now**: contacts at that stage today;
-* **reached**: contacts who moved into it during the period;
-* **converted**: of those, the ones who later (by the end of the period)
-  moved into any stage further down the funnel — skipping a stage counts;
+* **reached**: contacts who first entered it during the period;
+* **converted**: of those, the ones who then (by the end of the period)
+  entered any stage further down the funnel — skipping a stage counts;
 * **conversion rate** = converted / reached, and the **median days** from first
   entering the stage to first entering a later one.
 
@@ -22,13 +24,13 @@ from datetime import date, datetime
 from statistics import median
 from typing import Any
 
-from django.db.models import Count, Min, OuterRef, QuerySet, Subquery
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncMonth
 
 from patron.activity.models import Event
 from patron.core.models import Workspace
 from patron.crm.models import Contact, LifecycleStage
+from patron.insights.models import StageEntry
 from patron.insights.periods import Filters, Period
 
 FUNNEL = [
@@ -62,18 +64,6 @@ def _contacts(workspace: Workspace, filters: Filters) -> QuerySet[Contact] | Non
     return contacts
 
 
-def _moves(workspace: Workspace, period: Period, filters: Filters) -> Any:
-    moves = Event.objects.for_workspace(workspace).filter(
-        kind="contact.lifecycle_changed",
-        contact_id__isnull=False,
-        **period.moment_filter("occurred_at"),
-    )
-    contacts = _contacts(workspace, filters)
-    if contacts is not None:
-        moves = moves.filter(contact_id__in=contacts.values("id"))
-    return moves.annotate(to_stage=KeyTextTransform("to", "properties"))
-
-
 @dataclass(frozen=True)
 class FunnelRow:
     stage: str
@@ -85,51 +75,57 @@ class FunnelRow:
     median_days_to_next: float | None
 
 
-def funnel(workspace: Workspace, period: Period, filters: Filters) -> list[FunnelRow]:
-    """One row per funnel stage (see the module's docstring): two queries.
+def _entries(workspace: Workspace, period: Period, filters: Filters) -> QuerySet[StageEntry]:
+    entries = StageEntry.objects.for_workspace(workspace).filter(
+        **period.moment_filter("entered_at")
+    )
+    contacts = _contacts(workspace, filters)
+    if contacts is not None:
+        entries = entries.filter(contact_id__in=contacts.values("id"))
+    return entries
 
-    The moves are read as one row per (contact, stage) with the first time the
-    contact entered it (``MIN`` in SQL); conversions are followed in Python.
+
+def funnel(workspace: Workspace, period: Period, filters: Filters) -> list[FunnelRow]:
+    """One row per funnel stage (see the module's docstring): three queries.
+
+    Counts are grouped in SQL; the medians read the converted entries' seconds
+    (one narrow column) and are taken in Python, since SQLite has no percentile.
     """
     now_counts: dict[str, int] = {}
     contacts = _contacts(workspace, filters) or Contact.objects.for_workspace(workspace)
     for row in contacts.values("lifecycle_stage").order_by().annotate(n=Count("id")):
         now_counts[row["lifecycle_stage"]] = row["n"]
-
-    first_entered: dict[int, dict[int, datetime]] = {}
-    rows: Any = (
-        _moves(workspace, period, filters)
-        .filter(properties__to__in=list(ORDER))
-        .values("contact_id", "to_stage")
+    entries = _entries(workspace, period, filters)
+    converted_q = Q(next_entered_at__isnull=False)
+    if period.until is not None:
+        converted_q &= Q(next_entered_at__lt=period.until)
+    counted: dict[int, Any] = {
+        row["rank"]: row
+        for row in entries.values("rank")
         .order_by()
-        .annotate(entered=Min("occurred_at"))
-        .values_list("contact_id", "to_stage", "entered")
-    )
-    for contact_id, stage, entered in rows:
-        first_entered.setdefault(contact_id, {})[ORDER[stage]] = entered
-
-    reached = [0] * len(FUNNEL)
-    converted = [0] * len(FUNNEL)
-    waits: list[list[float]] = [[] for _ in FUNNEL]
-    for stages in first_entered.values():
-        for index, entered in stages.items():
-            reached[index] += 1
-            later = [moment for i, moment in stages.items() if i > index and moment >= entered]
-            if later:
-                converted[index] += 1
-                waits[index].append((min(later) - entered).total_seconds() / 86400)
-    return [
-        FunnelRow(
-            stage=stage.value,
-            label=LABELS[stage.value],
-            contacts_now=now_counts.get(stage.value, 0),
-            reached=reached[index],
-            converted=converted[index],
-            conversion_rate=round(converted[index] / reached[index], 4) if reached[index] else None,
-            median_days_to_next=round(median(waits[index]), 1) if waits[index] else None,
+        .annotate(reached=Count("id"), converted=Count("id", filter=converted_q))
+    }
+    waits: dict[int, list[int]] = {}
+    for rank, seconds in entries.filter(converted_q).values_list("rank", "seconds_to_next"):
+        waits.setdefault(rank, []).append(seconds or 0)
+    rows = []
+    for index, stage in enumerate(FUNNEL):
+        reached = counted.get(index, {}).get("reached", 0)
+        converted = counted.get(index, {}).get("converted", 0)
+        rows.append(
+            FunnelRow(
+                stage=stage.value,
+                label=LABELS[stage.value],
+                contacts_now=now_counts.get(stage.value, 0),
+                reached=reached,
+                converted=converted,
+                conversion_rate=round(converted / reached, 4) if reached else None,
+                median_days_to_next=(
+                    round(median(waits[index]) / 86400, 1) if waits.get(index) else None
+                ),
+            )
         )
-        for index, stage in enumerate(FUNNEL)
-    ]
+    return rows
 
 
 @dataclass(frozen=True)
@@ -143,20 +139,19 @@ class StageMonthRow:
 def lifecycle_over_time(
     workspace: Workspace, period: Period, filters: Filters
 ) -> list[StageMonthRow]:
-    """Moves into each stage per month of the period (one query); every month of a
-    bounded period is present, with zeros, for every stage."""
+    """Contacts first entering each stage, per month of the period (one query); every
+    month of a bounded period is present, with zeros, for every stage."""
     counted: dict[tuple[date, str], int] = {}
     for row in (
-        _moves(workspace, period, filters)
-        .filter(properties__to__in=list(ORDER))
-        .annotate(month=TruncMonth("occurred_at", tzinfo=period.zone))
-        .values("month", "to_stage")
+        _entries(workspace, period, filters)
+        .annotate(month=TruncMonth("entered_at", tzinfo=period.zone))
+        .values("month", "stage")
         .order_by()
         .annotate(n=Count("id"))
     ):
         month = row["month"]
         month = month.date() if isinstance(month, datetime) else month
-        counted[(month, row["to_stage"])] = row["n"]
+        counted[(month, row["stage"])] = row["n"]
     months = sorted(set(period.months()) | {month for month, _stage in counted})
     return [
         StageMonthRow(
@@ -181,7 +176,7 @@ class SourceStageRow:
 def funnel_by_source(
     workspace: Workspace, period: Period, filters: Filters
 ) -> list[SourceStageRow]:
-    """Contacts who moved into each stage in the period, per contact source (one query)."""
+    """Contacts who first entered each stage in the period, per contact source (one query)."""
     source = Subquery(
         Contact.objects.for_workspace(workspace)
         .filter(pk=OuterRef("contact_id"))
@@ -189,14 +184,13 @@ def funnel_by_source(
     )
     counted: dict[tuple[str, str], int] = {}
     for row in (
-        _moves(workspace, period, filters)
-        .filter(properties__to__in=list(ORDER))
+        _entries(workspace, period, filters)
         .annotate(source=source)
-        .values("source", "to_stage")
+        .values("source", "stage")
         .order_by()
-        .annotate(n=Count("contact_id", distinct=True))
+        .annotate(n=Count("id"))
     ):
-        counted[(row["source"] or "", row["to_stage"])] = row["n"]
+        counted[(row["source"] or "", row["stage"])] = row["n"]
     sources = sorted({source for source, _stage in counted})
     return [
         SourceStageRow(

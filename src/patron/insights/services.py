@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -145,30 +145,33 @@ def default_widgets(membership: Membership) -> list[WidgetSettings]:
     ]
 
 
-@transaction.atomic
 def ensure_home_dashboard(*, workspace: Workspace, membership: Membership) -> Dashboard:
-    """The person's home dashboard, made with the default widgets on first use."""
-    dashboard = (
-        Dashboard.objects.for_workspace(workspace)
-        .select_for_update()
-        .filter(owner_id=membership.user_id)
-        .first()
-    )
+    """The person's home dashboard, made with the default widgets on first use.
+
+    Two first requests at once both try to make it; the unique constraint lets
+    one win and the other reads the winner's.
+    """
+    found = Dashboard.objects.for_workspace(workspace).filter(owner_id=membership.user_id)
+    dashboard = found.first()
     if dashboard is not None:
         return dashboard
-    dashboard = Dashboard.objects.create(
-        workspace=workspace,
-        name=_("My dashboard"),
-        owner_id=membership.user_id,
-        created_by_id=membership.user_id,
-    )
-    for position, settings in enumerate(default_widgets(membership)):
-        Widget.objects.create(
-            workspace=workspace,
-            dashboard=dashboard,
-            position=position,
-            **_clean(workspace, membership, settings),
-        )
+    try:
+        with transaction.atomic():
+            dashboard = Dashboard.objects.create(
+                workspace=workspace,
+                name=_("My dashboard"),
+                owner_id=membership.user_id,
+                created_by_id=membership.user_id,
+            )
+            for position, settings in enumerate(default_widgets(membership)):
+                Widget.objects.create(
+                    workspace=workspace,
+                    dashboard=dashboard,
+                    position=position,
+                    **_clean(workspace, membership, settings),
+                )
+    except IntegrityError:
+        return found.get()
     return dashboard
 
 

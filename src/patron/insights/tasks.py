@@ -15,3 +15,12 @@ def send_dashboard_emails() -> int:
     from patron.insights.emails import send_due_dashboards
 
     return send_due_dashboards()
+
+
+@periodic(every=timedelta(minutes=1))
+@background_task
+def refresh_funnel() -> int:
+    """Fold new lifecycle moves into the funnel's rollup."""
+    from patron.insights.rollups import refresh_stage_entries
+
+    return refresh_stage_entries()

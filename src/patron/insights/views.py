@@ -298,10 +298,8 @@ def report(request: WorkspaceRequest, report: str) -> HttpResponse:
     shown = selectors.show_report(
         spec, request.workspace, period, filters, display=display, measure=measure
     )
-    home = (
-        selectors.dashboards(request.workspace, request.membership)
-        .filter(owner_id=request.user.pk)
-        .first()
+    home = services.ensure_home_dashboard(
+        workspace=request.workspace, membership=request.membership
     )
     return render(
         request,
