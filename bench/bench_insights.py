@@ -295,7 +295,7 @@ def run(database: str, args: argparse.Namespace) -> None:
     from patron.core.models import Membership, Workspace
     from patron.insights import catalog, reports_funnel, selectors, services
     from patron.insights.periods import Filters, period_for, workspace_zone
-    from patron.insights.rollups import rebuild_stage_entries
+    from patron.insights.rollups import refresh_stage_entries
 
     scale = 0.002 if args.quick else args.scale
     contacts = max(int(1_000_000 * scale), 500)
@@ -310,7 +310,8 @@ def run(database: str, args: argparse.Namespace) -> None:
         loaded = load_crm(workspace, deals)
     load_seconds = loading()
     with stopwatch() as rebuilding:
-        rolled = rebuild_stage_entries(workspace.pk)
+        # The consumer's first run on a loaded log: one grouped rebuild per workspace.
+        rolled = refresh_stage_entries()
     rebuild_seconds = rebuilding()
     new_moves = 500 if args.quick else NEW_MOVES
     incremental = add_moves_and_refresh(workspace, new_moves)

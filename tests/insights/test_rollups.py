@@ -69,4 +69,23 @@ def test_incremental_refresh_equals_a_rebuild(workspace):
     rebuilt = rebuild_stage_entries(workspace.pk)
     assert rebuilt == len(incremental)
     assert rows(workspace) == incremental
-    assert refresh_stage_entries() == 0  # the rebuild moved the checkpoint past the log
+    assert refresh_stage_entries() == 0  # nothing new since the last refresh
+
+
+def test_the_first_refresh_on_an_existing_log_rebuilds_instead_of_reading_it_all(workspace):
+    from patron.activity.models import ConsumerCheckpoint
+    from patron.core.models import Workspace
+
+    contact = ContactFactory(workspace=workspace)
+    other = Workspace.objects.create(name="Other", slug="other")
+    someone = ContactFactory(workspace=other)
+    move(workspace, contact, "lead", at(1, 1))
+    move(other, someone, "mql", at(1, 2))
+    assert not ConsumerCheckpoint.objects.filter(name="insights.funnel").exists()
+    assert refresh_stage_entries() == 2  # rows made by the two rebuilds
+    assert StageEntry.objects.for_workspace(other).get().stage == "mql"
+    # A rebuild of one workspace leaves the other's pending moves to the consumer.
+    move(other, someone, "customer", at(1, 3))
+    rebuild_stage_entries(workspace.pk)
+    assert refresh_stage_entries() == 1
+    assert StageEntry.objects.for_workspace(other).get(stage="mql").next_entered_at == at(1, 3)

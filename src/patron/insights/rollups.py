@@ -93,8 +93,30 @@ def _handle(events: list[Event]) -> None:
 
 
 def refresh_stage_entries(batch_size: int = 5000) -> int:
-    """Fold every new lifecycle move into the rollup; returns the moves handled."""
+    """Fold every new lifecycle move into the rollup; returns the moves handled.
+
+    The first run on a log that already holds events does not read it batch by
+    batch from the start: it places the checkpoint at the log's end and
+    rebuilds each workspace that has moves in one grouped query.
+    """
     handled = 0
+    if not ConsumerCheckpoint.objects.filter(name=CONSUMER).exists():
+        with transaction.atomic():
+            checkpoint, created = ConsumerCheckpoint.objects.select_for_update().get_or_create(
+                name=CONSUMER
+            )
+            if created:
+                last = Event.objects.unscoped().aggregate(last=Max("id"))["last"] or 0
+                checkpoint.position = last
+                checkpoint.save(update_fields=["position"])
+                workspaces = (
+                    Event.objects.unscoped()
+                    .filter(kind=KIND, id__lte=last)
+                    .values_list("workspace_id", flat=True)
+                    .distinct()
+                )
+                for workspace_id in list(workspaces):
+                    handled += rebuild_stage_entries(workspace_id)
     while True:
         before = ConsumerCheckpoint.objects.filter(name=CONSUMER).values_list("position").first()
         handled += consume(CONSUMER, _handle, batch_size=batch_size, kinds=[KIND])
@@ -106,16 +128,13 @@ def refresh_stage_entries(batch_size: int = 5000) -> int:
 def rebuild_stage_entries(workspace_id: int) -> int:
     """Recompute a workspace's rollup from its whole activity log; returns the rows made.
 
-    The consumer's checkpoint is moved past the log's end first (under its
-    lock), so the moves read here are not folded in a second time; a move
-    recorded meanwhile is merged by the next refresh, which keeps the earliest
-    time, so reading it twice changes nothing.
+    Runs under the consumer's lock, so no refresh writes meanwhile. The
+    checkpoint stays where it is: a move read here and again by the next
+    refresh changes nothing (the earliest time is kept).
     """
     with transaction.atomic():
-        checkpoint, _ = ConsumerCheckpoint.objects.select_for_update().get_or_create(name=CONSUMER)
-        last = Event.objects.unscoped().aggregate(last=Max("id"))["last"] or 0
-        checkpoint.position = max(checkpoint.position, last)
-        checkpoint.save(update_fields=["position"])
+        # Under the consumer's lock when it has run (its first run rebuilds everything).
+        list(ConsumerCheckpoint.objects.select_for_update().filter(name=CONSUMER))
         StageEntry.objects.for_workspace(workspace_id).delete()
         firsts = (
             Event.objects.for_workspace(workspace_id)
