@@ -19,13 +19,14 @@ the contacts who opened or clicked that campaign.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 from statistics import median
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import TruncMonth
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, QuerySet
+from django.utils import timezone
 
 from patron.activity.models import Event
 from patron.core.models import Workspace
@@ -43,6 +44,8 @@ FUNNEL = [
 ]
 ORDER = {stage.value: index for index, stage in enumerate(FUNNEL)}
 LABELS = {stage.value: str(stage.label) for stage in FUNNEL}
+# An unbounded period's chart shows at most this many months (the latest).
+MAX_MONTHS = 120
 
 
 def _contacts(workspace: Workspace, filters: Filters) -> QuerySet[Contact] | None:
@@ -139,30 +142,46 @@ class StageMonthRow:
 def lifecycle_over_time(
     workspace: Workspace, period: Period, filters: Filters
 ) -> list[StageMonthRow]:
-    """Contacts first entering each stage, per month of the period (one query); every
-    month of a bounded period is present, with zeros, for every stage."""
-    counted: dict[tuple[date, str], int] = {}
-    for row in (
-        _entries(workspace, period, filters)
-        .annotate(month=TruncMonth("entered_at", tzinfo=period.zone))
-        .values("month", "stage")
-        .order_by()
-        .annotate(n=Count("id"))
-    ):
-        month = row["month"]
-        month = month.date() if isinstance(month, datetime) else month
-        counted[(month, row["stage"])] = row["n"]
-    months = sorted(set(period.months()) | {month for month, _stage in counted})
-    return [
-        StageMonthRow(
-            month=month,
-            stage=stage.value,
-            label=LABELS[stage.value],
-            contacts=counted.get((month, stage.value), 0),
-        )
-        for month in months
-        for stage in FUNNEL
-    ]
+    """Contacts first entering each stage, per month of the period; every month of the
+    period is present, with zeros, for every stage.
+
+    One count per month (a range of the rollup's index each), rather than one
+    grouped query truncating every row to its month in the workspace's zone:
+    SQLite does that truncation in Python, row by row. An unbounded period runs
+    from the first entry's month to the last's.
+    """
+    entries = _entries(workspace, period, filters)
+    months = period.months()
+    if not months:
+        bounds = entries.aggregate(first=Min("entered_at"), last=Max("entered_at"))
+        if bounds["first"] is None:
+            return []
+        start = timezone.localtime(bounds["first"], period.zone).date()
+        end = timezone.localtime(bounds["last"], period.zone).date()
+        months = replace(period, start=start, end=end).months()[-MAX_MONTHS:]
+    rows = []
+    for month in months:
+        following = (month + timedelta(days=32)).replace(day=1)
+        counted = {
+            row["rank"]: row["n"]
+            for row in entries.filter(
+                entered_at__gte=datetime.combine(month, time.min, period.zone),
+                entered_at__lt=datetime.combine(following, time.min, period.zone),
+            )
+            .values("rank")
+            .order_by()
+            .annotate(n=Count("id"))
+        }
+        rows += [
+            StageMonthRow(
+                month=month,
+                stage=stage.value,
+                label=LABELS[stage.value],
+                contacts=counted.get(index, 0),
+            )
+            for index, stage in enumerate(FUNNEL)
+        ]
+    return rows
 
 
 @dataclass(frozen=True)
@@ -176,29 +195,32 @@ class SourceStageRow:
 def funnel_by_source(
     workspace: Workspace, period: Period, filters: Filters
 ) -> list[SourceStageRow]:
-    """Contacts who first entered each stage in the period, per contact source (one query)."""
-    source = Subquery(
-        Contact.objects.for_workspace(workspace)
-        .filter(pk=OuterRef("contact_id"))
-        .values("source")[:1]
+    """Contacts who first entered each stage in the period, per contact source.
+
+    One query joining the rollup to the contacts (``StageEntry.contact_id`` is
+    a plain column, as in the activity log, so the join is written out).
+    """
+    entries = _entries(workspace, period, filters)
+    inner, params = entries.values("contact_id", "rank").query.sql_with_params()
+    contact = Contact._meta.db_table
+    sql = (
+        f"SELECT c.source, e.rank, COUNT(*) FROM ({inner}) e "  # noqa: S608 - built by the ORM
+        f"JOIN {connection.ops.quote_name(contact)} c ON c.id = e.contact_id "
+        "WHERE c.workspace_id = %s GROUP BY c.source, e.rank"
     )
-    counted: dict[tuple[str, str], int] = {}
-    for row in (
-        _entries(workspace, period, filters)
-        .annotate(source=source)
-        .values("source", "stage")
-        .order_by()
-        .annotate(n=Count("id"))
-    ):
-        counted[(row["source"] or "", row["stage"])] = row["n"]
-    sources = sorted({source for source, _stage in counted})
+    counted: dict[tuple[str, int], int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, workspace.pk])
+        for source, rank, n in cursor.fetchall():
+            counted[(source or "", rank)] = n
+    sources = sorted({source for source, _rank in counted})
     return [
         SourceStageRow(
             source=name,
             stage=stage.value,
             label=LABELS[stage.value],
-            reached=counted.get((name, stage.value), 0),
+            reached=counted.get((name, index), 0),
         )
         for name in sources
-        for stage in FUNNEL
+        for index, stage in enumerate(FUNNEL)
     ]
