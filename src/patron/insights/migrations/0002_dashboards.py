@@ -7,102 +7,248 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
-    initial = True
-
     dependencies = [
-        ('core', '0003_workspace_suppress_role_addresses'),
-        ('crm', '0016_import_subscriptions'),
-        ('insights', '0001_initial'),
+        ("core", "0003_workspace_suppress_role_addresses"),
+        ("crm", "0016_import_subscriptions"),
+        ("insights", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Dashboard',
+            name="Dashboard",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'dashboard',
-                'ordering': ['name', 'id'],
+                "verbose_name": "dashboard",
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='DashboardSchedule',
+            name="DashboardSchedule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('frequency', models.CharField(choices=[('daily', 'Every day'), ('weekly', 'Every week')], max_length=10, verbose_name='how often')),
-                ('next_send_at', models.DateTimeField()),
-                ('last_sent_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('dashboard', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='schedule', to='insights.dashboard')),
-                ('recipients', models.ManyToManyField(related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='send to')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "frequency",
+                    models.CharField(
+                        choices=[("daily", "Every day"), ("weekly", "Every week")],
+                        max_length=10,
+                        verbose_name="how often",
+                    ),
+                ),
+                ("next_send_at", models.DateTimeField()),
+                ("last_sent_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dashboard",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="schedule",
+                        to="insights.dashboard",
+                    ),
+                ),
+                (
+                    "recipients",
+                    models.ManyToManyField(
+                        related_name="+", to=settings.AUTH_USER_MODEL, verbose_name="send to"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'dashboard email',
+                "verbose_name": "dashboard email",
             },
         ),
         migrations.CreateModel(
-            name='StageEntry',
+            name="StageEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('contact_id', models.BigIntegerField()),
-                ('stage', models.CharField(max_length=20)),
-                ('rank', models.PositiveSmallIntegerField()),
-                ('entered_at', models.DateTimeField()),
-                ('next_entered_at', models.DateTimeField(blank=True, null=True)),
-                ('seconds_to_next', models.BigIntegerField(blank=True, null=True)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("contact_id", models.BigIntegerField()),
+                ("stage", models.CharField(max_length=20)),
+                ("rank", models.PositiveSmallIntegerField()),
+                ("entered_at", models.DateTimeField()),
+                ("next_entered_at", models.DateTimeField(blank=True, null=True)),
+                ("seconds_to_next", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Widget',
+            name="Widget",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('title', models.CharField(blank=True, max_length=100, verbose_name='title')),
-                ('report', models.CharField(blank=True, max_length=50, verbose_name='report')),
-                ('display', models.CharField(choices=[('number', 'Number'), ('bar', 'Bar chart'), ('stacked_bar', 'Stacked bar chart'), ('line', 'Line chart'), ('funnel', 'Funnel'), ('pie', 'Pie chart'), ('table', 'Table'), ('saved_view', 'Saved view')], max_length=20, verbose_name='show as')),
-                ('measure', models.CharField(blank=True, max_length=50, verbose_name='value')),
-                ('date_range', models.CharField(default='last_30_days', max_length=20, verbose_name='date range')),
-                ('start_date', models.DateField(blank=True, null=True)),
-                ('end_date', models.DateField(blank=True, null=True)),
-                ('filters', models.JSONField(blank=True, default=dict)),
-                ('dashboard', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='widgets', to='insights.dashboard')),
-                ('saved_view', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='crm.savedview')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='core.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("title", models.CharField(blank=True, max_length=100, verbose_name="title")),
+                ("report", models.CharField(blank=True, max_length=50, verbose_name="report")),
+                (
+                    "display",
+                    models.CharField(
+                        choices=[
+                            ("number", "Number"),
+                            ("bar", "Bar chart"),
+                            ("stacked_bar", "Stacked bar chart"),
+                            ("line", "Line chart"),
+                            ("funnel", "Funnel"),
+                            ("pie", "Pie chart"),
+                            ("table", "Table"),
+                            ("saved_view", "Saved view"),
+                        ],
+                        max_length=20,
+                        verbose_name="show as",
+                    ),
+                ),
+                ("measure", models.CharField(blank=True, max_length=50, verbose_name="value")),
+                (
+                    "date_range",
+                    models.CharField(
+                        default="last_30_days", max_length=20, verbose_name="date range"
+                    ),
+                ),
+                ("start_date", models.DateField(blank=True, null=True)),
+                ("end_date", models.DateField(blank=True, null=True)),
+                ("filters", models.JSONField(blank=True, default=dict)),
+                (
+                    "dashboard",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="widgets",
+                        to="insights.dashboard",
+                    ),
+                ),
+                (
+                    "saved_view",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="crm.savedview",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="core.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'widget',
-                'ordering': ['position', 'id'],
+                "verbose_name": "widget",
+                "ordering": ["position", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='dashboard',
-            constraint=models.UniqueConstraint(condition=models.Q(('owner__isnull', False)), fields=('workspace', 'owner'), name='dashboard_one_home_per_person'),
+            model_name="dashboard",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("owner__isnull", False)),
+                fields=("workspace", "owner"),
+                name="dashboard_one_home_per_person",
+            ),
         ),
         migrations.AddIndex(
-            model_name='dashboardschedule',
-            index=models.Index(fields=['next_send_at'], name='dashboard_schedule_due'),
+            model_name="dashboardschedule",
+            index=models.Index(fields=["next_send_at"], name="dashboard_schedule_due"),
         ),
         migrations.AddIndex(
-            model_name='stageentry',
-            index=models.Index(fields=['workspace', 'entered_at', 'rank', 'next_entered_at', 'seconds_to_next', 'contact_id'], name='stage_entry_entered'),
+            model_name="stageentry",
+            index=models.Index(
+                fields=[
+                    "workspace",
+                    "entered_at",
+                    "rank",
+                    "next_entered_at",
+                    "seconds_to_next",
+                    "contact_id",
+                ],
+                name="stage_entry_entered",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stageentry',
-            constraint=models.UniqueConstraint(fields=('workspace', 'contact_id', 'stage'), name='stage_entry_once'),
+            model_name="stageentry",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "contact_id", "stage"), name="stage_entry_once"
+            ),
         ),
         migrations.AddIndex(
-            model_name='widget',
-            index=models.Index(fields=['workspace', 'dashboard', 'position'], name='widget_order'),
+            model_name="widget",
+            index=models.Index(fields=["workspace", "dashboard", "position"], name="widget_order"),
         ),
     ]
