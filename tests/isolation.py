@@ -131,6 +131,8 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
         "automation", "ScoreRecompute"
     ).objects.create(workspace=ws, error=MARKER, status="failed"),
     "automation.Handoff": lambda ws: _handoff(ws),
+    "insights.Dashboard": lambda ws: _dashboard_widget(ws).dashboard,
+    "insights.Widget": lambda ws: _dashboard_widget(ws),
 }
 
 
@@ -209,6 +211,22 @@ def _handoff(ws: Workspace) -> models.Model:
     )
     return apps.get_model("automation", "Handoff").objects.create(
         workspace=ws, contact=contact, reason=MARKER
+    )
+
+
+def _dashboard_widget(ws: Workspace) -> models.Model:
+    """A shared dashboard of workspace A with one widget, both carrying MARKER."""
+    from patron.insights.models import Dashboard, Widget
+
+    dashboard = Dashboard.objects.create(workspace=ws, name=f"{MARKER} dashboard")
+    return Widget.objects.create(
+        workspace=ws,
+        dashboard=dashboard,
+        title=f"{MARKER} widget",
+        report="pipeline_by_stage",
+        display="table",
+        measure="deals",
+        date_range="all_time",
     )
 
 

@@ -1,4 +1,4 @@
-"""The home page: where the day starts, with what exists so far."""
+"""The home page: where the day starts: the person's dashboard and the latest activity."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from patron.activity.models import Event
 from patron.core.decorators import workspace_view
 from patron.core.http import WorkspaceRequest
 from patron.crm.models import Company, Contact
+from patron.insights.services import ensure_home_dashboard
+from patron.insights.views import dashboard_context
 
 
 @workspace_view()
@@ -29,4 +31,7 @@ def home(request: WorkspaceRequest) -> HttpResponse:
             else []
         ),
     }
+    dashboard = ensure_home_dashboard(workspace=workspace, membership=membership)
+    context.update(dashboard_context(request, dashboard))
+    context["next"] = "home"
     return render(request, "home.html", context)

@@ -27,6 +27,7 @@ urlpatterns = [
     path("", include("patron.capture.urls_public")),
     path("", include("patron.automation.urls_workflows")),
     path("", include("patron.automation.urls_scoring")),
+    path("", include("patron.insights.urls")),
     # Before the API's own routes: a public endpoint (no key) with its own CORS answer.
     path(
         "api/v1/forms/<formkey:form_key>/submissions",

@@ -20,6 +20,7 @@ import bench_activity_log  # noqa: E402
 import bench_contact_list  # noqa: E402
 import bench_generator  # noqa: E402
 import bench_import  # noqa: E402
+import bench_insights  # noqa: E402
 import bench_segments  # noqa: E402
 import bench_templates  # noqa: E402
 import bench_workflows  # noqa: E402
@@ -37,6 +38,7 @@ BENCHMARKS = {
     "segments": bench_segments,
     "templates": bench_templates,
     "workflows": bench_workflows,
+    "insights": bench_insights,
 }
 
 

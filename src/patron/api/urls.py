@@ -15,6 +15,7 @@ from patron.automation.api_workflows import router as workflows_router
 from patron.capture.api import router as forms_router
 from patron.core.api import router as core_router
 from patron.crm.api import router as crm_router
+from patron.insights.api import router as insights_router
 from patron.mail.api_campaigns import router as campaigns_router
 from patron.mail.api_delivery import router as delivery_router
 from patron.mail.api_reports import router as reports_router
@@ -66,3 +67,4 @@ api.add_router("/", delivery_router)
 api.add_router("/", templates_router)
 api.add_router("/", forms_router)
 api.add_router("/", workflows_router)
+api.add_router("/reports", insights_router)

@@ -1099,6 +1099,14 @@ def deal_query(
     pipeline = None
     if state.get("pipeline").isdigit():
         pipeline = pipelines.filter(pk=int(state.get("pipeline"))).first()
+    # A stage's deals (the reports link here from a bar of "pipeline by stage").
+    stage = None
+    if state.get("stage").isdigit():
+        stage = (
+            Stage.objects.for_workspace(request.workspace)
+            .filter(pk=int(state.get("stage")))
+            .first()
+        )
     outcome = state.choice("outcome", StageOutcome.values)
     query = state.get("q")
     owner_param, owner = owner_filter(request, state.get("owner"))
@@ -1110,6 +1118,7 @@ def deal_query(
     deals = selectors.search_deals(
         request.workspace,
         pipeline=pipeline,
+        stage=stage,
         outcome=outcome,
         query=query,
         owner=owner,
@@ -1119,16 +1128,20 @@ def deal_query(
     )
     filters = {
         "pipeline": pipeline.pk if pipeline else "",
+        "stage": stage.pk if stage else "",
         "outcome": outcome,
         "q": query,
         "owner": owner_param,
         "closing": closing,
     }
-    context = state.context(filters, filtered=bool(pipeline or outcome or query or owner_param))
+    context = state.context(
+        filters, filtered=bool(pipeline or stage or outcome or query or owner_param)
+    )
     context.update(
         {
             "pipelines": pipelines,
             "pipeline": pipeline,
+            "stage": stage,
             "outcome": outcome,
             "outcomes": StageOutcome.choices,
             "owner": owner_param,

@@ -182,6 +182,7 @@ def search_deals(
     workspace: Workspace,
     *,
     pipeline: Pipeline | None = None,
+    stage: Stage | None = None,
     outcome: str = "",
     query: str = "",
     owner: User | str | None = "",
@@ -201,6 +202,8 @@ def search_deals(
         deals = deals.filter(filter_q(condition))
     if pipeline is not None:
         deals = deals.filter(pipeline=pipeline)
+    if stage is not None:
+        deals = deals.filter(stage=stage)
     if outcome:
         deals = deals.filter(stage__outcome=outcome)
     if query.strip():
