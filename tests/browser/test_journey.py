@@ -1,0 +1,204 @@
+"""The journey, end to end: a stranger on the website becomes a customer.
+
+Anonymous visits on the company's own site, an e-book behind a form, a nurture
+workflow's email in the Outbox, an open and a click that raise the score, the
+hand-off of the new MQL to a salesperson, who accepts, opens a deal, sends a
+quote that the contact accepts, wins the deal, and the funnel shows the way.
+
+The background work (the workflow engine, the send pipeline, the tracking hit
+processor, scoring, the funnel rollup) is run here the way the worker runs it,
+one round at a time, so that each step can be looked at.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.core.cache import cache
+from playwright.sync_api import expect
+
+from patron.activity.models import Event
+from patron.automation import lifecycle, scoring
+from patron.automation.models import Handoff
+from patron.capture import downloads
+from patron.capture.services import create_form
+from patron.core.roles import Role
+from patron.core.services import create_workspace
+from patron.crm import assignment
+from patron.crm.models import AssignmentStrategy, Contact, Task
+from patron.mail.models import EmailTemplate, OutboxMessage
+from patron.tracking import sites, web
+from patron.tracking.services import process_hits
+from tests.automation.workflow_helpers import published, run
+from tests.browser.conftest import log_in
+from tests.browser.test_web_tracking import customer_site, html_page, recorded, wait_for
+from tests.factories import PASSWORD, MembershipFactory, UserFactory
+from tests.mail.campaign_setup import verified_sender
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+__all__ = ["customer_site"]  # the fixture, shared with the web tracking tests
+
+DESKTOP_CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/156.0.0.0 Safari/537.36"
+)
+PDF = b"%PDF-1.4\n% A guide to choosing a CRM\n%%EOF\n"
+
+
+def test_a_visitor_becomes_a_customer(page, browser, live_server, customer_site, settings):
+    settings.BASE_URL = live_server.url
+    settings.TRACKING_BASE_URL = live_server.url
+    settings.FORMS_MIN_FILL_SECONDS = 0
+    # Hits made right after a message was made look like scanners; here the reader is quick.
+    settings.TRACKING_MACHINE_SECONDS = 0
+    settings.TRACKING_SETTLE_SECONDS = 0
+    cache.clear()
+    web.sites.clear()
+    origin = f"http://127.0.0.1:{customer_site.server_address[1]}"
+
+    # The business: a marketer (the owner) and a salesperson who gets the new leads.
+    mia = UserFactory(email="mia@nordlicht.example", name="Mia Marketer")
+    workspace = create_workspace(name="Nordlicht CRM", owner=mia)
+    sam = UserFactory(email="sam@nordlicht.example", name="Sam Seller")
+    MembershipFactory(workspace=workspace, user=sam, role=Role.SALES)
+    assignment.save_rule(
+        workspace=workspace,
+        object_type="contact",
+        name="New leads to Sam",
+        conditions=[],
+        strategy=AssignmentStrategy.USER,
+        user=sam,
+    )
+    for name, kind, points in [
+        ("E-book downloaded", "file.downloaded", 30),
+        ("Email opened", "email.opened", 10),
+        ("Email link clicked", "email.clicked", 20),
+    ]:
+        scoring.save_scoring_rule(
+            workspace=workspace, name=name, kind="behaviour", points=points, event_kind=kind
+        )
+    lifecycle.save_lifecycle_rule(workspace=workspace, trigger="score", threshold=50, stage="mql")
+    lifecycle.save_lifecycle_rule(workspace=workspace, trigger="deal_won", stage="customer")
+
+    site = sites.create_site(
+        workspace=workspace, name="nordlicht.example", allowed_origins=[origin]
+    )
+    guide = downloads.upload_file(
+        workspace=workspace, file=io.BytesIO(PDF), name="Choosing a CRM.pdf"
+    )
+    form = create_form(
+        workspace=workspace,
+        name="E-book: choosing a CRM",
+        title="Get the e-book",
+        fields=[
+            {"key": "email", "label": "Email", "maps_to": "contact.email"},
+            {"key": "first_name", "label": "First name", "maps_to": "contact.first_name"},
+        ],
+        tags=["ebook-crm"],
+        allowed_origins=[origin],
+        download_file=guide,
+    )
+    verified_sender(workspace, email="hello@nordlicht.example")
+    nurture_email = EmailTemplate.objects.create(
+        workspace=workspace,
+        name="E-book follow-up",
+        format="html",
+        subject="Your CRM guide, {{ contact.first_name }}",
+        body=(
+            '<html><body><p>Hello {{ contact.first_name | default: "there" }},</p>'
+            f'<p>Chapter 3 compares prices: <a href="{origin}/pricing">see our plans</a>.</p>'
+            '<p>{{ postal_address }} · <a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+            "</body></html>"
+        ),
+    )
+    published(
+        workspace,
+        [
+            {"id": "tag", "type": "add_tag", "tag": "nurture"},
+            {"id": "mail", "type": "send_email", "template": nurture_email.pk},
+        ],
+        trigger={"type": "form_submitted", "form": form.pk},
+        name="E-book nurture",
+    )
+
+    # 1. A stranger reads two pages of the site, then asks for the e-book.
+    snippet = sites.snippet(site)
+    nav = "<a href='/pricing'>Pricing</a> <a href='/ebook'>E-book</a>"
+    form_tag = (
+        f'<div data-patron-form="{form.key}" data-patron-base="{live_server.url}"></div>'
+        f'<script src="{live_server.url}/static/patron/forms.js" async></script>'
+    )
+    customer_site.pages = {
+        "/": html_page("Nordlicht", nav, snippet),
+        "/pricing": html_page("Pricing", nav, snippet),
+        "/ebook": html_page("The CRM e-book", form_tag, snippet),
+    }
+    # The first request a fresh test server answers loads the whole URLconf; a beacon
+    # sent then may be dropped by the browser as the page moves on.
+    page.goto("/login/")
+    # Lena's own browser (a headless one names itself so, and would count as a link scanner).
+    visitor = browser.new_context(accept_downloads=True, user_agent=DESKTOP_CHROME).new_page()
+    answers = recorded(visitor)
+    visitor.goto(f"{origin}/?utm_source=linkedin&utm_medium=social&utm_campaign=crm-guide")
+    visitor.get_by_role("link", name="Pricing").click()
+    visitor.get_by_role("link", name="E-book").click()
+    wait_for(visitor, lambda: answers.count(200) == 3, "three page views")
+    visitor.get_by_label("Email").fill("lena@brightwave.example")
+    visitor.get_by_label("First name").fill("Lena")
+    visitor.get_by_role("button", name="Send").click()
+    download_link = visitor.locator(".patron-form-download")
+    expect(download_link).to_contain_text("Choosing a CRM.pdf")
+    with visitor.expect_download() as download:
+        download_link.click()
+    assert download.value.suggested_filename == "choosing-a-crm.pdf"
+
+    lena = Contact.objects.for_workspace(workspace).get(email="lena@brightwave.example")
+    views = Event.objects.for_workspace(workspace).filter(kind="page.viewed")
+    assert set(views.values_list("contact_id", flat=True)) == {lena.pk}  # stitched
+
+    # 2. The worker: the form enrols her in the nurture workflow, whose email is sent.
+    from patron.automation import engine
+
+    engine.follow_activity()
+    run(workspace)
+    message = OutboxMessage.objects.get(subject="Your CRM guide, Lena")
+    assert message.to == ["lena@brightwave.example"]
+    scoring.follow_activity()
+    lena.refresh_from_db()
+    assert lena.score == 30  # the e-book so far
+
+    # 3. Lena opens the email and clicks its link (in her own mail client: her browser).
+    html = message.html_body
+    pixel = re.search(r'src="([^"]*/t/o/[^"]+)"', html).group(1)
+    click = re.search(r'href="([^"]*/t/c/[^"]+)"', html).group(1)
+    visitor.goto(pixel.replace("&amp;", "&"))
+    visitor.goto(click.replace("&amp;", "&"))
+    expect(visitor.get_by_role("heading", name="Pricing")).to_be_visible()
+    visitor.context.close()
+    process_hits()
+    scoring.follow_activity()
+    lena.refresh_from_db()
+    assert lena.score == 60
+    assert lena.lifecycle_stage == "mql"
+    assert lena.owner_id == sam.pk
+    assert Task.objects.for_workspace(workspace).filter(contact=lena, assignee=sam).exists()
+
+    # 4. Sam is told, accepts the lead, and opens a deal for her.
+    log_in(page, sam.email, PASSWORD)
+    expect(page.locator("#unread-count")).to_contain_text("1")
+    page.locator("nav.navbar").get_by_role("link", name="Hand-offs").click()
+    expect(page.locator("#handoffs")).to_contain_text("Lena")
+    page.get_by_role("button", name=re.compile(r"^Accept Lena")).click()
+    expect(page.get_by_role("alert")).to_contain_text("is now a sales-qualified lead")
+    assert Handoff.objects.for_workspace(workspace).get(contact=lena).status == "accepted"
+
+    page.get_by_role("link", name=re.compile(r"^Lena")).first.click()
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("File downloaded")
+    expect(timeline).to_contain_text("Email opened")
+    expect(timeline).to_contain_text("Accepted by sales")
+    expect(page.locator("#first-touch")).to_contain_text("linkedin")
+    page.screenshot(path="/tmp/journey-contact.png", full_page=True)
