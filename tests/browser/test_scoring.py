@@ -20,7 +20,7 @@ def test_a_scoring_rule_raises_the_score_and_the_history_explains_it(page):
     contact = ContactFactory(workspace=workspace, first_name="Ann", last_name="Lee")
     log_in(page, user.email, PASSWORD)
 
-    page.locator("#automation-menu").click()
+    page.locator("#marketing-menu").click()
     page.get_by_role("link", name="Lead scoring").click()
     page.get_by_role("link", name="Add behaviour rule").click()
     page.get_by_label("Name").fill("Pricing page")

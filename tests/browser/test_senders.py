@@ -37,7 +37,7 @@ def test_add_verify_and_manage_sender_addresses(page, tmp_path: Path):
 
     log_in(page, user.email, PASSWORD)
     page.goto("/settings/")
-    page.get_by_role("link", name="Sender addresses").click()
+    page.get_by_role("link", name="Senders", exact=True).click()
     expect(page.get_by_role("heading", name="No sender addresses yet")).to_be_visible()
 
     # The form says what is missing before anything is saved or sent.

@@ -42,7 +42,7 @@ def test_build_publish_and_test_a_workflow(page):
     crm.create_contact(workspace=workspace, first_name="Bo", email="bo@example.com", city="Porto")
 
     log_in(page, user.email, PASSWORD)
-    page.locator("nav.navbar").get_by_role("button", name="Automation").click()
+    page.locator("nav.navbar").get_by_role("button", name="Marketing").click()
     page.locator("nav.navbar").get_by_role("link", name="Workflows").click()
     page.get_by_label("New workflow").fill("Welcome series")
     page.get_by_role("button", name="Create").click()
