@@ -583,18 +583,28 @@ def claim(campaign: Campaign, first_id: int, last_id: int, limit: int) -> list[C
     lease_until = now + timedelta(seconds=settings.SEND_LEASE_SECONDS)
     table = Delivery._meta.db_table
     adapt = connection.ops.adapt_datetimefield_value
-    lock = "FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    sql = (
-        f"UPDATE {table} SET status = %s, lease_until = %s, attempts = attempts + 1 "  # noqa: S608
-        f"WHERE id IN (SELECT id FROM {table} WHERE campaign_id = %s AND id BETWEEN %s AND %s "
+    due = (
+        f"SELECT id FROM {table} WHERE campaign_id = %s AND id BETWEEN %s AND %s "  # noqa: S608
         "AND ((status = %s AND (not_before IS NULL OR not_before <= %s)) "
-        "OR (status = %s AND lease_until < %s)) "
-        f"ORDER BY id LIMIT %s {lock}) "
-        "RETURNING id, contact_id, email, attempts, variant"
+        "OR (status = %s AND lease_until < %s)) ORDER BY id LIMIT %s"
     )
-    params = [
-        DeliveryStatus.SENDING,
-        adapt(lease_until),
+    if connection.vendor == "postgresql":
+        # The rows are picked once, in a materialised CTE: as an IN (subquery) the
+        # planner may run the LIMIT ... SKIP LOCKED subquery again per outer row and
+        # lease more rows than asked for (seen: three claimed with a limit of two).
+        sql = (
+            f"WITH picked AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED) "  # noqa: S608
+            f"UPDATE {table} AS d SET status = %s, lease_until = %s, "
+            "attempts = d.attempts + 1 FROM picked WHERE d.id = picked.id "
+            "RETURNING d.id, d.contact_id, d.email, d.attempts, d.variant"
+        )
+    else:
+        sql = (
+            f"UPDATE {table} SET status = %s, lease_until = %s, "  # noqa: S608
+            f"attempts = attempts + 1 WHERE id IN ({due}) "
+            "RETURNING id, contact_id, email, attempts, variant"
+        )
+    due_params = [
         campaign.pk,
         first_id,
         last_id,
@@ -604,6 +614,8 @@ def claim(campaign: Campaign, first_id: int, last_id: int, limit: int) -> list[C
         adapt(now),
         limit,
     ]
+    lease = [DeliveryStatus.SENDING, adapt(lease_until)]
+    params = [*due_params, *lease] if connection.vendor == "postgresql" else [*lease, *due_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
