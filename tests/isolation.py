@@ -121,6 +121,7 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "automation.Workflow": lambda ws: _workflow(ws),
     "automation.Enrolment": lambda ws: _enrolment(ws),
     "tracking.Site": lambda ws: _site(ws),
+    "capture.Popup": lambda ws: _popup(ws),
 }
 
 
@@ -190,6 +191,26 @@ def _site(ws: Workspace) -> models.Model:
         workspace_id=ws.pk, visitor_id=f"{MARKER}-visitor", contact_id=contact.pk, method="form"
     )
     return site
+
+
+def _popup(ws: Workspace) -> models.Model:
+    """A pop-up of workspace A showing one of its forms on one of its sites."""
+    from patron.capture.popups import create_popup
+    from patron.capture.services import create_form
+    from patron.tracking.sites import create_site
+
+    site = create_site(
+        workspace=ws, name=f"{MARKER} popup site", allowed_origins=[f"https://p.{MARKER}.example"]
+    )
+    form = create_form(
+        workspace=ws,
+        name=f"{MARKER} popup form",
+        fields=[{"key": "email", "label": MARKER, "maps_to": "contact.email"}],
+        allowed_origins=[f"https://p.{MARKER}.example"],
+    )
+    return create_popup(
+        workspace=ws, name=f"{MARKER} popup", form=form, sites=[site], url_patterns=["/zz*"]
+    )
 
 
 def _form(ws: Workspace) -> models.Model:
