@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from playwright.sync_api import expect
 
+from patron.activity.models import Event
 from patron.capture import popups
 from patron.capture.services import create_form
 from patron.core.services import create_workspace
@@ -105,6 +106,11 @@ def test_a_delayed_pop_up_is_closed_capped_and_sent_by_a_fresh_visitor(
     page.goto("/contacts/")
     page.get_by_role("link", name="Jonas").click()
     expect(page.locator("#timeline")).to_contain_text("Form submitted")
+    shown = Event.objects.for_workspace(workspace).filter(
+        kind="custom.event", properties__name="popup.shown"
+    )
+    assert shown.count() == 2
+    assert shown.filter(contact_id=contact.pk).count() == 1  # the sender's, stitched
 
 
 def test_marketing_adds_a_pop_up_from_the_menu(page, live_server, settings):
@@ -138,3 +144,61 @@ def test_marketing_adds_a_pop_up_from_the_menu(page, live_server, settings):
     row = page.locator("#popups tr", has_text="Exit offer")
     expect(row).to_contain_text("/pricing*")
     expect(row).to_contain_text("Bergwerk.de")
+
+
+def test_scroll_depth_and_exit_intent_on_the_pages_they_are_meant_for(
+    browser,
+    live_server,
+    customer_site,  # noqa: F811
+    settings,
+):
+    settings.BASE_URL = live_server.url
+    settings.TRACKING_BASE_URL = live_server.url
+    cache.clear()
+    web.sites.clear()
+    popups.cache.clear()
+    origin = f"http://127.0.0.1:{customer_site.server_address[1]}"
+    user = UserFactory(email="lea@example.de", name="Lea")
+    workspace = create_workspace(name="Bergwerk", owner=user)
+    site = sites.create_site(workspace=workspace, name="Bergwerk.de", allowed_origins=[origin])
+    fields = [{"key": "email", "label": "Email", "maps_to": "contact.email"}]
+    guide = create_form(workspace=workspace, name="Guide", title="The climbing guide",
+                        fields=fields, allowed_origins=[origin])  # fmt: skip
+    offer = create_form(workspace=workspace, name="Offer", title="Before you go",
+                        fields=fields, allowed_origins=[origin])  # fmt: skip
+    popups.create_popup(workspace=workspace, name="Guide", form=guide, sites=[site],
+                        trigger="scroll", trigger_value=60, url_patterns=["/blog/*"])  # fmt: skip
+    popups.create_popup(workspace=workspace, name="Offer", form=offer, sites=[site],
+                        trigger="exit", url_patterns=["/pricing*"])  # fmt: skip
+    snippet = sites.snippet(site)
+    tall = "<div style='height:3000px'>Long read</div><p>The end</p>"
+    customer_site.pages = {
+        "/blog/routes": html_page("Routes", tall, snippet),
+        "/pricing": html_page("Pricing", tall, snippet),
+    }
+
+    visitor = browser.new_context().new_page()
+    asked: list[int] = []
+    visitor.on("response", lambda r: asked.append(r.status) if "/t/popups" in r.url else None)
+    visitor.goto(f"{origin}/blog/routes")
+    wait_for(visitor, lambda: asked == [200], "the pop-ups of the blog page")
+    visitor.mouse.move(300, 200)
+    visitor.mouse.move(300, -10)  # not this page's pop-up
+    visitor.mouse.wheel(0, 600)
+    visitor.wait_for_timeout(500)
+    expect(visitor.get_by_role("dialog")).to_have_count(0)  # not deep enough yet
+    visitor.get_by_text("The end").scroll_into_view_if_needed()
+    dialog = visitor.get_by_role("dialog", name="The climbing guide")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_have_count(0)
+
+    visitor.goto(f"{origin}/pricing")
+    wait_for(visitor, lambda: asked == [200, 200], "the pop-ups of the pricing page")
+    visitor.get_by_text("The end").scroll_into_view_if_needed()
+    visitor.wait_for_timeout(500)
+    expect(visitor.get_by_role("dialog")).to_have_count(0)
+    visitor.mouse.move(300, 200)
+    visitor.mouse.move(300, -10)
+    expect(visitor.get_by_role("dialog", name="Before you go")).to_be_visible()
+    visitor.context.close()
