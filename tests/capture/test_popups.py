@@ -170,6 +170,7 @@ def test_the_list_gives_what_the_tracker_needs_with_cors(client, workspace, form
     ]  # fmt: skip
     assert data["base"] == settings.BASE_URL
     assert data["script"].endswith("/patron/forms.js")
+    assert data["ui"].endswith("/patron/popups.js")
 
 
 def test_url_rules_and_inactive_pop_ups(client, workspace, form, site):

@@ -44,8 +44,9 @@ def _answer(status: int, body: Any, origin: str, allowed: bool) -> HttpResponse:
 def page_popups(request: HttpRequest) -> HttpResponse:
     """``GET /t/popups?k=<site key>&v=<visitor id>&u=<page path>``: the pop-ups for the page,
     ``{"popups": [{"id", "form", "title", "trigger", "value", "cap_days"}], "base": "<Patron's
-    address>", "script": "<the forms snippet>"}``; 404 for an unknown key, 403 for another
-    origin or Do Not Track when the site honours it, 400 for a bad visitor id or path."""
+    address>", "script": "<the forms snippet>", "ui": "<the pop-ups script>"}`` (the three
+    addresses only when there are pop-ups); 404 for an unknown key, 403 for another origin or
+    Do Not Track when the site honours it, 400 for a bad visitor id or path."""
     origin = request.headers.get("Origin", "")
     key = request.GET.get("k", "")
     site = web.sites.site(key) if key and len(key) <= 32 else None
@@ -78,6 +79,7 @@ def page_popups(request: HttpRequest) -> HttpResponse:
     if found:
         body["base"] = settings.BASE_URL
         body["script"] = settings.BASE_URL + static("patron/forms.js")
+        body["ui"] = settings.BASE_URL + static("patron/popups.js")
     return _answer(200, body, origin, True)
 
 

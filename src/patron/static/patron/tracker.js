@@ -4,7 +4,7 @@
 // API: patron.track(name, properties), patron.identify(email), patron.consent(true|false).
 // Calls made before the script loaded wait in window.patron.q as [name, ...arguments].
 // Pop-ups: after the page view (when tracking is allowed) the site's pop-ups for this page
-// are fetched from <collect>/../popups, armed, capped in localStorage and drawn with forms.js.
+// are fetched from <collect>/../popups and, if there are any, shown by popups.js.
 (function (w, d) {
   "use strict";
   var script = d.currentScript;
@@ -17,7 +17,7 @@
   var dnt = script.getAttribute("data-dnt") === "honour" &&
     (nav.doNotTrack === "1" || w.doNotTrack === "1" || nav.globalPrivacyControl === true);
   var waiting = [], visitor = "", view = id(12), shown = Date.now(), visible = 0, reported = -1, ref = "";
-  var store = w.localStorage, POP = "_patron_pop", asked = false, open = false;
+  var store = w.localStorage, asked = false;
 
   function id(n) {
     var chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", out = "";
@@ -82,8 +82,8 @@
     }
   }
 
-  // Pop-ups: each is shown once its trigger fires, unless capped ("x": sent, never again;
-  // else a time until which it stays hidden after being shown or closed).
+  // Pop-ups: the site's pop-ups for this page, armed and drawn by popups.js (loaded only
+  // when there are some).
   function popups() {
     if (asked || !w.fetch || !allowed()) return;
     asked = true;
@@ -91,78 +91,14 @@
     w.fetch(collect.replace(/\/e$/, "/popups") + "?k=" + encodeURIComponent(site) + "&v=" + visitor +
       "&u=" + encodeURIComponent(w.location.pathname), { credentials: "omit" })
       .then(function (r) { return r.ok ? r.json() : { popups: [] }; })
-      .then(function (c) { c.popups.forEach(function (p) { arm(p, c); }); })
+      .then(function (c) {
+        if (!c.popups.length) return;
+        var s = d.createElement("script");
+        s.src = c.ui;
+        s.onload = function () { w.patronPopups(c); };
+        d.head.appendChild(s);
+      })
       .catch(function () { /* no pop-ups */ });
-  }
-  function arm(p, c) {
-    var cap = read(POP + p.id);
-    if (cap === "x" || +cap > Date.now()) return;
-    var done = false, off = function () {};
-    function fire() {
-      if (done || open) return;
-      done = true;
-      off();
-      show(p, c);
-    }
-    if (p.trigger === "delay") w.setTimeout(fire, p.value * 1000);
-    else if (p.trigger === "scroll") {
-      var depth = function () {
-        var root = d.documentElement;
-        if ((w.scrollY + w.innerHeight) * 100 >= root.scrollHeight * p.value) fire();
-      };
-      w.addEventListener("scroll", depth, { passive: true });
-      off = function () { w.removeEventListener("scroll", depth); };
-    } else if (p.trigger === "exit" && w.matchMedia && w.matchMedia("(pointer: fine)").matches) {
-      var leave = function (e) { if (!e.relatedTarget && e.clientY <= 0) fire(); };
-      d.addEventListener("mouseout", leave);
-      off = function () { d.removeEventListener("mouseout", leave); };
-    }
-  }
-  function node(tag, attrs, css) {
-    var n = d.createElement(tag);
-    for (var a in attrs) n.setAttribute(a, attrs[a]);
-    for (var c in css) n.style[c] = css[c];
-    return n;
-  }
-  function show(p, c) {
-    open = true;
-    write(POP + p.id, String(Date.now() + p.cap_days * 864e5));
-    send({ type: "event", name: "popup.shown", properties: { popup: p.id, form: p.form }, url: here() });
-    var back = d.activeElement;
-    var layer = node("div", { "class": "patron-popup" }, { position: "fixed", inset: "0", zIndex: "2147483000",
-      background: "rgba(0,0,0,.5)", display: "flex", alignItems: "center", justifyContent: "center" });
-    var box = node("div", { role: "dialog", "aria-modal": "true", "aria-label": p.title, tabindex: "-1", "class": "patron-popup-dialog" },
-      { position: "relative", background: "#fff", color: "#111", padding: "1.5rem", borderRadius: "8px",
-        maxWidth: "32rem", width: "90%", maxHeight: "90vh", overflow: "auto" });
-    var x = node("button", { type: "button", "aria-label": "Close", "class": "patron-popup-close" },
-      { position: "absolute", top: ".5rem", right: ".5rem", border: "0", background: "none", fontSize: "1.5rem", cursor: "pointer" });
-    x.textContent = "\u00d7";
-    var holder = node("div", { "data-patron-form": p.form, "data-patron-base": c.base });
-    box.appendChild(x);
-    box.appendChild(holder);
-    layer.appendChild(box);
-    function close() {
-      open = false;
-      layer.remove();
-      d.removeEventListener("keydown", key);
-      d.removeEventListener("focusin", keep);
-      if (back && back.focus) back.focus();
-    }
-    function key(e) { if (e.key === "Escape") close(); }
-    function keep(e) { if (!box.contains(e.target)) box.focus(); }
-    x.addEventListener("click", close);
-    layer.addEventListener("click", function (e) { if (e.target === layer) close(); });
-    holder.addEventListener("patron:sent", function () { write(POP + p.id, "x"); });
-    d.addEventListener("keydown", key);
-    d.addEventListener("focusin", keep);
-    d.body.appendChild(layer);
-    box.focus();
-    if (w.patronForms) w.patronForms.mount(holder);
-    else {
-      var s = node("script", { src: c.script });
-      s.onload = function () { w.patronForms.mount(holder); };
-      d.head.appendChild(s);
-    }
   }
 
   // A click from a Patron email carries a signed reference: keep it for the page view,
