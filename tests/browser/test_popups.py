@@ -202,3 +202,42 @@ def test_scroll_depth_and_exit_intent_on_the_pages_they_are_meant_for(
     visitor.mouse.move(300, -10)
     expect(visitor.get_by_role("dialog", name="Before you go")).to_be_visible()
     visitor.context.close()
+
+
+def test_in_consent_mode_pop_ups_wait_for_consent(
+    browser,
+    live_server,
+    customer_site,  # noqa: F811
+    settings,
+):
+    settings.BASE_URL = live_server.url
+    settings.TRACKING_BASE_URL = live_server.url
+    cache.clear()
+    web.sites.clear()
+    popups.cache.clear()
+    origin = f"http://127.0.0.1:{customer_site.server_address[1]}"
+    user = UserFactory(email="lea@example.de", name="Lea")
+    workspace = create_workspace(name="Bergwerk", owner=user)
+    site = sites.create_site(
+        workspace=workspace, name="Bergwerk.de", allowed_origins=[origin], consent_required=True
+    )
+    form = create_form(
+        workspace=workspace, name="Newsletter", title="Get our newsletter",
+        fields=[{"key": "email", "label": "Email", "maps_to": "contact.email"}],
+        allowed_origins=[origin],
+    )  # fmt: skip
+    popups.create_popup(workspace=workspace, name="Welcome", form=form, sites=[site],
+                        trigger="delay", trigger_value=1)  # fmt: skip
+    customer_site.pages = {"/": html_page("Bergwerk home", "", sites.snippet(site))}
+
+    visitor = browser.new_context().new_page()
+    asked: list[str] = []
+    visitor.on("request", lambda r: asked.append(r.url) if "/t/popups" in r.url else None)
+    visitor.goto(f"{origin}/")
+    visitor.wait_for_timeout(1500)
+    assert asked == []
+    expect(visitor.get_by_role("dialog")).to_have_count(0)
+    visitor.evaluate("window.patron.consent(true)")
+    expect(visitor.get_by_role("dialog", name="Get our newsletter")).to_be_visible()
+    assert len(asked) == 1
+    visitor.context.close()

@@ -1,5 +1,5 @@
 // Patron pop-ups, loaded by tracker.js when the page has some: window.patronPopups(config)
-// arms each pop-up's trigger (a delay, a scroll depth, exit intent on desktop), keeps the
+// arms each pop-up's trigger (a delay from the page's start, a scroll depth, exit intent on desktop), keeps the
 // frequency cap in localStorage ("_patron_pop<id>": "x" once sent, never again; else the
 // time until which it stays hidden after being shown or closed), and shows the form in an
 // accessible dialog drawn and sent by forms.js (window.patronForms.mount).
@@ -23,7 +23,7 @@
       off();
       show(p, c);
     }
-    if (p.trigger === "delay") w.setTimeout(fire, p.value * 1000);
+    if (p.trigger === "delay") w.setTimeout(fire, p.value * 1000 - (Date.now() - c.start));
     else if (p.trigger === "scroll") {
       var depth = function () {
         var root = d.documentElement;

@@ -17,7 +17,7 @@
   var dnt = script.getAttribute("data-dnt") === "honour" &&
     (nav.doNotTrack === "1" || w.doNotTrack === "1" || nav.globalPrivacyControl === true);
   var waiting = [], visitor = "", view = id(12), shown = Date.now(), visible = 0, reported = -1, ref = "";
-  var store = w.localStorage, asked = false;
+  var store = w.localStorage, asked = false, began = Date.now();
 
   function id(n) {
     var chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", out = "";
@@ -95,6 +95,7 @@
         if (!c.popups.length) return;
         var s = d.createElement("script");
         s.src = c.ui;
+        c.start = began;
         s.onload = function () { w.patronPopups(c); };
         d.head.appendChild(s);
       })
