@@ -133,6 +133,7 @@ ROW_MAKERS: dict[str, Callable[[Workspace], models.Model]] = {
     "automation.Handoff": lambda ws: _handoff(ws),
     "insights.Dashboard": lambda ws: _dashboard_widget(ws).dashboard,
     "insights.Widget": lambda ws: _dashboard_widget(ws),
+    "capture.Popup": lambda ws: _popup(ws),
 }
 
 
@@ -227,6 +228,26 @@ def _dashboard_widget(ws: Workspace) -> models.Model:
         display="table",
         measure="deals",
         date_range="all_time",
+    )
+
+
+def _popup(ws: Workspace) -> models.Model:
+    """A pop-up of workspace A showing one of its forms on one of its sites."""
+    from patron.capture.popups import create_popup
+    from patron.capture.services import create_form
+    from patron.tracking.sites import create_site
+
+    site = create_site(
+        workspace=ws, name=f"{MARKER} popup site", allowed_origins=[f"https://p.{MARKER}.example"]
+    )
+    form = create_form(
+        workspace=ws,
+        name=f"{MARKER} popup form",
+        fields=[{"key": "email", "label": MARKER, "maps_to": "contact.email"}],
+        allowed_origins=[f"https://p.{MARKER}.example"],
+    )
+    return create_popup(
+        workspace=ws, name=f"{MARKER} popup", form=form, sites=[site], url_patterns=["/zz*"]
     )
 
 

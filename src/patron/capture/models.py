@@ -237,3 +237,51 @@ class LandingPage(TenantModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- Pop-ups ----------------------------------------------------------------------------
+
+
+class PopupTrigger(models.TextChoices):
+    DELAY = "delay", _("After a number of seconds")
+    SCROLL = "scroll", _("At a scroll depth (%)")
+    EXIT = "exit", _("When the visitor is about to leave (desktop)")
+
+
+class Popup(TenantModel):
+    """One of the workspace's forms, shown in a dialog on its tracked sites by the tracker.
+
+    ``trigger_value`` is the seconds (delay) or the percentage (scroll) of the trigger;
+    ``url_patterns`` are page paths (``*`` any characters) the pop-up is limited to (none:
+    every page); ``cap_days`` is how long a visitor who saw or closed it is left alone
+    (never again once they sent it).
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    form = models.ForeignKey(
+        Form, on_delete=models.CASCADE, related_name="popups", verbose_name=_("form")
+    )
+    sites = models.ManyToManyField(
+        "tracking.Site", related_name="popups", verbose_name=_("websites")
+    )
+    trigger = models.CharField(
+        _("show"), max_length=10, choices=PopupTrigger.choices, default=PopupTrigger.DELAY
+    )
+    trigger_value = models.PositiveSmallIntegerField(_("seconds or scroll %"), default=5)
+    url_patterns = models.JSONField(default=list, blank=True)
+    cap_days = models.PositiveSmallIntegerField(_("show again after (days)"), default=7)
+    hide_from_contacts = models.BooleanField(_("do not show to known contacts"), default=True)
+    active = models.BooleanField(_("active"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("pop-up")
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["workspace", "name"], name="popup_name")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from patron.capture import views_public
+from patron.capture import views_popups, views_public
 from patron.core.tenancy import register_public_url_parameter
 
 app_name = "capture_public"
@@ -29,6 +29,7 @@ register_public_url_parameter("page_slug")
 urlpatterns = [
     path("f/<formkey:form_key>/", views_public.hosted, name="hosted"),
     path("f/<formkey:form_key>/embed.json", views_public.embed_description, name="embed"),
+    path("t/popups", views_popups.page_popups, name="popups"),
     path("d/<str:token>", views_public.download, name="download"),
     path(
         "p/<slug:workspace_slug>/<slug:page_slug>", views_public.landing_page, name="landing_page"

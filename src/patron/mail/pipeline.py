@@ -604,7 +604,7 @@ def claim(campaign: Campaign, first_id: int, last_id: int, limit: int) -> list[C
             f"attempts = attempts + 1 WHERE id IN ({due}) "
             "RETURNING id, contact_id, email, attempts, variant"
         )
-    due_params = [
+    due_params: list[Any] = [
         campaign.pk,
         first_id,
         last_id,
@@ -614,7 +614,7 @@ def claim(campaign: Campaign, first_id: int, last_id: int, limit: int) -> list[C
         adapt(now),
         limit,
     ]
-    lease = [DeliveryStatus.SENDING, adapt(lease_until)]
+    lease: list[Any] = [DeliveryStatus.SENDING, adapt(lease_until)]
     params = [*due_params, *lease] if connection.vendor == "postgresql" else [*lease, *due_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -2,9 +2,10 @@
 
 ``/t/o/<token>``, ``/t/c/<token>`` and the web tracker's ``/t/e`` are answered
 here without Django's request machinery (no middleware, no session, no URL
-resolver); their hits and events are committed in batches by one ``Batcher``
-each per process; every other path goes to Django. Run it where tracking must
-keep up with a send's opens and clicks, e.g.
+resolver; the tracker's ``/t/popups``, asked once per page, goes to Django);
+their hits and events are committed in batches by one ``Batcher`` each per
+process; every other path goes to Django. Run it where tracking must keep up
+with a send's opens and clicks, e.g.
 ``granian --interface asgi --workers 2 patron.tracking.asgi:application``, with
 the load balancer sending ``/t/`` there (see docs/operations.md).
 """
@@ -27,6 +28,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from django.template.loader import render_to_string  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from patron.capture.popups import POPUPS_PATH  # noqa: E402
 from patron.tracking import ingest, web  # noqa: E402
 from patron.tracking.links import CLICK_PATH, OPEN_PATH, read_click_token  # noqa: E402
 from patron.tracking.models import HitKind  # noqa: E402
@@ -66,7 +68,7 @@ class TrackingApp:
         if scope["type"] == "http" and path == web.COLLECT_PATH:
             await self._collect(scope, receive, send)
             return
-        if scope["type"] == "http" and path.startswith("/t/"):
+        if scope["type"] == "http" and path.startswith("/t/") and path != POPUPS_PATH:
             await self._track(scope, path, send)
             return
         await self.fallback(scope, receive, send)

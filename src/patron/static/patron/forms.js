@@ -1,6 +1,8 @@
 // Patron forms snippet: draws a form into <div data-patron-form="KEY" data-patron-base="URL">
 // from its JSON description and sends it with fetch, showing errors next to the fields.
 // No dependencies; the page's own styles apply (class names start with "patron-form").
+// window.patronForms.mount(holder) draws a holder added later (the tracker's pop-ups do);
+// a holder sends a "patron:sent" event (it bubbles) once its form was accepted.
 (function () {
   "use strict";
 
@@ -86,6 +88,7 @@
         .then(function (result) {
           button.disabled = false;
           if (result.ok) {
+            holder.dispatchEvent(new CustomEvent("patron:sent", { bubbles: true }));
             if (result.body.redirect_url) { window.location.href = result.body.redirect_url; return; }
             var done = el("div", { "class": "patron-form-sent", role: "status" });
             done.appendChild(el("p", {}, result.body.message));
@@ -114,11 +117,16 @@
     holder.replaceChildren(form);
   }
 
-  document.querySelectorAll("[data-patron-form]").forEach(function (holder) {
+  function mount(holder) {
+    if (holder.hasAttribute("data-patron-drawn")) return;
+    holder.setAttribute("data-patron-drawn", "");
     var base = (holder.getAttribute("data-patron-base") || "").replace(/\/$/, "");
     var key = encodeURIComponent(holder.getAttribute("data-patron-form"));
     fetch(base + "/f/" + key + "/embed.json", { credentials: "omit" })
       .then(function (response) { return response.json(); })
       .then(function (spec) { draw(holder, spec); });
-  });
+  }
+
+  window.patronForms = { mount: mount };
+  document.querySelectorAll("[data-patron-form]").forEach(mount);
 })();

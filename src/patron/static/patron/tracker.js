@@ -3,6 +3,8 @@
 // data-collect="https://patron.example/t/e" [data-consent="required"] [data-dnt="honour"]>.
 // API: patron.track(name, properties), patron.identify(email), patron.consent(true|false).
 // Calls made before the script loaded wait in window.patron.q as [name, ...arguments].
+// Pop-ups: after the page view (when tracking is allowed) the site's pop-ups for this page
+// are fetched from <collect>/../popups and, if there are any, shown by popups.js.
 (function (w, d) {
   "use strict";
   var script = d.currentScript;
@@ -15,7 +17,7 @@
   var dnt = script.getAttribute("data-dnt") === "honour" &&
     (nav.doNotTrack === "1" || w.doNotTrack === "1" || nav.globalPrivacyControl === true);
   var waiting = [], visitor = "", view = id(12), shown = Date.now(), visible = 0, reported = -1, ref = "";
-  var store = w.localStorage;
+  var store = w.localStorage, asked = false, began = Date.now();
 
   function id(n) {
     var chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", out = "";
@@ -80,6 +82,26 @@
     }
   }
 
+  // Pop-ups: the site's pop-ups for this page, armed and drawn by popups.js (loaded only
+  // when there are some).
+  function popups() {
+    if (asked || !w.fetch || !allowed()) return;
+    asked = true;
+    remember();
+    w.fetch(collect.replace(/\/e$/, "/popups") + "?k=" + encodeURIComponent(site) + "&v=" + visitor +
+      "&u=" + encodeURIComponent(w.location.pathname), { credentials: "omit" })
+      .then(function (r) { return r.ok ? r.json() : { popups: [] }; })
+      .then(function (c) {
+        if (!c.popups.length) return;
+        var s = d.createElement("script");
+        s.src = c.ui;
+        c.start = began;
+        s.onload = function () { w.patronPopups(c); };
+        d.head.appendChild(s);
+      })
+      .catch(function () { /* no pop-ups */ });
+  }
+
   // A click from a Patron email carries a signed reference: keep it for the page view,
   // and take it out of the address bar so it is not shared along with the address.
   try {
@@ -112,12 +134,14 @@
       var held = waiting;
       waiting = [];
       for (var i = 0; i < held.length; i++) send(held[i][0], held[i][1]);
+      popups();
     }
   };
   var queued = w.patron && w.patron.q || [];
   w.patron = api;
   if (allowed()) remember();
   pageView();
+  popups();
   d.addEventListener("visibilitychange", function () {
     if (d.visibilityState === "hidden") hide();
     else if (!shown) shown = Date.now();
