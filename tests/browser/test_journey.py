@@ -27,7 +27,8 @@ from patron.capture.services import create_form
 from patron.core.roles import Role
 from patron.core.services import create_workspace
 from patron.crm import assignment
-from patron.crm.models import AssignmentStrategy, Contact, Task
+from patron.crm.models import AssignmentStrategy, Contact, Deal, Task
+from patron.insights import rollups
 from patron.mail.models import EmailTemplate, OutboxMessage
 from patron.tracking import sites, web
 from patron.tracking.services import process_hits
@@ -201,4 +202,54 @@ def test_a_visitor_becomes_a_customer(page, browser, live_server, customer_site,
     expect(timeline).to_contain_text("Email opened")
     expect(timeline).to_contain_text("Accepted by sales")
     expect(page.locator("#first-touch")).to_contain_text("linkedin")
-    page.screenshot(path="/tmp/journey-contact.png", full_page=True)
+
+    # 5. Sam opens a deal for her and sends a quote; Lena accepts it from the email.
+    page.get_by_role("link", name="Add deal").click()
+    page.get_by_label("Name").fill("Brightwave CRM rollout")
+    page.get_by_label("Amount").fill("12000")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="Brightwave CRM rollout")).to_be_visible()
+    deal = Deal.objects.for_workspace(workspace).get(name="Brightwave CRM rollout")
+    assert list(deal.contacts.all()) == [lena]
+    page.get_by_role("link", name="New quote").click()
+    page.get_by_label("Line 1 Description").fill("Patron rollout, 25 seats")
+    page.get_by_label("Line 1 Quantity").fill("1")
+    page.get_by_label("Line 1 Unit price").fill("12000")
+    page.get_by_role("button", name="Save quote").click()
+    page.get_by_role("button", name="Send to the contact").click()
+    expect(page.locator("#quote-status")).to_contain_text("Sent")
+    quote_mail = OutboxMessage.objects.get(subject__startswith="Quote ")
+    assert quote_mail.to == ["lena@brightwave.example"]
+    quote_link = re.search(r'href="([^"]*/q/[^"]+)"', quote_mail.html_body).group(1)
+    lena_browser = browser.new_context(user_agent=DESKTOP_CHROME).new_page()
+    lena_browser.goto(quote_link.replace("&amp;", "&"))
+    lena_browser.get_by_label("Your full name").fill("Lena Berg")
+    lena_browser.get_by_role("button", name="Accept this quote").click()
+    expect(lena_browser.locator("#quote-answer")).to_contain_text("Accepted by Lena Berg")
+    lena_browser.context.close()
+
+    # 6. Sam wins the deal on the board; the lifecycle rule makes Lena a customer.
+    page.locator("nav.navbar").get_by_role("link", name="Deals").click()
+    move = page.get_by_label("Move Brightwave CRM rollout to")
+    move.select_option(label="Won")
+    move.locator("xpath=..").get_by_role("button", name="Move").click()
+    won = page.get_by_role("list", name="Won", exact=True)
+    expect(won.locator(".board-card", has_text="Brightwave CRM rollout")).to_be_visible()
+    scoring.follow_activity()
+    lena.refresh_from_db()
+    assert lena.lifecycle_stage == "customer"
+    stages = list(
+        Event.objects.for_workspace(workspace)
+        .filter(kind="contact.lifecycle_changed", contact_id=lena.pk)
+        .order_by("id")
+        .values_list("properties__to", flat=True)
+    )
+    assert stages == ["mql", "sql", "customer"]
+
+    # 7. The funnel report shows the way she came (the rollup the worker keeps).
+    rollups.refresh_stage_entries()
+    page.goto("/reports/funnel/")
+    table = page.locator("table").last
+    for stage in ("Marketing-qualified lead", "Sales-qualified lead", "Customer"):
+        row = table.locator("tr", has_text=stage)
+        expect(row.locator("td").nth(1)).to_have_text("1")  # reached in the period

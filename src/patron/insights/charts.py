@@ -177,27 +177,43 @@ def _lines(data: ChartData) -> list[str]:
     return parts + _category_labels(data.categories, slot) + _legend(data.series)
 
 
+# A funnel's stage names sit left of its bars, whole ("Marketing-qualified lead").
+FUNNEL_LEFT = 168
+
+
 def _funnel(data: ChartData) -> list[str]:
     values = data.series[0].values if data.series else []
     maximum = max(values, default=0) or 1
     step = (HEIGHT - TOP - 8) / max(len(values), 1)
-    centre = LEFT + (WIDTH - LEFT - RIGHT) / 2
+    area = WIDTH - FUNNEL_LEFT - RIGHT
+    centre = FUNNEL_LEFT + area / 2
     parts = []
     for index, value in enumerate(values):
-        width = max((WIDTH - LEFT - RIGHT) * value / maximum, 2)
+        width = max(area * value / maximum, 2)
         y = TOP + step * index
-        label = f"{data.categories[index]}: {_number(value)}"
+        category = data.categories[index]
+        label = f"{category}: {_number(value)}"
+        name = category if len(category) <= 28 else category[:27] + "…"
+        # The number inside a bar wide enough to hold it, beside a narrow one.
+        if width >= 40:
+            number = (
+                f'<text x="{centre:.1f}" y="{y + step * 0.5:.1f}" text-anchor="middle" '
+                f'font-size="11" fill="#ffffff">{escape(_number(value))}</text>'
+            )
+        else:
+            number = (
+                f'<text x="{centre + width / 2 + 6:.1f}" y="{y + step * 0.5:.1f}" '
+                f'text-anchor="start" font-size="11" fill="#212529">{escape(_number(value))}</text>'
+            )
         shape = (
             f'<rect class="chart-bar" x="{centre - width / 2:.1f}" y="{y:.1f}" '
             f'width="{width:.1f}" height="{step * 0.8:.1f}" fill="{PALETTE[0]}">'
             f"<title>{escape(label)}</title></rect>"
-            f'<text x="{LEFT - 6}" y="{y + step * 0.5:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#212529">{escape(data.categories[index][:12])}</text>'
-            f'<text x="{centre:.1f}" y="{y + step * 0.5:.1f}" text-anchor="middle" '
-            f'font-size="11" fill="#ffffff">{escape(_number(value))}</text>'
+            f'<text x="{FUNNEL_LEFT - 8}" y="{y + step * 0.5:.1f}" text-anchor="end" '
+            f'font-size="11" fill="#212529">{escape(name)}</text>{number}'
         )
         link = data.links[index] if index < len(data.links) else ""
-        parts.append(_linked(link, data.categories[index], shape))
+        parts.append(_linked(link, category, shape))
     return parts
 
 
