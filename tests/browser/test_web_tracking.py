@@ -3,6 +3,7 @@ visitor browses the site anonymously, sends a form, and the marketer sees the vi
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -13,9 +14,12 @@ from django.core.cache import cache
 from playwright.sync_api import expect
 
 from patron.activity.models import Event
+from patron.audience import lists
+from patron.audience.models import Subscription
 from patron.capture.services import create_form
 from patron.core.services import create_workspace
 from patron.crm.models import Contact
+from patron.mail.models import OutboxMessage
 from patron.tracking import sites, web
 from tests.browser.conftest import log_in
 from tests.factories import PASSWORD, UserFactory
@@ -113,6 +117,17 @@ def recorded(browser_page) -> list[int]:
     return statuses
 
 
+def viewing(browser_page):  # type: ignore[no-untyped-def]
+    """Expect the collect request of what comes next (a page view) to be answered.
+
+    A beacon still in flight when the page is left goes on, but its answer is no longer
+    the page's to report: waiting for it before the next click keeps the count whole.
+    """
+    return browser_page.expect_response(
+        lambda response: "/t/e" in response.url and response.request.method == "POST"
+    )
+
+
 def wait_for(browser_page, condition, what: str, limit: float = 15.0) -> None:
     """Wait until ``condition()``, letting the browser's events come in meanwhile."""
     deadline = time.monotonic() + limit
@@ -135,6 +150,7 @@ def test_anonymous_visits_then_a_form_put_the_visits_on_the_contacts_timeline(
     user = UserFactory(email="noor@example.nl", name="Noor")
     workspace = create_workspace(name="Fietsen", owner=user)
     site = sites.create_site(workspace=workspace, name="Fietsen.nl", allowed_origins=[origin])
+    newsletter = lists.create_list(workspace=workspace, name="Fietsnieuws", double_opt_in=True)
     form = create_form(
         workspace=workspace,
         name="Brochure",
@@ -144,6 +160,9 @@ def test_anonymous_visits_then_a_form_put_the_visits_on_the_contacts_timeline(
             {"key": "first_name", "label": "First name", "maps_to": "contact.first_name"},
         ],
         allowed_origins=[origin],
+        lists=[newsletter],
+        consent_text="Yes, send me Fietsnieuws every month.",
+        tags=["brochure"],
     )
     snippet = sites.snippet(site)
     nav = "<a href='/pricing'>Pricing</a> <a href='/brochure'>Brochure</a>"
@@ -159,11 +178,14 @@ def test_anonymous_visits_then_a_form_put_the_visits_on_the_contacts_timeline(
 
     visitor = browser.new_context().new_page()
     answers = recorded(visitor)
-    visitor.goto(f"{origin}/?utm_source=newsletter&utm_medium=email&utm_campaign=spring")
+    with viewing(visitor):
+        visitor.goto(f"{origin}/?utm_source=newsletter&utm_medium=email&utm_campaign=spring")
     expect(visitor.get_by_role("heading", name="Fietsen home")).to_be_visible()
-    visitor.get_by_role("link", name="Pricing").click()
+    with viewing(visitor):
+        visitor.get_by_role("link", name="Pricing").click()
     expect(visitor.get_by_role("heading", name="Pricing")).to_be_visible()
-    visitor.get_by_role("link", name="Brochure").click()
+    with viewing(visitor):
+        visitor.get_by_role("link", name="Brochure").click()
     expect(visitor.get_by_label("Email")).to_be_visible()
     wait_for(visitor, lambda: answers.count(200) == 3, "three page views")
     views = Event.objects.for_workspace(workspace).filter(kind="page.viewed")
@@ -174,17 +196,32 @@ def test_anonymous_visits_then_a_form_put_the_visits_on_the_contacts_timeline(
 
     visitor.get_by_label("Email").fill("sanne@fietsen.example")
     visitor.get_by_label("First name").fill("Sanne")
+    visitor.get_by_label("Yes, send me Fietsnieuws every month.").check()
     visitor.get_by_role("button", name="Send").click()
     expect(visitor.locator(".patron-form-sent")).to_be_visible()
     contact = Contact.objects.for_workspace(workspace).get(email="sanne@fietsen.example")
     assert set(views.values_list("contact_id", flat=True)) == {contact.pk}
-    visitor.context.close()
 
+    # Double opt-in: the confirmation waits in the Outbox; Sanne follows its link.
     log_in(page, user.email, PASSWORD)
+    page.locator("nav.navbar").get_by_role("link", name="Outbox").click()
+    page.get_by_role("link", name="Please confirm your subscription to Fietsnieuws").click()
+    expect(page.locator("#message-to")).to_have_text("sanne@fietsen.example")
+    confirmation = OutboxMessage.objects.get(subject__contains="Fietsnieuws")
+    confirm_url = re.search(r"https?://\S+/\S+", confirmation.text_body).group(0)
+    visitor.goto(confirm_url)
+    visitor.get_by_role("button", name="Confirm my subscription").click()
+    expect(visitor.get_by_role("button", name="Confirm my subscription")).to_have_count(0)
+    visitor.context.close()
+    subscription = Subscription.objects.for_workspace(workspace).get(contact=contact)
+    assert subscription.status == "subscribed"
+
     page.goto("/contacts/")
     page.get_by_role("link", name="Sanne").click()
     expect(page.locator("#first-touch")).to_contain_text("newsletter")
     expect(page.locator("#first-touch")).to_contain_text("spring")
+    expect(page.locator("#contact-lists")).to_contain_text("Fietsnieuws")
+    expect(page.get_by_text("brochure", exact=True)).to_be_visible()
     timeline = page.locator("#timeline")
     expect(timeline).to_contain_text("Form submitted")
     expect(timeline.get_by_text("Page viewed")).to_have_count(3)
