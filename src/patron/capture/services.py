@@ -920,3 +920,10 @@ def input_type(
             }
             return mapping.get(kind, "text"), []
     return "text", []
+
+
+def move_submissions(workspace_id: int, from_contact_id: int, to_contact_id: int) -> None:
+    """A merge: the merged-away contact's form submissions are the kept contact's."""
+    FormSubmission.objects.for_workspace(workspace_id).filter(contact_id=from_contact_id).update(
+        contact_id=to_contact_id
+    )

@@ -8,6 +8,7 @@ values) and deletes the other one. It is recorded on the primary's timeline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,21 @@ from patron.crm.models import (
 from patron.crm.touches import take_touches
 
 # The fields a person chooses between, in the order the merge screen shows them.
+# Apps above the CRM that keep rows of a contact (a web visitor's identity, form
+# submissions) register how to move them here, from their AppConfig.ready(): the
+# merge calls each with (workspace id, merged-away contact id, kept contact id)
+# inside its transaction, before the merged-away contact is deleted.
+ContactMergeHook = Callable[[int, int, int], None]
+CONTACT_MERGE_HOOKS: list[ContactMergeHook] = []
+
+
+def on_contact_merge(hook: ContactMergeHook) -> ContactMergeHook:
+    """Register ``hook`` to move an app's rows from a merged-away contact to the kept one."""
+    if hook not in CONTACT_MERGE_HOOKS:
+        CONTACT_MERGE_HOOKS.append(hook)
+    return hook
+
+
 CONTACT_MERGE_FIELDS = {
     "first_name": gettext_lazy("First name"),
     "last_name": gettext_lazy("Last name"),
@@ -199,6 +215,8 @@ def merge_contacts(
     moved = move_contact_events(
         workspace=workspace_id, from_contact_id=other.pk, to_contact_id=primary.pk
     )
+    for hook in CONTACT_MERGE_HOOKS:
+        hook(workspace_id, other.pk, primary.pk)
     primary.other_companies.add(*other.other_companies.all())
     if other.company_id and other.company_id != primary.company_id:
         primary.other_companies.add(other.company_id)

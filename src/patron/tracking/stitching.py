@@ -242,3 +242,10 @@ def identify_visitor(
             method=Method.API if create else Method.IDENTIFY,
         )
     return Identified(contact_id=contact.pk, created=created, events_moved=moved)
+
+
+def move_visitor_links(workspace_id: int, from_contact_id: int, to_contact_id: int) -> None:
+    """A merge: the merged-away contact's browsers are the kept contact's from now on."""
+    VisitorLink.objects.for_workspace(workspace_id).filter(contact_id=from_contact_id).update(
+        contact_id=to_contact_id
+    )
