@@ -330,12 +330,12 @@ def claim(workspace_id: int, *, now: datetime, limit: int = BATCH_SIZE) -> list[
     table = connection.ops.quote_name(Enrolment._meta.db_table)
     adapt = connection.ops.adapt_datetimefield_value
     marks = ", ".join(["%s"] * len(workflows))
-    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    # SQLite only (one writer at a time): PostgreSQL claims with row locks, claim_locked.
     sql = (
         f"UPDATE {table} SET lease_until = %s WHERE id IN ("  # noqa: S608
         f"SELECT id FROM {table} WHERE workspace_id = %s AND status = 'active' "
         f"AND next_wake_at <= %s AND workflow_id IN ({marks}) "
-        f"AND (lease_until IS NULL OR lease_until < %s) ORDER BY next_wake_at LIMIT %s{lock}) "
+        f"AND (lease_until IS NULL OR lease_until < %s) ORDER BY next_wake_at LIMIT %s) "
         f"AND (lease_until IS NULL OR lease_until < %s) "
         "RETURNING id, workflow_id, version_id, contact_id, step, runs, round, attempts, "
         "waiting_for, entered_at"
