@@ -59,3 +59,31 @@ def draft(workspace, user, to: MailingList | None = None, **values) -> Campaign:
     if to is not None:
         given.setdefault("audience", {"include": {"lists": [to.pk]}})
     return campaigns.create_campaign(workspace, user=user, values=given)
+
+
+def won_deal(workspace, contacts, amount, closed_at, currency="USD", won=True):
+    """A deal of ``contacts`` in a pipeline of its own, won at ``closed_at`` (or open)."""
+    from decimal import Decimal
+
+    from patron.crm.models import Deal, Stage, StageOutcome
+    from tests.factories import make_pipeline
+
+    pipeline = make_pipeline(
+        workspace, name=f"Sales {Deal.objects.for_workspace(workspace).count()}"
+    )
+    stage = (
+        Stage.objects.for_workspace(workspace)
+        .filter(pipeline=pipeline, outcome=StageOutcome.WON if won else StageOutcome.OPEN)
+        .first()
+    )
+    deal = Deal.objects.create(
+        workspace=workspace,
+        pipeline=pipeline,
+        stage=stage,
+        name=f"Deal {amount}",
+        amount=Decimal(amount),
+        currency=currency,
+        closed_at=closed_at if won else None,
+    )
+    deal.contacts.set(contacts)
+    return deal

@@ -4,13 +4,16 @@ the report's table of variants, and the campaign and report endpoints."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
+from patron.crm.models import Contact
 from patron.mail import ab_tests, campaigns, pipeline
 from patron.mail.models import Campaign, Delivery, SendChunk
 from patron.tracking.models import Hit
+from tests.mail.campaign_helpers import won_deal
 from tests.mail.campaign_setup import make_audience, ready_values
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +84,7 @@ def sent_test(campaign: Campaign, owner, *, b_opens: int) -> Campaign:
 def test_the_editor_saves_the_test(logged_in, draft):
     page = logged_in.get(f"/campaigns/{draft.pk}/").content.decode()
     assert 'id="ab-test"' in page and "Variant B" in page and "Variant D" in page
-    assert "orders are not attributed to campaigns" in page
+    assert '<option value="revenue">Revenue per recipient</option>' in page
     response = logged_in.post(
         f"/campaigns/{draft.pk}/save/",
         editor_data(
@@ -163,6 +166,38 @@ def test_the_campaign_page_and_report_after_the_winner(logged_in, draft, owner):
     assert "Winner</span>" in report
 
 
+def test_a_revenue_test_on_the_report_and_the_api(logged_in, api, draft, owner):
+    campaigns.update_campaign(draft, user=owner, values={"ab_metric": "revenue"})
+    campaign = sent_test(draft, owner, b_opens=0)
+    b_row = (
+        Delivery.objects.for_workspace(campaign.workspace_id)
+        .filter(campaign=campaign, variant=1)
+        .first()
+    )
+    contact = Contact.objects.for_workspace(campaign.workspace_id).get(pk=b_row.contact_id)
+    won_deal(campaign.workspace, [contact], "1250.00", timezone.now())
+    b_size = (
+        Delivery.objects.for_workspace(campaign.workspace_id)
+        .filter(campaign=campaign, variant=1)
+        .count()
+    )
+
+    report = logged_in.get(f"/campaigns/{campaign.pk}/report/").content.decode()
+    assert "No winner yet; variant B leads" in report
+    assert "Welch" in report and 'class="text-end ab-revenue">$1,250.00<' in report
+    per = Decimal("1250.00") / b_size
+    assert f'class="text-end ab-revenue-per">${per:,.2f}<' in report
+    assert (
+        "Leading so far by revenue per recipient: variant B"
+        in logged_in.get(f"/campaigns/{campaign.pk}/").content.decode()
+    )
+
+    test = api.get(f"/api/v1/campaigns/{campaign.pk}/report").json()["ab_test"]
+    assert test["metric"] == "revenue"
+    assert [Decimal(v["revenue"]) for v in test["variants"]] == [Decimal(0), Decimal("1250")]
+    assert test["variants"][0]["revenue_per_recipient"] in ("0.00", "0", 0)
+
+
 def test_a_campaign_without_a_test_shows_none(logged_in, draft, owner):
     campaigns.schedule_campaign(draft, user=owner)
     pipeline.start_campaign(draft.pk)
@@ -190,7 +225,7 @@ def test_the_api_writes_and_reads_the_test(api, people):
     assert (body["ab_share"], body["ab_wait_hours"], body["ab_winner"]) == (20, 4, None)
 
     url = f"/api/v1/campaigns/{body['id']}"
-    response = api.patch(url, {"ab_share": 5, "ab_metric": "revenue"})
+    response = api.patch(url, {"ab_share": 5, "ab_metric": "orders"})
     assert response.status_code == 422
     assert set(response.json()["error"]["fields"]) == {"ab_share", "ab_metric"}
     response = api.patch(url, {"ab_variants": []})

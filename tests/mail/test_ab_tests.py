@@ -15,7 +15,13 @@ from patron.core.models import AuditEntry
 from patron.mail import ab_tests, campaigns, pipeline, reports
 from patron.mail.models import Campaign, CampaignStatus, ChunkState, Delivery, SendChunk
 from patron.tracking.models import Hit, MachineReason
-from tests.mail.campaign_helpers import draft, mailing_list, subscribers, verified_sender
+from tests.mail.campaign_helpers import (
+    draft,
+    mailing_list,
+    subscribers,
+    verified_sender,
+    won_deal,
+)
 from tests.mail.sink import Sink
 
 pytestmark = pytest.mark.django_db
@@ -105,14 +111,20 @@ def test_settings_are_checked(workspace, owner, sender):
 
     bad = {
         "ab_share": 70,
-        "ab_wait_hours": 0,
-        "ab_metric": "revenue",
+        "ab_wait_hours": 337,
+        "ab_metric": "orders",
         "ab_variants": [{"subject": "x"}] * 4,
     }
     with pytest.raises(campaigns.CampaignInvalid) as caught:
         campaigns.update_campaign(campaign, user=owner, values=bad)
     assert set(caught.value.errors) == {"ab_share", "ab_wait_hours", "ab_metric", "ab_variants"}
-    assert "revenue needs attribution" in caught.value.errors["ab_metric"]
+    assert "revenue per recipient" in caught.value.errors["ab_metric"]
+    assert "14 days" in caught.value.errors["ab_wait_hours"]
+    campaigns.update_campaign(
+        campaign, user=owner, values={"ab_metric": "revenue", "ab_wait_hours": 336}
+    )
+    campaign.refresh_from_db()
+    assert (campaign.ab_metric, campaign.ab_wait_hours) == ("revenue", 336)
     with pytest.raises(campaigns.CampaignInvalid) as caught:
         campaigns.update_campaign(
             campaign, user=owner, values={"ab_variants": [{"subject": "x", "body": "<p>"}]}
@@ -374,6 +386,77 @@ def test_judge_takes_the_weakest_comparison():
     assert outcome.confidence == pytest.approx(ab_tests.confidence(260, 1000, 250, 1000))
     assert not outcome.significant
     assert ab_tests.judge([result(0, 0, 0), result(1, 0, 0)], "open_rate").leader == 0
+
+
+def test_the_test_of_two_means():
+    # A: 1,000 recipients, 10 of them won 500.00 each: mean 5, variance 2,477.48;
+    # B: 1,000 recipients, 30 won 500.00: mean 15, variance 7,282.28.
+    # z = 10 / sqrt(2.47748 + 7.28228) = 3.2010: 99.86 %.
+    a = (5000.0, 10 * 500.0**2, 1000)
+    b = (15000.0, 30 * 500.0**2, 1000)
+    assert ab_tests.mean_confidence(*a, *b) == pytest.approx(math.erf(3.20096 / 2**0.5), 1e-6)
+    # 1 against 2 winners of 500.00 among 100 each: variances 2,500 and 4,949.49,
+    # z = 5 / sqrt(25 + 49.4949) = 0.5793, not significant.
+    small = ab_tests.mean_confidence(500.0, 500.0**2, 100, 1000.0, 2 * 500.0**2, 100)
+    assert small == pytest.approx(math.erf(0.57930 / 2**0.5), 1e-4)
+    assert ab_tests.mean_confidence(0.0, 0.0, 50, 0.0, 0.0, 50) == 0.0
+    assert ab_tests.mean_confidence(500.0, 500.0**2, 1, 0.0, 0.0, 50) is None
+
+
+def test_winner_by_revenue(workspace, owner, sender, sink):
+    from decimal import Decimal
+
+    from patron.crm.models import Contact
+
+    campaign = start(ab_draft(workspace, owner, people=40, ab_share=50, ab_metric="revenue"), owner)
+    work(campaign)
+    a_rows = list(deliveries(campaign).filter(variant=0).order_by("pk"))
+    b_rows = list(deliveries(campaign).filter(variant=1).order_by("pk"))
+    assert len(a_rows) == len(b_rows) == 10
+
+    def people(rows):
+        return list(
+            Contact.objects.for_workspace(workspace).filter(pk__in=[r.contact_id for r in rows])
+        )
+
+    after = timezone.now() + timedelta(hours=1)
+    won_deal(workspace, people(a_rows[:1]), "300.00", after)
+    # B: one deal of 1,000.00 shared by two recipients, and one of 99.99 alone.
+    won_deal(workspace, people(b_rows[:2]), "1000.00", after)
+    won_deal(workspace, people(b_rows[2:3]), "99.99", after)
+    # Not counted: another currency, a deal closed before the message, one still open,
+    # one closed after the decision.
+    won_deal(workspace, people(a_rows[1:2]), "5000.00", after, currency="EUR")
+    won_deal(workspace, people(a_rows[2:3]), "5000.00", timezone.now() - timedelta(days=1))
+    won_deal(workspace, people(a_rows[3:4]), "5000.00", after, won=False)
+    won_deal(workspace, people(a_rows[4:5]), "5000.00", campaign.ab_decide_at + timedelta(hours=1))
+
+    revenue = ab_tests.variant_revenue(campaign, until=campaign.ab_decide_at)
+    assert revenue[0] == (Decimal("300.00"), pytest.approx(300.0**2))
+    assert revenue[1] == (Decimal("1099.99"), pytest.approx(2 * 500.0**2 + 99.99**2))
+    assert None not in revenue  # the rest got nothing yet
+
+    assert ab_tests.pick_winner(campaign.pk, now=campaign.ab_decide_at) is not None
+    campaign.refresh_from_db()
+    assert campaign.ab_winner == 1
+    expected = ab_tests.mean_confidence(300.0, 300.0**2, 10, 1099.99, 2 * 500.0**2 + 99.99**2, 10)
+    assert campaign.ab_confidence == pytest.approx(expected)
+    assert campaign.ab_confidence < ab_tests.SIGNIFICANT  # three deals prove little
+    with freeze_time(campaign.ab_decide_at):
+        shown = ab_tests.state(campaign)
+    assert shown is not None
+    assert [v.revenue_per_recipient for v in shown.variants] == [
+        Decimal("30.00"),
+        Decimal("110.00"),
+    ]
+
+
+def test_a_revenue_test_needs_no_tracking(workspace, owner, sender):
+    campaign = ab_draft(
+        workspace, owner, people=4, ab_metric="revenue", track_opens=False, track_clicks=False
+    )
+    codes = [problem.code for problem in campaigns.check_campaign(campaign)]
+    assert "ab_tracking" not in codes
 
 
 def test_the_report_counts_each_variant(workspace, owner, sender, sink):

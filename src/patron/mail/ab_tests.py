@@ -13,28 +13,40 @@ A campaign with ``ab_test`` on is sent in two phases:
    test rows and leave the rest waiting.
 2. **The winner.** ``ab_wait_hours`` after the start (``ab_decide_at``) the
    scheduler (``decide_due``) counts each variant's unique opens or clicks by
-   people per delivered message (as the report counts them), picks the best
+   people per delivered message (as the report counts them), or its revenue per
+   delivered message (below), picks the best
    (a tie goes to the earlier letter, A first), records it with the confidence
    of the difference, and releases the held rows, which are then sent with
    the winner's subject, preheader, sender name and content. A paused campaign is
    decided once it is resumed; a cancelled one never (its held rows were
    cancelled with the rest).
 
-The confidence is that of a two-sided two-proportion z-test between the winner
-and each other variant (the lowest of them): ``erf(|z| / sqrt 2)``, i.e. one
-minus the p-value. Below 95 % the difference is reported as not significant;
-the winner is still sent, since the rest of the audience must get something.
+**Revenue** is that of deals won by the test's recipients: a won deal in the
+workspace's currency, closed after the recipient's message was sent and before
+the moment of counting, counts for every recipient of this campaign among its
+contacts, its amount shared equally between them (to the cent). The groups were
+drawn at random, so the difference in revenue per recipient is the variant's
+doing, whether or not anyone clicked; deals in other currencies are left out, as
+attribution leaves them out of its sums. Revenue needs days rather than hours,
+hence a wait of up to 14 days.
 
-Revenue as a metric needs attribution of orders to campaigns, which Patron does
-not keep; the two metrics are open rate and click-through rate.
+The confidence is that of a two-sided test between the winner and each other
+variant (the lowest of them), ``erf(|z| / sqrt 2)``, i.e. one minus the p-value:
+for the rates a two-proportion z-test, for revenue Welch's test of two means
+with the normal approximation (the groups are hundreds of people). Below 95 %
+the difference is reported as not significant; the winner is still sent, since
+the rest of the audience must get something.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from django.db import connection, transaction
@@ -42,6 +54,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from patron.core.services import record_audit
+from patron.crm.models import Deal, StageOutcome
 from patron.mail.models import (
     AbMetric,
     Campaign,
@@ -58,7 +71,7 @@ from patron.mail.models import (
 HELD = datetime(2999, 1, 1, tzinfo=UTC)
 MAX_VARIANTS = 4  # A to D
 SHARE_RANGE = (10, 50)  # percent of the audience in the test, all variants together
-WAIT_RANGE = (1, 72)  # hours from the start until the winner is chosen
+WAIT_RANGE = (1, 336)  # hours from the start until the winner is chosen (14 days)
 SIGNIFICANT = 0.95
 TEXT_FIELDS = ("subject", "preheader", "from_name")
 # "template": a saved marketing email template whose content (body, blocks, plain
@@ -192,7 +205,11 @@ def clean_settings(values: dict[str, Any]) -> dict[str, Any]:
             errors.update(error.errors)
     for name, (low, high), message in (
         ("ab_share", SHARE_RANGE, _("Test on 10 to 50 percent of the audience.")),
-        ("ab_wait_hours", WAIT_RANGE, _("Wait 1 to 72 hours before choosing the winner.")),
+        (
+            "ab_wait_hours",
+            WAIT_RANGE,
+            _("Wait 1 to 336 hours (14 days) before choosing the winner."),
+        ),
     ):
         if name in values:
             value = values[name]
@@ -205,8 +222,7 @@ def clean_settings(values: dict[str, Any]) -> dict[str, Any]:
     if "ab_metric" in values:
         if values["ab_metric"] not in AbMetric.values:
             errors["ab_metric"] = _(
-                "Choose the open rate or the click-through rate (revenue needs attribution, "
-                "which is not kept)."
+                "Choose the open rate, the click-through rate or the revenue per recipient."
             )
         else:
             cleaned["ab_metric"] = values["ab_metric"]
@@ -337,6 +353,23 @@ def confidence(successes_a: int, trials_a: int, successes_b: int, trials_b: int)
     return math.erf(abs(z) / math.sqrt(2))
 
 
+def mean_confidence(
+    total_a: float, squares_a: float, count_a: int, total_b: float, squares_b: float, count_b: int
+) -> float | None:
+    """How sure two means differ, from each group's sum, sum of squares and size: 1 minus
+    the two-sided p-value of Welch's test with the normal approximation (0..1); None when
+    a group has fewer than two members."""
+    if count_a < 2 or count_b < 2:
+        return None
+    mean_a, mean_b = total_a / count_a, total_b / count_b
+    variance_a = max(squares_a - count_a * mean_a**2, 0.0) / (count_a - 1)
+    variance_b = max(squares_b - count_b * mean_b**2, 0.0) / (count_b - 1)
+    spread = math.sqrt(variance_a / count_a + variance_b / count_b)
+    if spread == 0:
+        return 0.0 if mean_a == mean_b else 1.0
+    return math.erf(abs(mean_a - mean_b) / spread / math.sqrt(2))
+
+
 @dataclass(frozen=True)
 class VariantResult:
     index: int
@@ -348,6 +381,10 @@ class VariantResult:
     delivered: int
     opened: int
     clicked: int
+    # Revenue of the group's won deals (see the module's text), and the sum of the
+    # squares of each recipient's share of it, for the spread; counted for revenue tests.
+    revenue: Decimal = Decimal("0.00")
+    revenue_squares: float = 0.0
 
     @property
     def letter(self) -> str:
@@ -361,11 +398,33 @@ class VariantResult:
     def click_rate(self) -> float | None:
         return round(self.clicked / self.delivered, 4) if self.delivered else None
 
+    @property
+    def revenue_per_recipient(self) -> Decimal | None:
+        if not self.delivered:
+            return None
+        return (self.revenue / self.delivered).quantize(Decimal("0.01"))
+
     def successes(self, metric: str) -> int:
         return self.clicked if metric == AbMetric.CLICK_RATE else self.opened
 
     def rate(self, metric: str) -> float | None:
+        if metric == AbMetric.REVENUE:
+            return float(self.revenue) / self.delivered if self.delivered else None
         return self.click_rate if metric == AbMetric.CLICK_RATE else self.open_rate
+
+    def confidence_against(self, other: VariantResult, metric: str) -> float | None:
+        if metric == AbMetric.REVENUE:
+            return mean_confidence(
+                float(self.revenue),
+                self.revenue_squares,
+                self.delivered,
+                float(other.revenue),
+                other.revenue_squares,
+                other.delivered,
+            )
+        return confidence(
+            self.successes(metric), self.delivered, other.successes(metric), other.delivered
+        )
 
 
 @dataclass(frozen=True)
@@ -381,17 +440,23 @@ class Outcome:
 
 
 def results(
-    campaign: Campaign, numbers: dict[int | None, Any] | None = None
+    campaign: Campaign,
+    numbers: dict[int | None, Any] | None = None,
+    revenue: dict[int | None, tuple[Decimal, float]] | None = None,
 ) -> list[VariantResult]:
-    """Each variant's test group with what its people did (two queries)."""
+    """Each variant's test group with what its people did (two queries; two more for the
+    revenue of a test decided by revenue)."""
     from patron.mail import reports
 
     if numbers is None:
         numbers = reports.variant_numbers(campaign)
+    if revenue is None:
+        revenue = variant_revenue(campaign) if campaign.ab_metric == AbMetric.REVENUE else {}
     found = []
     for index in range(variant_count(campaign)):
         counted = numbers.get(index, reports.Numbers())
         values = variant_values(campaign, index)
+        earned, squares = revenue.get(index, (Decimal("0.00"), 0.0))
         found.append(
             VariantResult(
                 index=index,
@@ -403,9 +468,63 @@ def results(
                 delivered=counted.delivered,
                 opened=counted.opened,
                 clicked=counted.clicked,
+                revenue=earned,
+                revenue_squares=squares,
             )
         )
     return found
+
+
+def variant_revenue(
+    campaign: Campaign, until: datetime | None = None
+) -> dict[int | None, tuple[Decimal, float]]:
+    """Each variant's revenue (None: the rest of the audience) and the sum of the squares
+    of its recipients' shares, from the deals won by ``until`` (two queries).
+
+    A won deal in the workspace's currency counts for each recipient among its contacts
+    whose message was sent before the deal closed; its amount is shared equally between
+    them, in cents by the largest remainder, so the shares add up to the amount.
+    """
+    from patron.insights.attribution import split
+
+    until = until or timezone.now()
+    sent = Delivery.objects.for_workspace(campaign.workspace_id).filter(
+        campaign=campaign, sent_at__isnull=False
+    )
+    links = list(
+        Deal.contacts.through.objects.filter(
+            deal__workspace_id=campaign.workspace_id,
+            deal__stage__outcome=StageOutcome.WON,
+            deal__currency=campaign.workspace.currency,
+            deal__closed_at__lte=until,
+            contact_id__in=sent.values("contact_id"),
+        ).values_list("deal_id", "deal__amount", "deal__closed_at", "contact_id")
+    )
+    if not links:
+        return {}
+    recipients = {
+        contact_id: (variant, sent_at)
+        for contact_id, variant, sent_at in sent.filter(
+            contact_id__in={link[3] for link in links}
+        ).values_list("contact_id", "variant", "sent_at")
+    }
+    deals: dict[int, tuple[Decimal, list[int]]] = {}
+    for deal_id, amount, closed_at, contact_id in links:
+        variant_sent = recipients.get(contact_id)
+        if variant_sent is None or closed_at is None or closed_at < variant_sent[1]:
+            continue
+        deals.setdefault(deal_id, (amount, []))[1].append(contact_id)
+    earned: dict[int, Decimal] = defaultdict(Decimal)
+    for amount, contact_ids in deals.values():
+        shares = split(amount, [Fraction(1, len(contact_ids))] * len(contact_ids))
+        for contact_id, share in zip(sorted(contact_ids), shares, strict=True):
+            earned[contact_id] += share
+    totals: dict[int | None, tuple[Decimal, float]] = {}
+    for contact_id, amount in earned.items():
+        variant = recipients[contact_id][0]
+        total, squares = totals.get(variant, (Decimal("0.00"), 0.0))
+        totals[variant] = (total + amount, squares + float(amount) ** 2)
+    return totals
 
 
 def judge(found: list[VariantResult], metric: str) -> Outcome:
@@ -416,12 +535,7 @@ def judge(found: list[VariantResult], metric: str) -> Outcome:
     for other in found:
         if other.index == leader.index:
             continue
-        value = confidence(
-            leader.successes(metric),
-            leader.delivered,
-            other.successes(metric),
-            other.delivered,
-        )
+        value = leader.confidence_against(other, metric)
         if value is None:
             return Outcome(leader=leader.index, confidence=None)
         sureness = value if sureness is None else min(sureness, value)
@@ -453,7 +567,10 @@ def pick_winner(campaign_id: int, *, now: datetime | None = None) -> Campaign | 
         )
         if campaign is None:
             return None
-        outcome = judge(results(campaign), campaign.ab_metric)
+        revenue = (
+            variant_revenue(campaign, until=now) if campaign.ab_metric == AbMetric.REVENUE else {}
+        )
+        outcome = judge(results(campaign, revenue=revenue), campaign.ab_metric)
         Campaign.objects.for_workspace(campaign.workspace_id).filter(pk=campaign.pk).update(
             ab_winner=outcome.leader, ab_confidence=outcome.confidence, ab_decided_at=now
         )
@@ -549,7 +666,8 @@ def state(campaign: Campaign) -> TestState | None:
     if campaign.ab_decide_at is None:
         return None
     numbers = reports.variant_numbers(campaign)
-    found = results(campaign, numbers)
+    revenue = variant_revenue(campaign) if campaign.ab_metric == AbMetric.REVENUE else {}
+    found = results(campaign, numbers, revenue)
     decided = campaign.ab_decided_at is not None
     outcome = judge(found, campaign.ab_metric)
     waiting = (
@@ -570,11 +688,15 @@ def state(campaign: Campaign) -> TestState | None:
         confidence=campaign.ab_confidence if decided else outcome.confidence,
         leader=campaign.ab_winner if decided and campaign.ab_winner is not None else outcome.leader,
         waiting=waiting,
-        rest=_rest(campaign, numbers.get(None) or reports.Numbers()),
+        rest=_rest(
+            campaign,
+            numbers.get(None) or reports.Numbers(),
+            revenue.get(None, (Decimal("0.00"), 0.0)),
+        ),
     )
 
 
-def _rest(campaign: Campaign, counted: Any) -> VariantResult:
+def _rest(campaign: Campaign, counted: Any, revenue: tuple[Decimal, float]) -> VariantResult:
     index = campaign.ab_winner if campaign.ab_winner is not None else -1
     values = (
         variant_values(campaign, max(index, 0)) if index >= 0 else dict.fromkeys(VARIANT_FIELDS, "")
@@ -589,6 +711,8 @@ def _rest(campaign: Campaign, counted: Any) -> VariantResult:
         delivered=counted.delivered,
         opened=counted.opened,
         clicked=counted.clicked,
+        revenue=revenue[0],
+        revenue_squares=revenue[1],
     )
 
 

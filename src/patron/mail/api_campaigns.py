@@ -70,8 +70,8 @@ class CampaignOut(Schema):
         description="Variants B, C and D; A is the campaign's own subject, preheader, sender"
     )
     ab_share: int = Field(description="Percent of the audience in the test (10 to 50)")
-    ab_metric: str = Field(description="open_rate or click_rate")
-    ab_wait_hours: int = Field(description="Hours from the start until the winner (1 to 72)")
+    ab_metric: str = Field(description="open_rate, click_rate or revenue")
+    ab_wait_hours: int = Field(description="Hours from the start until the winner (1 to 336)")
     ab_decide_at: datetime | None
     ab_winner: str | None = Field(description="The winning variant's letter, once chosen")
     ab_confidence: float | None = Field(description="0 to 1; below 0.95 not significant")

@@ -10,6 +10,7 @@ the workspace's time zone.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.core import signing
@@ -94,10 +95,15 @@ class VariantOut(Schema):
     clicked: int = Field(description="Unique people who clicked")
     open_rate: float | None
     click_rate: float | None
+    revenue: Decimal = Field(
+        description="Won deals of the group's recipients after their message, in the "
+        "workspace's currency (counted when the test is decided by revenue, else 0)"
+    )
+    revenue_per_recipient: Decimal | None = Field(description="Revenue / delivered")
 
 
 class AbTestOut(Schema):
-    metric: str = Field(description="open_rate or click_rate")
+    metric: str = Field(description="open_rate, click_rate or revenue")
     share: int = Field(description="Percent of the audience in the test")
     decide_at: datetime | None
     decided: bool
@@ -224,7 +230,8 @@ def _variant(result: ab_tests.VariantResult, name: str) -> dict[str, Any]:
             field: getattr(result, field)
             for field in (
                 "subject", "preheader", "from_name", "recipients", "sent", "delivered",
-                "opened", "clicked", "open_rate", "click_rate",
+                "opened", "clicked", "open_rate", "click_rate", "revenue",
+                "revenue_per_recipient",
             )
         },
     }  # fmt: skip

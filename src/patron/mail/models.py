@@ -116,10 +116,11 @@ class CampaignStatus(models.TextChoices):
 
 
 class AbMetric(models.TextChoices):
-    """How an A/B test's winner is chosen (revenue needs attribution, which is not kept)."""
+    """How an A/B test's winner is chosen (see ``patron.mail.ab_tests``)."""
 
     OPEN_RATE = "open_rate", _("Unique open rate")
     CLICK_RATE = "click_rate", _("Click-through rate")
+    REVENUE = "revenue", _("Revenue per recipient")
 
 
 class Campaign(TenantModel):

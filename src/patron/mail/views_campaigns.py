@@ -165,12 +165,13 @@ class CampaignForm(forms.Form):
         choices=AbMetric.choices,
         required=False,
         help_text=gettext_lazy(
-            "People's opens or clicks per delivered message. Revenue cannot be chosen: "
-            "orders are not attributed to campaigns."
+            "People's opens or clicks per delivered message, or the revenue of the deals "
+            "its recipients won after it (in the workspace's currency) per delivered message."
         ),
     )
     ab_wait_hours = forms.IntegerField(
         label=gettext_lazy("Hours before the winner is chosen"),
+        help_text=gettext_lazy("Up to 336 (14 days): revenue needs days, opens hours."),
         min_value=ab_tests.WAIT_RANGE[0],
         max_value=ab_tests.WAIT_RANGE[1],
         required=False,
