@@ -209,7 +209,10 @@ def test_a_full_send_through_a_real_smtp_server(workspace, owner, sender, sink, 
 
     sent_events = Event.objects.for_workspace(workspace).filter(kind="email.sent")
     assert sorted(sent_events.values_list("contact_id", flat=True)) == sorted(p.pk for p in people)
-    assert sent_events.first().properties == {"campaign": campaign.pk, "subject": campaign.subject}
+    # The timeline shows the subject the contact got, merge tags filled in.
+    event = sent_events.get(contact_id=people[3].pk)
+    assert event.properties == {"campaign": campaign.pk, "subject": "News for R3"}
+    assert (event.source_type, event.source_id) == ("mail.campaign", str(campaign.pk))
     shown = campaigns.progress(campaign)
     assert (shown.status, shown.sent, shown.pending, shown.eta_seconds) == ("sent", 20, 0, 0)
 
@@ -314,7 +317,7 @@ def test_expired_leases_are_claimed_again(workspace, owner, sender, settings):
     assert pipeline.claim(campaign, first, last, 10) == []
     with freeze_time(timezone.now() + timedelta(seconds=61)):
         pipeline.record_outcome(
-            pipeline.prepare(campaign), pipeline.BatchOutcome(sent=[last], sent_contacts=[0])
+            pipeline.prepare(campaign), pipeline.BatchOutcome(sent=[last], sent_contacts=[(0, "")])
         )
         again = pipeline.claim(campaign, first, last, 10)
     assert [row.id for row in again] == [row.id for row in held]

@@ -200,13 +200,15 @@ def record_per_contact(
     kind: str,
     rows: Sequence[tuple[int, dict[str, Any], datetime | None]],
     source_type: str = "",
+    source_id: str | None = None,
 ) -> int:
     """One event per row — (contact id, properties, occurred_at) — in one statement.
 
     The hot-path form of ``record_many`` for events of one kind that differ only
-    in their contact, properties and time (the scores a scoring batch changed):
-    it skips the ORM's per-object work. ``source_id`` is the contact's id when
-    ``source_type`` is given. Returns how many were written.
+    in their contact, properties and time (the scores a scoring batch changed,
+    the subjects a campaign's batch sent): it skips the ORM's per-object work.
+    With ``source_type``, ``source_id`` is the one given, else the contact's id.
+    Returns how many were written.
     """
     import json
 
@@ -219,7 +221,10 @@ def record_per_contact(
     now = timezone.now()
     table = Event._meta.db_table
     contact_ids = [row[0] for row in rows]
-    source_ids = [str(row[0]) if source_type else "" for row in rows]
+    if source_id is not None:
+        source_ids = [source_id] * len(rows)
+    else:
+        source_ids = [str(row[0]) if source_type else "" for row in rows]
     properties = [json.dumps(row[1]) for row in rows]
     moments = [row[2] or now for row in rows]
     with connection.cursor() as cursor:

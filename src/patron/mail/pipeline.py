@@ -63,7 +63,7 @@ from django.utils.translation import gettext as _
 from django_tasks import TaskResultStatus
 from django_tasks.exceptions import TaskResultDoesNotExist
 
-from patron.activity.services import record_for_contacts
+from patron.activity.services import record_for_contacts, record_per_contact
 from patron.audience import segments as segment_compiler
 from patron.audience.audiences import (
     Audience,
@@ -685,7 +685,7 @@ def _segment_members_for(
 @dataclass
 class BatchOutcome:
     sent: list[int] = field(default_factory=list)  # delivery ids
-    sent_contacts: list[int] = field(default_factory=list)
+    sent_contacts: list[tuple[int, str]] = field(default_factory=list)  # contact, subject
     retry: list[tuple[int, int | None, str, int]] = field(
         default_factory=list
     )  # id, code, reply, attempts
@@ -708,6 +708,7 @@ def send_batch(
     members = _segment_members(prepared, list(contacts)) if prepared.segment_tests else {}
     outgoing: list[transports.Outgoing] = []
     by_key: dict[str, Claimed] = {}
+    subjects: dict[str, str] = {}
     render = prepared.compiled.render
     build = mime.build_message
     signer = prepared.signer
@@ -774,6 +775,7 @@ def send_batch(
             data = signer.sign(data)
         key = str(row.id)
         by_key[key] = row
+        subjects[key] = message.subject
         outgoing.append(
             transports.Outgoing(
                 key=key,
@@ -789,7 +791,7 @@ def send_batch(
         row = by_key[result.key]
         if result.outcome == transports.Outcome.SENT:
             outcome.sent.append(row.id)
-            outcome.sent_contacts.append(row.contact_id)
+            outcome.sent_contacts.append((row.contact_id, subjects[result.key]))
         elif result.outcome == transports.Outcome.RETRY and result.retry_after is not None:
             outcome.held.append((row.id, result.retry_after, result.reply[:1000]))
         elif result.outcome == transports.Outcome.RETRY and row.attempts < max_attempts:
@@ -863,12 +865,16 @@ def record_outcome(prepared: PreparedCampaign, outcome: BatchOutcome) -> None:
         source = ("mail.campaign", campaign.pk)
         properties = {"campaign": campaign.pk, "subject": campaign.subject}
         if outcome.sent_contacts:
-            record_for_contacts(
+            # Each with the subject its contact got (merge tags filled, the A/B variant's).
+            record_per_contact(
                 workspace=workspace_id,
                 kind="email.sent",
-                contact_ids=outcome.sent_contacts,
-                source=source,
-                properties=properties,
+                rows=[
+                    (contact, {"campaign": campaign.pk, "subject": subject}, None)
+                    for contact, subject in outcome.sent_contacts
+                ],
+                source_type=source[0],
+                source_id=str(campaign.pk),
             )
         if outcome.failed:
             record_for_contacts(
