@@ -95,6 +95,9 @@ def test_build_publish_visit_submit_and_download(page, browser, live_server, set
     download = download_info.value
     assert download.suggested_filename == "crm-guide.pdf"
     assert Path(download.path()).read_bytes() == PDF
+    # Reloading the thank-you sends nothing again (the post answered with a redirect).
+    tab.reload()
+    expect(tab.locator(".alert-success")).to_contain_text("Thank you")
     visitor.close()
 
     contact = Contact.objects.for_workspace(workspace).get(email="jon@example.org")

@@ -208,9 +208,13 @@ def test_a_view_is_recorded_with_a_first_party_visitor_cookie(client: Client, pu
 def test_the_form_on_the_page_submits_with_the_visitor_id(client: Client, published, signup):
     visitor = client.get("/p/acme/free-ebook").cookies[pages.VISITOR_COOKIE].value
     response = client.post("/p/acme/free-ebook", {**valid(signup), "_form": str(signup.pk)})
-    assert response.status_code == 200
-    html = response.content.decode()
+    assert response.status_code == 302 and "?sent=" in response["Location"]
+    views = Event.objects.for_workspace(signup.workspace).filter(kind="page.viewed").count()
+    html = client.get(response["Location"]).content.decode()
     assert f'id="lp{signup.pk}-form-sent"' in html
+    # The thank-you is no second view, and reloading it sends nothing.
+    client.get(response["Location"])
+    assert Event.objects.for_workspace(signup.workspace).filter(kind="page.viewed").count() == views
     submission = FormSubmission.objects.for_workspace(signup.workspace).get()
     assert submission.visitor_id == visitor
     assert submission.landing_page_id == published.pk

@@ -44,9 +44,20 @@ def test_hosted_page_shows_the_form_with_hidden_values_from_the_url(client: Clie
 
 def test_hosted_post_saves_and_thanks(client: Client, workspace, signup):
     response = client.post(f"/f/{signup.key}/", valid(signup))
-    assert response.status_code == 200
-    assert "Thank you! We received your message." in response.content.decode()
+    # Sent, then shown the thank-you at an address of its own: a reload sends nothing.
+    assert response.status_code == 302 and response["Location"].startswith(
+        f"/f/{signup.key}/?sent="
+    )
+    thanks = client.get(response["Location"])
+    assert "Thank you! We received your message." in thanks.content.decode()
+    assert client.get(response["Location"]).status_code == 200
     assert Contact.objects.for_workspace(workspace).get().email == "ann@example.com"
+    assert FormSubmission.objects.for_workspace(workspace).count() == 1
+    # A forged or foreign mark shows the form again.
+    token = response["Location"].split("sent=")[1]
+    for bad in (token[:-2] + "xx", "1", ""):
+        page = client.get(f"/f/{signup.key}/?sent={bad}").content.decode()
+        assert "Thank you!" not in page and 'name="email"' in page
 
 
 def test_hosted_post_redirects_when_asked(client: Client, signup):

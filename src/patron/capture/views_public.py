@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -30,7 +32,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from patron.api.errors import error_body
 from patron.capture import services
-from patron.capture.models import Form
+from patron.capture.models import Form, FormSubmission
 from patron.core.signals import request_info
 from patron.crm.models import CustomFieldObject
 from patron.crm.services import field_definitions
@@ -38,6 +40,37 @@ from patron.crm.services import field_definitions
 FOLLOW_UP_FAILED = gettext_lazy(
     "The form could not be sent just now. Please try again in a few minutes."
 )
+# A form sent from a hosted or landing page answers with a redirect to the page with
+# ``?sent=`` (the submission's id, signed, for an hour), which shows the thank-you:
+# reloading it sends nothing again.
+SENT_PARAM = "sent"
+SENT_SALT = "patron.capture.sent"
+SENT_MAX_AGE = 3600
+
+
+def _after_sending(request: HttpRequest, submission: FormSubmission) -> HttpResponse:
+    token = signing.dumps(submission.pk, salt=SENT_SALT)
+    response = redirect(f"{request.path}?{urlencode({SENT_PARAM: token})}")
+    response.headers["X-Patron-Submission"] = str(submission.pk)
+    return response
+
+
+def _sent(request: HttpRequest, forms: list[Form]) -> FormSubmission | None:
+    """The submission a ``?sent=`` names, if it is one of ``forms``' and still fresh."""
+    token = request.GET.get(SENT_PARAM)
+    if not token or not forms:
+        return None
+    try:
+        pk = signing.loads(token, salt=SENT_SALT, max_age=SENT_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    if not isinstance(pk, int):
+        return None
+    return (
+        FormSubmission.objects.for_workspace(forms[0].workspace_id)
+        .filter(pk=pk, form__in=forms)
+        .first()
+    )
 
 
 def _form(form_key: str) -> Form:
@@ -147,6 +180,9 @@ def hosted(request: HttpRequest, form_key: str) -> HttpResponse:
     """
     form = _form(form_key)
     if request.method == "GET":
+        sent = _sent(request, [form])
+        if sent is not None:
+            return _hosted(request, form, state="sent", thanks=services.thank_you(form, sent))
         return _hosted(request, form)
     if _too_large(request):
         return _hosted(
@@ -181,9 +217,7 @@ def hosted(request: HttpRequest, form_key: str) -> HttpResponse:
         return _hosted(request, form, values=values, problem=str(FOLLOW_UP_FAILED), status=503)
     if form.redirect_url:
         return redirect(form.redirect_url)
-    response = _hosted(request, form, state="sent", thanks=services.thank_you(form, submission))
-    response.headers["X-Patron-Submission"] = str(submission.pk)
-    return response
+    return _after_sending(request, submission)
 
 
 @never_cache
@@ -431,6 +465,12 @@ def landing_page(request: HttpRequest, workspace_slug: str, page_slug: str) -> H
     else:
         visitor, new = "", False
     if request.method == "GET":
+        sent = _sent(request, list(pages.page_forms(page).values()))
+        if sent is not None:  # the thank-you after a post: the view was counted before
+            state = {"thanks": services.thank_you(sent.form, sent)}
+            response = render_landing_page(request, page, outcome={sent.form_id: state})
+            _with_visitor(request, response, visitor, new)
+            return response
         if tracked:
             pages.record_view(
                 page=page,
@@ -483,9 +523,10 @@ def landing_page(request: HttpRequest, workspace_slug: str, page_slug: str) -> H
     else:
         if form.redirect_url:
             response = redirect(form.redirect_url)
-            _with_visitor(request, response, visitor, new)
-            return response
-        state = {"thanks": services.thank_you(form, submission)}
+        else:
+            response = _after_sending(request, submission)
+        _with_visitor(request, response, visitor, new)
+        return response
     response = render_landing_page(request, page, outcome={form.pk: state}, status=status)
     _with_visitor(request, response, visitor, new)
     return response
