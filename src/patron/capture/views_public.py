@@ -467,8 +467,8 @@ def landing_page(request: HttpRequest, workspace_slug: str, page_slug: str) -> H
     if request.method == "GET":
         sent = _sent(request, list(pages.page_forms(page).values()))
         if sent is not None:  # the thank-you after a post: the view was counted before
-            state = {"thanks": services.thank_you(sent.form, sent)}
-            response = render_landing_page(request, page, outcome={sent.form_id: state})
+            thanks = {"thanks": services.thank_you(sent.form, sent)}
+            response = render_landing_page(request, page, outcome={sent.form_id: thanks})
             _with_visitor(request, response, visitor, new)
             return response
         if tracked:
