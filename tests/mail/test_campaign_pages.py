@@ -102,6 +102,32 @@ def test_list_filters_by_status_and_searches_name_and_subject(
     assert spring.pk
 
 
+def test_workflows_campaigns_are_listed_apart(logged_in, api, workspace, owner, people):
+    from patron.mail.automated import create_automated_campaign
+    from tests.automation.workflow_helpers import template
+
+    campaigns.create_campaign(workspace, user=owner, values=ready_values(people))
+    welcome = create_automated_campaign(
+        workspace=workspace, template=template(workspace), name="Welcome: step 1"
+    )
+    assert welcome.automated
+    page = logged_in.get("/campaigns/").content.decode()
+    assert "Spring news" in page and "Welcome: step 1" not in page
+    assert "Sent by workflows" in page
+    automated = logged_in.get("/campaigns/", {"kind": "automated"}).content.decode()
+    assert "Welcome: step 1" in automated and "Spring news" not in automated
+    searched = logged_in.get("/campaigns/", {"kind": "automated", "q": "zzz"}).content.decode()
+    assert "No campaign matches" in searched and 'name="kind" value="automated"' in searched
+
+    names = [c["name"] for c in api.get("/api/v1/campaigns?automated=true").json()["items"]]
+    assert names == ["Welcome: step 1"]
+    everyone = api.get("/api/v1/campaigns").json()["items"]
+    assert {(c["name"], c["automated"]) for c in everyone} == {
+        ("Spring news", False),
+        ("Welcome: step 1", True),
+    }
+
+
 # --- New and edit --------------------------------------------------------------------------
 
 

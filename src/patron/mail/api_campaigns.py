@@ -57,6 +57,7 @@ class CampaignOut(Schema):
     blocks: Any
     text: str
     audience: dict[str, Any]
+    automated: bool = Field(description="Sent by a workflow's email step")
     send_at: datetime | None
     local_time: bool
     track_opens: bool
@@ -144,6 +145,7 @@ class CampaignPatch(Schema):
 class CampaignFilters(Schema):
     status: str | None = None
     q: str | None = Field(None, description="Name or subject contains")
+    automated: bool | None = Field(None, description="Only workflows' (true) or people's (false)")
     cursor: str | None = None
     limit: int = 50
 
@@ -209,8 +211,10 @@ def _values(payload: Schema, *, exclude_unset: bool) -> dict[str, Any]:
 
 @router.get("/campaigns", response=CampaignPage)
 def list_campaigns(request: ApiRequest, filters: Query[CampaignFilters]) -> dict[str, Any]:
-    """Newest first; ``?status=sent``, ``?q=`` (name or subject contains)."""
+    """Newest first; ``?status=sent``, ``?q=`` (name or subject contains), ``?automated=``."""
     rows = campaigns.campaigns_for(request.workspace)
+    if filters.automated is not None:
+        rows = rows.filter(automated=filters.automated)
     if filters.status:
         if filters.status not in CampaignStatus.values:
             message = f"status must be one of {', '.join(CampaignStatus.values)}."

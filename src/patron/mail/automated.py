@@ -72,6 +72,7 @@ def create_automated_campaign(
         name=name[:200],
         sender=sender,
         status=CampaignStatus.SENDING,
+        automated=True,
         audience={},
         started_at=now,
         created_at=now,

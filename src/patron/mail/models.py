@@ -158,6 +158,9 @@ class Campaign(TenantModel):
     blocks = models.JSONField(default=list, blank=True)
     text = models.TextField(_("plain text"), blank=True)
     audience = models.JSONField(default=dict, blank=True)
+    # Carries a workflow's email step (``patron.mail.automated``): contacts are added as
+    # they reach the step; listed apart from the campaigns people send.
+    automated = models.BooleanField(default=False)
     send_at = models.DateTimeField(_("send at"), null=True, blank=True)
     local_time = models.BooleanField(_("in each recipient's time zone"), default=False)
     track_opens = models.BooleanField(_("track opens"), default=True)

@@ -531,7 +531,9 @@ def _workspace_zone(request: WorkspaceRequest) -> ZoneInfo:
 def campaign_list(request: WorkspaceRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     status = request.GET.get("status", "")
-    rows = _campaigns(request).select_related("created_by")
+    # The campaigns people send, or (``?kind=automated``) the ones workflows' steps send.
+    automated = request.GET.get("kind") == "automated"
+    rows = _campaigns(request).select_related("created_by").filter(automated=automated)
     if status in CampaignStatus.values:
         rows = rows.filter(status=status)
     else:
@@ -543,7 +545,9 @@ def campaign_list(request: WorkspaceRequest) -> HttpResponse:
     )
     names = AudienceNames(request.workspace)
     items = [(campaign, names.describe(campaign.audience)) for campaign in page]
-    params = urlencode({key: value for key, value in (("q", query), ("status", status)) if value})
+    kind = "automated" if automated else ""
+    given = (("q", query), ("status", status), ("kind", kind))
+    params = urlencode({key: value for key, value in given if value})
     return render(
         request,
         "mail/campaign_list.html",
@@ -553,6 +557,7 @@ def campaign_list(request: WorkspaceRequest) -> HttpResponse:
             "query": query,
             "status": status,
             "statuses": CampaignStatus.choices,
+            "automated": automated,
             "query_string": params,
             "can_manage": request.membership.can(CAMPAIGNS_MANAGE),
             "workspace_zone": _workspace_zone(request).key,
