@@ -208,6 +208,7 @@ def test_a_visitor_becomes_a_customer(page, browser, live_server, customer_site,
     page.get_by_role("link", name=re.compile(r"^Lena")).first.click()
     timeline = page.locator("#timeline")
     expect(timeline).to_contain_text("File downloaded")
+    expect(timeline).to_contain_text("Your CRM guide, Lena")  # the subject she got
     expect(timeline).to_contain_text("Email opened")
     expect(timeline).to_contain_text("Accepted by sales")
     expect(page.locator("#first-touch")).to_contain_text("linkedin")
@@ -262,5 +263,15 @@ def test_a_visitor_becomes_a_customer(page, browser, live_server, customer_site,
     for stage in ("Marketing-qualified lead", "Sales-qualified lead", "Customer"):
         row = table.locator("tr", has_text=stage)
         expect(row.locator("td").nth(1)).to_have_text("1")  # reached in the period
+
+    # 8. Mia finds the workflow's email with its numbers, apart from her campaigns.
+    page.context.clear_cookies()  # Sam signs out
+    log_in(page, mia.email, PASSWORD)
+    page.goto("/campaigns/")
+    page.locator("#campaign-kinds").get_by_role("link", name="Sent by workflows").click()
+    nurture = page.locator("#campaigns tbody tr")
+    expect(nurture).to_have_count(1)
+    expect(nurture).to_contain_text("E-book nurture")
+    expect(nurture.locator(".campaign-counts")).to_have_text("1 / 1")
     mail_client.context.close()
     visitor.context.close()
