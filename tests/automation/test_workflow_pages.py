@@ -169,8 +169,10 @@ def test_an_email_steps_campaign_shows_in_the_campaign_pages(logged_in, workspac
     workflows.enrol_contact(workflow=workflow, contact=ann)
     run(workspace)
     campaign = Campaign.objects.for_workspace(workspace).get()
-    listing = logged_in.get(reverse("campaigns:list"))
+    assert campaign.automated
+    listing = logged_in.get(reverse("campaigns:list"), {"kind": "automated"})
     assert listing.status_code == 200 and campaign.name in listing.content.decode()
+    assert campaign.name not in logged_in.get(reverse("campaigns:list")).content.decode()
     detail = logged_in.get(reverse("campaigns:detail", args=[campaign.pk]))
     assert detail.status_code == 200 and "Welcome email" in detail.content.decode()
 

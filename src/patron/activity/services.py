@@ -201,6 +201,7 @@ def record_per_contact(
     rows: Sequence[tuple[int, dict[str, Any], datetime | None]],
     source_type: str = "",
     source_id: str | None = None,
+    actor_id: int | None = None,
 ) -> int:
     """One event per row — (contact id, properties, occurred_at) — in one statement.
 
@@ -231,12 +232,13 @@ def record_per_contact(
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"INSERT INTO {table} ({_BULK_COLUMNS}) "  # noqa: S608 - fixed identifiers
-                "SELECT %s, %s, NULL, %s, r.source_id, r.properties::jsonb, r.occurred_at, %s, "
+                "SELECT %s, %s, %s, %s, r.source_id, r.properties::jsonb, r.occurred_at, %s, "
                 "'', r.contact_id FROM unnest(%s::bigint[], %s::text[], %s::text[], "
                 "%s::timestamptz[]) AS r(contact_id, source_id, properties, occurred_at)",
                 [
                     workspace_id,
                     kind,
+                    actor_id,
                     source_type,
                     now,
                     contact_ids,
@@ -249,11 +251,12 @@ def record_per_contact(
             adapt = connection.ops.adapt_datetimefield_value
             cursor.executemany(
                 f"INSERT INTO {table} ({_BULK_COLUMNS}) "  # noqa: S608 - fixed identifiers
-                "VALUES (%s, %s, NULL, %s, %s, %s, %s, %s, '', %s)",
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, '', %s)",
                 [
                     [
                         workspace_id,
                         kind,
+                        actor_id,
                         source_type,
                         source_id,
                         encoded,

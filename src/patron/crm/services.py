@@ -10,7 +10,7 @@ from typing import Any
 import nh3
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.html import escape, linebreaks, strip_tags
@@ -356,35 +356,18 @@ def change_score(
 ) -> int:
     """Add ``points`` (negative to take away) to the contact's score; returns the new score.
 
-    The row is updated with one ``UPDATE ... SET score = score + n`` so that
-    concurrent changes add up. Each change is a ``contact.score_changed``
-    event carrying ``from``, ``to``, ``points``, ``reason`` and the ``rule``
-    that gave them: the contact's score history ("why is this person at 85?")
-    and what score-threshold rules and workflows react to.
+    One change of ``change_scores``: the row is updated with one ``UPDATE ...
+    SET score = score + n`` so that concurrent changes add up. Each change is a
+    ``contact.score_changed`` event carrying ``from``, ``to``, ``points``,
+    ``reason`` and the ``rule`` that gave them: the contact's score history
+    ("why is this person at 85?") and what score-threshold rules and workflows
+    react to.
     """
-    if points == 0:
-        return contact.score
-    rows = Contact.objects.for_workspace(contact.workspace_id).filter(pk=contact.pk)
-    old_score = rows.select_for_update().values_list("score", flat=True).get()
-    new_score = old_score + points
-    rows.update(score=F("score") + points)
-    contact.score = new_score
-    record(
-        workspace=contact.workspace_id,
-        kind="contact.score_changed",
-        contact_id=contact.pk,
-        actor=actor,
-        source=("crm.contact", contact.pk),
-        occurred_at=occurred_at,
-        properties={
-            "from": old_score,
-            "to": new_score,
-            "points": points,
-            "reason": reason,
-            "rule": rule,
-        },
-    )
-    return new_score
+    change = ScoreChange(contact.pk, points, reason, rule, occurred_at)
+    moved = change_scores(workspace=contact.workspace_id, changes=[change], actor=actor)
+    if contact.pk in moved:
+        contact.score = moved[contact.pk][1]
+    return contact.score
 
 
 @dataclass(frozen=True)
@@ -400,7 +383,7 @@ class ScoreChange:
 
 @transaction.atomic
 def change_scores(
-    *, workspace: Workspace | int, changes: list[ScoreChange]
+    *, workspace: Workspace | int, changes: list[ScoreChange], actor: User | None = None
 ) -> dict[int, tuple[int, int]]:
     """Many score changes at once (a scoring batch); returns {contact_id: (before, after)}.
 
@@ -467,6 +450,7 @@ def change_scores(
         kind="contact.score_changed",
         rows=rows,
         source_type="crm.contact",
+        actor_id=actor.pk if actor is not None else None,
     )
     return {cid: (new_scores[cid] - totals[cid], new_scores[cid]) for cid in new_scores}
 
