@@ -192,7 +192,7 @@ def test_bulk_status_keeps_the_sla_clock_and_records_events(logged_in, workspace
     assert events.filter(kind="ticket.status_changed").count() == 6
 
 
-def test_bulk_delete_and_every_match_confirmed(logged_in, workspace, desk):
+def test_bulk_delete_and_every_match_confirmed(logged_in, workspace, owner, desk):
     response = logged_in.post(
         "/tickets/bulk/", {"ids": [desk["bell"].pk], "action": "delete"}, follow=True
     )
@@ -214,6 +214,17 @@ def test_bulk_delete_and_every_match_confirmed(logged_in, workspace, desk):
     assert "Delete 2 records" in page
     logged_in.post("/tickets/bulk/", {**delete, "confirmed": "yes"})
     assert not Ticket.objects.for_workspace(workspace).exists()
+    # Each delete is in the audit log: who, how many, which.
+    from patron.core.models import AuditEntry
+
+    entries = AuditEntry.objects.filter(workspace=workspace, action="records.deleted")
+    assert [(e.target, e.data["count"], e.actor_id) for e in entries.order_by("pk")] == [
+        ("ticket: 1", 1, owner.pk),
+        ("ticket: 2", 2, owner.pk),
+    ]
+    assert entries.order_by("pk")[0].data["named"] == [f"#{desk['bell'].pk} {desk['bell'].subject}"]
+    log = logged_in.get("/settings/audit-log/").content.decode()
+    assert "Records deleted" in log and "ticket: 2" in log
 
 
 def test_bulk_never_touches_another_workspace(logged_in, workspace, owner, desk):

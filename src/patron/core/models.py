@@ -181,6 +181,7 @@ class AuditAction(models.TextChoices):
     API_KEY_CREATED = "api_key.created", _("API key created")
     API_KEY_REVOKED = "api_key.revoked", _("API key revoked")
     DATA_EXPORTED = "data.exported", _("Data exported")
+    RECORDS_DELETED = "records.deleted", _("Records deleted")
     TASK_RETRIED = "task.retried", _("Background task retried")
 
 

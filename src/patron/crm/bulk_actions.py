@@ -41,6 +41,7 @@ from patron.crm.services import (
     InvalidField,
     _check_references,
     _top_position,
+    delete_audited,
 )
 
 Selection = Iterable[int] | QuerySet[Any, Any]
@@ -55,11 +56,6 @@ class TaskAction(BulkAction):
 class TicketAction(BulkAction):
     STATUS = "status"
     PRIORITY = "priority"
-
-
-def _deleted(rows: QuerySet[Any], model: type[Task] | type[Ticket]) -> int:
-    _total, by_model = rows.delete()
-    return by_model.get(model._meta.label, 0)
 
 
 def _event(
@@ -178,7 +174,7 @@ def update_tasks(
     if action == TaskAction.REOPEN:
         return tasks.filter(completed_at__isnull=False).update(completed_at=None)
     if action == TaskAction.DELETE:
-        return _deleted(tasks, Task)
+        return delete_audited(workspace=workspace, actor=actor, rows=tasks, object_type="task")
     if action != TaskAction.COMPLETE:
         raise ValueError(f"Unknown bulk action {action!r}")
     pending = tasks.filter(completed_at__isnull=True)
@@ -245,7 +241,7 @@ def update_tickets(
             raise CrossWorkspaceReference(_("The assignee is not a member of this workspace."))
         return tickets.update(assignee=value, updated_at=now)
     if action == TicketAction.DELETE:
-        return _deleted(tickets, Ticket)
+        return delete_audited(workspace=workspace, actor=actor, rows=tickets, object_type="ticket")
     if action == TicketAction.PRIORITY:
         ticket_service.check_choices(priority=value)
         changing = list(tickets.exclude(priority=value).only(*_TICKET_FIELDS))

@@ -999,7 +999,11 @@ COMPANY_BULK = BulkList(
     query=company_query,
     actions={"tag": tag_value, "assign": member_value, "delete": no_value},
     apply=lambda request, bulk, ids: services.bulk_update_companies(
-        workspace=request.workspace, company_ids=ids, action=bulk.action, value=bulk.value
+        workspace=request.workspace,
+        company_ids=ids,
+        action=bulk.action,
+        value=bulk.value,
+        actor=request.user,
     ),
     export=_export_companies,
     options=(("tag", gettext_lazy("Add the tag")), ("assign", gettext_lazy("Assign to"))),
@@ -1199,7 +1203,11 @@ def _apply_to_deals(request: WorkspaceRequest, bulk: BulkRequest, ids: QuerySet)
             )
         return moved.changed
     return services.bulk_update_deals(
-        workspace=request.workspace, deal_ids=ids, action=bulk.action, value=bulk.value
+        workspace=request.workspace,
+        deal_ids=ids,
+        action=bulk.action,
+        value=bulk.value,
+        actor=request.user,
     )
 
 

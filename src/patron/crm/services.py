@@ -17,8 +17,8 @@ from django.utils.html import escape, linebreaks, strip_tags
 from django.utils.translation import gettext as _
 
 from patron.activity.services import record
-from patron.core.models import User, Workspace
-from patron.core.services import notify, send_workspace_mail
+from patron.core.models import AuditAction, User, Workspace
+from patron.core.services import notify, record_audit, send_workspace_mail
 from patron.crm import custom_fields
 from patron.crm.assignment import assign_owner
 from patron.crm.custom_fields import CustomFieldInvalid
@@ -109,6 +109,39 @@ def _check_contact_values(values: dict[str, Any]) -> None:
 
 class CrossWorkspaceReference(ValueError):
     """A related record (company, owner) does not belong to the workspace."""
+
+
+# A bulk delete's audit entry names this many of the records it deleted (and counts all).
+AUDIT_NAMED = 50
+_LABELS = {
+    "contact": "email",
+    "company": "name",
+    "deal": "name",
+    "task": "title",
+    "ticket": "subject",
+}
+
+
+def delete_audited(
+    *, workspace: Workspace, actor: User | None, rows: QuerySet[Any, Any], object_type: str
+) -> int:
+    """Delete ``rows`` (with what cascades from them) and say so in the audit log: who
+    deleted how many of what, naming the first ``AUDIT_NAMED``. Returns how many."""
+    named = [
+        f"#{pk} {label}"
+        for pk, label in rows.order_by("pk").values_list("pk", _LABELS[object_type])[:AUDIT_NAMED]
+    ]
+    _total, by_model = rows.delete()
+    deleted = by_model.get(rows.model._meta.label, 0)
+    if deleted:
+        record_audit(
+            action=AuditAction.RECORDS_DELETED,
+            workspace=workspace,
+            actor=actor,
+            target=f"{object_type}: {deleted}",
+            data={"type": object_type, "count": deleted, "named": named},
+        )
+    return int(deleted)
 
 
 def _check_references(workspace: Workspace, values: dict[str, Any]) -> None:
@@ -1308,8 +1341,9 @@ def bulk_update_contacts(
         contacts.update(lifecycle_stage=value, updated_at=timezone.now())
         changes = {"lifecycle_stage": [None, value]}
     elif action == BulkAction.DELETE:
-        contacts.delete()
-        return len(ids)
+        return delete_audited(
+            workspace=workspace, actor=actor, rows=contacts, object_type="contact"
+        )
     else:
         raise ValueError(f"Unknown bulk action {action!r}")
     record_for_contacts(
@@ -1330,6 +1364,7 @@ def bulk_update_companies(
     company_ids: Iterable[int] | QuerySet[Any, Any],
     action: str,
     value: Any = None,
+    actor: User | None = None,
 ) -> int:
     """Tag, assign or delete many companies at once; returns how many."""
     from patron.core import bulk
@@ -1351,7 +1386,9 @@ def bulk_update_companies(
             _check_references(workspace, {"owner": value})
         companies.update(owner=value, updated_at=timezone.now())
     elif action == BulkAction.DELETE:
-        companies.delete()
+        return delete_audited(
+            workspace=workspace, actor=actor, rows=companies, object_type="company"
+        )
     else:
         raise ValueError(f"Unknown bulk action {action!r}")
     return len(ids)
@@ -1364,6 +1401,7 @@ def bulk_update_deals(
     deal_ids: Iterable[int] | QuerySet[Any, Any],
     action: str,
     value: Any = None,
+    actor: User | None = None,
 ) -> int:
     """Assign or delete many deals at once; returns how many."""
     deals = Deal.objects.for_workspace(workspace).filter(pk__in=deal_ids)
@@ -1373,7 +1411,7 @@ def bulk_update_deals(
             _check_references(workspace, {"owner": value})
         deals.update(owner=value, updated_at=timezone.now())
     elif action == BulkAction.DELETE:
-        deals.delete()
+        return delete_audited(workspace=workspace, actor=actor, rows=deals, object_type="deal")
     else:
         raise ValueError(f"Unknown bulk action {action!r}")
     return len(ids)
