@@ -8,6 +8,7 @@ import io
 import pytest
 
 from patron.activity.models import Event
+from patron.core.models import AuditEntry
 from patron.core.roles import Role
 from patron.crm import services
 from patron.crm.models import Contact, SavedView
@@ -128,6 +129,8 @@ def test_bulk_actions_change_only_the_ticked_contacts(logged_in, workspace, owne
     export = logged_in.post("/contacts/bulk/", {"ids": ids, "action": "apply", "change": "export"})
     rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert sorted(row[1] for row in rows[1:]) == ["Mina", "Noor"]
+    audited = AuditEntry.objects.filter(workspace=workspace, action="data.exported").latest("pk")
+    assert sorted(audited.data["ids"]) == sorted(str(pk) for pk in ids)
 
     logged_in.post("/contacts/bulk/", {"ids": ids, "action": "delete"})
     assert list(Contact.objects.for_workspace(workspace).values_list("first_name", flat=True)) == [
@@ -375,6 +378,9 @@ def test_bulk_on_every_contact_that_matches(logged_in, workspace, owner, people)
     )
     rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert [row[1] for row in rows[1:]] == ["Mina"]
+    # The audit log keeps what chose the rows.
+    audited = AuditEntry.objects.filter(workspace=workspace, action="data.exported").latest("pk")
+    assert audited.data == {"filters": {"cf_tier": "Gold"}, "ids": [], "rows": 1}
 
 
 def test_views_keep_the_new_list_parameters():

@@ -4,15 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('core', '0003_workspace_suppress_role_addresses'),
+        ("core", "0003_workspace_suppress_role_addresses"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditentry',
-            name='action',
-            field=models.CharField(choices=[('auth.login', 'Logged in'), ('auth.login_failed', 'Failed login'), ('auth.logout', 'Logged out'), ('auth.password_reset_requested', 'Password reset requested'), ('auth.password_changed', 'Password changed'), ('workspace.created', 'Workspace created'), ('workspace.settings_changed', 'Workspace settings changed'), ('member.invited', 'Member invited'), ('member.invitation_revoked', 'Invitation revoked'), ('member.joined', 'Member joined'), ('member.role_changed', 'Role changed'), ('member.removed', 'Member removed'), ('api_key.created', 'API key created'), ('api_key.revoked', 'API key revoked'), ('data.exported', 'Data exported'), ('records.deleted', 'Records deleted'), ('task.retried', 'Background task retried')], max_length=64),
+            model_name="auditentry",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("auth.login", "Logged in"),
+                    ("auth.login_failed", "Failed login"),
+                    ("auth.logout", "Logged out"),
+                    ("auth.password_reset_requested", "Password reset requested"),
+                    ("auth.password_changed", "Password changed"),
+                    ("workspace.created", "Workspace created"),
+                    ("workspace.settings_changed", "Workspace settings changed"),
+                    ("member.invited", "Member invited"),
+                    ("member.invitation_revoked", "Invitation revoked"),
+                    ("member.joined", "Member joined"),
+                    ("member.role_changed", "Role changed"),
+                    ("member.removed", "Member removed"),
+                    ("api_key.created", "API key created"),
+                    ("api_key.revoked", "API key revoked"),
+                    ("data.exported", "Data exported"),
+                    ("records.deleted", "Records deleted"),
+                    ("task.retried", "Background task retried"),
+                ],
+                max_length=64,
+            ),
         ),
     ]
