@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
+from freezegun import freeze_time
 
 from patron.activity.models import Event
 from patron.activity.services import record
@@ -56,6 +57,25 @@ def become_mql(contact, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         scoring.follow_activity()
     return Handoff.objects.for_workspace(contact.workspace_id).get(contact=contact)
+
+
+def test_the_follow_up_can_be_due_in_business_hours(
+    workspace, contact, seller, rule, django_capture_on_commit_callbacks
+):
+    # Friday 16:00 UTC with 4 business hours (Monday to Friday, 9 to 17, the default):
+    # one hour on Friday, three on Monday.
+    workspace.time_zone = "UTC"
+    workspace.save(update_fields=["time_zone"])
+    scoring.update_scoring_settings(
+        workspace=workspace,
+        decay_percent=0,
+        decay_days=30,
+        handoff_due_hours=4,
+        handoff_business_hours=True,
+    )
+    with freeze_time("2026-12-04 16:00:00+00:00"):
+        handoff = become_mql(contact, django_capture_on_commit_callbacks)
+    assert handoff.task.due_at == datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
 def test_a_new_mql_gets_an_owner_a_task_a_notification_and_an_email(

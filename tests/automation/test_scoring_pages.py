@@ -124,10 +124,18 @@ def test_lifecycle_rule_and_settings_forms(workspace, marketer):
     assert "Choose the form." in response.content.decode()
     response = marketer.post(
         "/automation/scoring/settings/",
-        {"decay_percent": "10", "decay_days": "30", "handoff_due_hours": "8"},
+        {
+            "decay_percent": "10",
+            "decay_days": "30",
+            "handoff_due_hours": "8",
+            "handoff_business_hours": "on",
+        },
     )
     assert response.status_code == 302
-    assert scoring.settings_for(workspace).handoff_due_hours == 8
+    chosen = scoring.settings_for(workspace)
+    assert (chosen.handoff_due_hours, chosen.handoff_business_hours) == (8, True)
+    page = marketer.get("/automation/scoring/").content.decode()
+    assert 'name="handoff_business_hours"' in page and "checked" in page
 
 
 def test_reapply_runs_in_the_background_with_visible_progress(

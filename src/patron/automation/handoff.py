@@ -5,7 +5,7 @@ API: any ``contact.lifecycle_changed`` to ``mql`` — ``start_handoff``
 
 * gives the contact an owner by the CRM's assignment rules if they have none,
 * creates a follow-up task for the owner, due in the workspace's
-  ``handoff_due_hours``,
+  ``handoff_due_hours`` (in business hours when the workspace counts them),
 * notifies the owner in the app and by email,
 * and opens a ``Handoff`` (pending) that sales accepts (the contact becomes a
   sales-qualified lead) or rejects with a reason (back to lead, the reason on
@@ -23,7 +23,8 @@ acceptance — whoever of sales did it. It is stored on the hand-off
 from __future__ import annotations
 
 import statistics
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -33,9 +34,10 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from patron.activity.models import Event
-from patron.automation.models import Handoff, HandoffStatus
+from patron.automation.models import Handoff, HandoffStatus, ScoringSettings
 from patron.core.models import User, Workspace
 from patron.core.services import notify, send_workspace_mail
+from patron.crm import sla, tickets
 from patron.crm.assignment import assign_owner
 from patron.crm.models import Contact, CustomFieldObject, LifecycleStage, TaskPriority
 from patron.crm.services import complete_task, create_task, set_lifecycle_stage, update_contact
@@ -83,7 +85,6 @@ def start_handoff(*, contact: Contact, reason: str = "") -> Handoff | None:
     if pending.exists():
         return None
     owner = _assign(contact)
-    hours = settings_for(workspace_id).handoff_due_hours
     now = timezone.now()
     task = create_task(
         workspace=contact.workspace,
@@ -91,7 +92,7 @@ def start_handoff(*, contact: Contact, reason: str = "") -> Handoff | None:
         description=reason,
         contact=contact,
         assignee=owner,
-        due_at=now + timedelta(hours=hours),
+        due_at=_due(contact.workspace, settings_for(workspace_id), now),
         priority=TaskPriority.HIGH,
     )
     handoff = Handoff.objects.create(
@@ -105,6 +106,20 @@ def start_handoff(*, contact: Contact, reason: str = "") -> Handoff | None:
     if owner is not None:
         _tell_owner(handoff, owner)
     return handoff
+
+
+def _due(workspace: Workspace, chosen: ScoringSettings, now: datetime) -> datetime:
+    """When the follow-up is due: the set hours from now, counted in business hours when
+    the workspace asks (and its schedule has an open day), else around the clock."""
+    minutes = chosen.handoff_due_hours * 60
+    if chosen.handoff_business_hours:
+        hours = tickets.schedule(workspace)
+        zone = ZoneInfo(workspace.time_zone or "UTC")
+        try:
+            return sla.add_business_minutes(now, minutes, hours, zone)
+        except sla.ScheduleNeverOpen:
+            pass
+    return now + timedelta(minutes=minutes)
 
 
 def _tell_owner(handoff: Handoff, owner: User) -> None:

@@ -321,6 +321,9 @@ class ScoringSettings(TenantModel):
     handoff_due_hours = models.PositiveSmallIntegerField(
         _("follow-up due within (hours)"), default=4
     )
+    # Count the hours in the workspace's business hours (the SLA schedule), so that a
+    # lead passed on Friday evening is not overdue by Monday morning.
+    handoff_business_hours = models.BooleanField(_("in business hours"), default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workspace"], name="scoring_settings_once")]

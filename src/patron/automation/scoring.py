@@ -280,6 +280,7 @@ def update_scoring_settings(
     decay_percent: int,
     decay_days: int,
     handoff_due_hours: int,
+    handoff_business_hours: bool = False,
     actor: User | None = None,
 ) -> ScoringSettings:
     errors = {}
@@ -294,6 +295,7 @@ def update_scoring_settings(
     row = settings_for(workspace)
     row.decay_percent, row.decay_days = decay_percent, decay_days
     row.handoff_due_hours = handoff_due_hours
+    row.handoff_business_hours = handoff_business_hours
     row.save()
     record_audit(workspace=workspace, actor=actor, action="scoring.settings_updated", target="")
     return row

@@ -181,6 +181,11 @@ class SettingsForm(forms.Form):
     handoff_due_hours = forms.IntegerField(
         label=gettext_lazy("Hand-off task due within (hours)"), min_value=1, max_value=720
     )
+    handoff_business_hours = forms.BooleanField(
+        label=gettext_lazy("Count business hours only"),
+        required=False,
+        help_text=gettext_lazy("The opening hours set under Settings → SLAs."),
+    )
 
 
 class LifecycleRuleForm(forms.Form):
@@ -218,6 +223,7 @@ def _home_context(request: WorkspaceRequest, **extra: Any) -> dict[str, Any]:
                 "decay_percent": settings_row.decay_percent,
                 "decay_days": settings_row.decay_days,
                 "handoff_due_hours": settings_row.handoff_due_hours,
+                "handoff_business_hours": settings_row.handoff_business_hours,
             }
         ),
         "lifecycle_rows": [(rule, lifecycle.describe(rule)) for rule in lifecycle_rules],
