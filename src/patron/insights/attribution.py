@@ -163,12 +163,20 @@ def paths(workspace: Workspace, period: Period, filters: Filters) -> list[DealPa
     )
     for deal_id, contact_id in links:
         contacts_of.setdefault(deal_id, set()).add(contact_id)
-    contact_ids = sorted({c for ids in contacts_of.values() for c in ids})
-    earliest = min(row[4] for row in won) - WINDOW
-    latest = max(row[4] for row in won)
+    # Each contact's touches lie between WINDOW before its first won deal and its last.
+    wins: dict[int, tuple[datetime, datetime]] = {}
+    for deal_id, _name, _amount, _currency, closed_at in won:
+        for contact_id in contacts_of.get(deal_id, ()):
+            first, last = wins.get(contact_id, (closed_at, closed_at))
+            wins[contact_id] = (min(first, closed_at), max(last, closed_at))
+    # Sliced in the order of those wins, so that each slice reads a window little
+    # longer than WINDOW rather than the whole period's.
+    contact_ids = sorted(wins, key=lambda c: (wins[c][0], c))
     events: dict[int, list[tuple[str, datetime, dict[str, Any]]]] = {}
     for start in range(0, len(contact_ids), CONTACT_BATCH):
         batch = contact_ids[start : start + CONTACT_BATCH]
+        earliest = min(wins[c][0] for c in batch) - WINDOW
+        latest = max(wins[c][1] for c in batch)
         # By contact and time only, so that the database reads the contacts' own index
         # (a filter on the kinds made PostgreSQL walk every touch of the whole window);
         # the kinds are picked here.
