@@ -244,15 +244,17 @@ def load_crm(workspace: Any, scale_deals: int, seed: int = 3) -> dict[str, int]:
 NEW_MOVES = 10_000
 
 
-def vacuum_rollup() -> None:
-    """What autovacuum does soon after a bulk write: statistics, and on PostgreSQL the
-    visibility map that lets the funnel read the rollups from their indexes alone."""
+def vacuum_read_tables() -> None:
+    """What autovacuum does soon after a bulk write (it is off on some servers):
+    statistics, and on PostgreSQL the visibility map that lets the funnel read the
+    rollups and the contacts per stage from their indexes alone."""
     from django.db import connection
 
+    from patron.crm.models import Contact
     from patron.insights.models import StageDay, StageEntry
 
     with connection.cursor() as cursor:
-        for model in (StageEntry, StageDay):
+        for model in (StageEntry, StageDay, Contact):
             table = connection.ops.quote_name(model._meta.db_table)
             if connection.vendor == "postgresql" and not connection.in_atomic_block:
                 cursor.execute(f"VACUUM ANALYZE {table}")
@@ -383,7 +385,7 @@ def run(database: str, args: argparse.Namespace) -> None:
             # On a log loaded by hand, the consumer's first run is the rebuild.
             rolled = refresh_stage_entries() if first else rebuild_stage_entries(workspace.pk)
         rebuild_seconds = rebuilding()
-    vacuum_rollup()
+    vacuum_read_tables()
     new_moves = 500 if args.quick else NEW_MOVES
     incremental = add_moves_and_refresh(workspace, new_moves)
 
