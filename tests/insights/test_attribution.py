@@ -137,3 +137,19 @@ def test_split_always_adds_up_to_the_cent(cents, count, model):
     parts = attribution.split(amount, attribution.weights(model, count))
     assert sum(parts) == amount
     assert all(part >= 0 for part in parts)
+
+
+def test_paths_read_in_slices_of_contacts_are_the_same(touched, monkeypatch):
+    # c1 is on both deals: its slice reaches from before d5's win to d8's.
+    touched.deals["d8"].contacts.add(touched.contacts["c1"])
+    whole = attribution.paths(touched.workspace, Q1, Filters())
+    monkeypatch.setattr(attribution, "CONTACT_BATCH", 1)
+    assert attribution.paths(touched.workspace, Q1, Filters()) == whole
+    d8 = next(p for p in whole if p.deal == touched.deals["d8"].name)
+    assert [t.detail for t in d8.touches] == [
+        "https://x.example/a",
+        "/pricing",
+        "Demo request",
+        "/after",
+        "/",
+    ]

@@ -152,7 +152,42 @@ class StageEntry(TenantModel):
                 ],
                 name="stage_entry_entered",
             ),
+            # The funnel's medians read one day-wide slice of waits per stage.
+            models.Index(
+                fields=["workspace", "rank", "seconds_to_next", "entered_at"],
+                name="stage_entry_wait",
+            ),
+            # Whether any move lies at or after a period's end (then its days do not answer).
+            models.Index(fields=["workspace", "next_entered_at"], name="stage_entry_next"),
         ]
 
     def __str__(self) -> str:
         return f"{self.contact_id} {self.stage} {self.entered_at:%Y-%m-%d}"
+
+
+class StageDay(TenantModel):
+    """How many contacts first entered a stage on a day (UTC), by whole days waited
+    until a later stage: the rollup of ``StageEntry`` the unfiltered funnel reads.
+
+    ``wait_days`` is ``seconds_to_next // 86400``, or -1 for the entries with
+    no later stage yet. A year of a million contacts' 1.3 million entries is
+    81,000 rows here, so a funnel over months sums days instead of counting
+    entries; kept with ``StageEntry`` in the same transaction
+    (``patron.insights.rollups``).
+    """
+
+    day = models.DateField()
+    rank = models.PositiveSmallIntegerField()
+    wait_days = models.IntegerField()
+    # Not a positive-only column: a refresh adds its changes as signed numbers.
+    entries = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "day", "rank", "wait_days"], name="stage_day_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.rank} {self.wait_days}: {self.entries}"
