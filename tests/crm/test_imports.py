@@ -513,6 +513,43 @@ def test_duplicate_emails_merge_within_a_batch_and_update_across_batches(
     assert changed.contact_id == dup.pk and changed.properties["fields"] == ["first_name"]
 
 
+def test_a_tag_an_existing_contact_has_already_is_kept_once(
+    workspace, owner, django_capture_on_commit_callbacks
+):
+    vip = Tag.objects.create(workspace=workspace, name="vip")
+    known = ContactFactory(workspace=workspace, email="known@example.com")
+    known.tags.add(vip)
+    job = importer.store_upload(
+        workspace=workspace,
+        object_type="contact",
+        upload=upload("Email,Tags\nknown@example.com,VIP; later\nnew@example.com,vip\n"),
+        actor=owner,
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        job = run(job, tags=["vip"])
+    assert (job.created_count, job.updated_count, job.rejected_count) == (1, 1, 0)
+    assert sorted(known.tags.values_list("name", flat=True)) == ["later", "vip"]
+    fresh = Contact.objects.for_workspace(workspace).get(email="new@example.com")
+    assert list(fresh.tags.values_list("name", flat=True)) == ["vip"]
+
+
+def test_contacts_the_planner_knows_nothing_of_are_analyzed_first(settings):
+    """Without statistics the planner takes the contacts for one row and scans for each match."""
+    if not settings.IS_POSTGRES:
+        pytest.skip("the staged import and its statistics are PostgreSQL's")
+    from django.db import connection
+
+    ContactFactory()  # a table with rows in it, counted or not
+
+    def pages():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT relpages FROM pg_class WHERE oid = 'crm_contact'::regclass")
+            return cursor.fetchone()[0]
+
+    importer._give_the_planner_statistics()
+    assert pages() > 0
+
+
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_batches_written_by_a_thread_of_their_own_resume_after_a_crash(settings, monkeypatch):

@@ -233,7 +233,6 @@ class Contact(TenantModel):
             models.Index(fields=["workspace", "email"], name="contact_email"),
             models.Index(fields=["workspace", "last_name", "first_name"], name="contact_name"),
             models.Index(fields=["workspace", "-created_at"], name="contact_created"),
-            models.Index(fields=["workspace", "company"], name="contact_company"),
             # Contacts per lifecycle stage (the funnel's "now") from the index alone.
             models.Index(fields=["workspace", "lifecycle_stage"], name="contact_stage"),
         ]
