@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automation', '0003_scoring'),
+        ("automation", "0003_scoring"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='scoringsettings',
-            name='handoff_business_hours',
-            field=models.BooleanField(default=False, verbose_name='in business hours'),
+            model_name="scoringsettings",
+            name="handoff_business_hours",
+            field=models.BooleanField(default=False, verbose_name="in business hours"),
         ),
     ]
