@@ -200,6 +200,20 @@ def test_the_home_page_shows_the_persons_dashboard(logged_in, sales):
     assert "/deals/list/?stage=" in page  # ... whose bars open the stage's deals
 
 
+def test_the_home_pages_latest_activity_reads_as_words(logged_in, workspace):
+    from patron.activity.services import record
+
+    record(
+        workspace=workspace,
+        kind="email.sent",
+        properties={"campaign": 1, "subject": "Your December, Ann"},
+    )
+    page = logged_in.get("/").content.decode()
+    assert "Latest activity" in page
+    assert ">Email sent</a>" in page and "Your December, Ann" in page
+    assert ">email.sent<" not in page
+
+
 def test_a_chart_links_each_bar_to_its_records_and_lists_the_values(logged_in, sales):
     response = logged_in.get("/reports/pipeline_by_stage/?range=all_time&display=bar")
     page = response.content.decode()
