@@ -451,7 +451,7 @@ def results(
     if numbers is None:
         numbers = reports.variant_numbers(campaign)
     if revenue is None:
-        revenue = variant_revenue(campaign) if campaign.ab_metric == AbMetric.REVENUE else {}
+        revenue = judged_revenue(campaign)
     found = []
     for index in range(variant_count(campaign)):
         counted = numbers.get(index, reports.Numbers())
@@ -473,6 +473,13 @@ def results(
             )
         )
     return found
+
+
+def judged_revenue(
+    campaign: Campaign, until: datetime | None = None
+) -> dict[int | None, tuple[Decimal, float]]:
+    """``variant_revenue`` for a test decided by revenue; nothing (no query) for the others."""
+    return variant_revenue(campaign, until) if campaign.ab_metric == AbMetric.REVENUE else {}
 
 
 def variant_revenue(
@@ -567,10 +574,9 @@ def pick_winner(campaign_id: int, *, now: datetime | None = None) -> Campaign | 
         )
         if campaign is None:
             return None
-        revenue = (
-            variant_revenue(campaign, until=now) if campaign.ab_metric == AbMetric.REVENUE else {}
+        outcome = judge(
+            results(campaign, revenue=judged_revenue(campaign, until=now)), campaign.ab_metric
         )
-        outcome = judge(results(campaign, revenue=revenue), campaign.ab_metric)
         Campaign.objects.for_workspace(campaign.workspace_id).filter(pk=campaign.pk).update(
             ab_winner=outcome.leader, ab_confidence=outcome.confidence, ab_decided_at=now
         )
@@ -666,7 +672,7 @@ def state(campaign: Campaign) -> TestState | None:
     if campaign.ab_decide_at is None:
         return None
     numbers = reports.variant_numbers(campaign)
-    revenue = variant_revenue(campaign) if campaign.ab_metric == AbMetric.REVENUE else {}
+    revenue = judged_revenue(campaign)
     found = results(campaign, numbers, revenue)
     decided = campaign.ab_decided_at is not None
     outcome = judge(found, campaign.ab_metric)
