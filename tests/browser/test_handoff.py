@@ -47,6 +47,18 @@ def test_a_salesperson_accepts_an_mql_handoff(page):
         contact_id=contact.pk,
         properties={"file": "crm-guide.pdf"},
     )
+    # The marketer counts the follow-up's hours in business hours.
+    log_in(page, boss.email, PASSWORD)
+    page.goto("/automation/scoring/")
+    page.get_by_label("Hand-off task due within (hours)").fill("8")
+    page.get_by_label("Count business hours only").check()
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("alert")).to_contain_text("Scoring settings saved.")
+    expect(page.get_by_label("Count business hours only")).to_be_checked()
+    chosen = scoring.settings_for(workspace)
+    assert (chosen.handoff_due_hours, chosen.handoff_business_hours) == (8, True)
+    page.context.clear_cookies()
+
     scoring.follow_activity()
 
     log_in(page, seller.email, PASSWORD)
