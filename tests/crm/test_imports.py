@@ -551,9 +551,37 @@ def test_contacts_the_planner_knows_nothing_of_are_analyzed_first(settings):
 
 
 @pytest.mark.postgres_only
+def test_contacts_counted_while_none_was_committed_are_analyzed_again(settings):
+    """ANALYZE that ran while every row was uncommitted (or dead) left the planner 0 rows."""
+    if not settings.IS_POSTGRES:
+        pytest.skip("the staged import and its statistics are PostgreSQL's")
+    from django.db import connection
+
+    def counted():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relpages, reltuples FROM pg_class WHERE oid = 'crm_contact'::regclass"
+            )
+            return cursor.fetchone()
+
+    ContactFactory().delete()  # a page holding no live row
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE crm_contact")
+    pages, rows = counted()
+    assert pages > 0 and rows == 0
+    ContactFactory.create_batch(3)
+    importer._give_the_planner_statistics()
+    assert counted()[1] == 3
+
+
+@pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_batches_written_by_a_thread_of_their_own_resume_after_a_crash(settings, monkeypatch):
-    """Outside a transaction, PostgreSQL batches are applied by a writer thread."""
+def test_batches_written_by_threads_of_their_own_resume_after_a_crash(settings, monkeypatch):
+    """Outside a transaction, PostgreSQL batches are applied by two writer threads.
+
+    The second batch fails while the third is applied; the third waited for its
+    turn to commit, so it rolls back with it and the progress stops after the first.
+    """
     if not settings.IS_POSTGRES:
         pytest.skip("only PostgreSQL imports overlap reading and writing")
     workspace = WorkspaceFactory()
@@ -568,16 +596,15 @@ def test_batches_written_by_a_thread_of_their_own_resume_after_a_crash(settings,
     monkeypatch.setattr(importer, "BATCH_ROWS", 3)
     real_apply = importer._apply_contacts
     threads: set[str] = set()
-    calls = {"n": 0}
+    fail = {"start": 3}
 
-    def crash_on_second_batch(*args):
+    def crash_on_second_batch(job, batch, *args):
         import threading
 
         threads.add(threading.current_thread().name)
-        calls["n"] += 1
-        if calls["n"] == 2:
+        if batch.start == fail["start"]:
             raise RuntimeError("worker lost")
-        return real_apply(*args)
+        return real_apply(job, batch, *args)
 
     monkeypatch.setattr(importer, "_apply_contacts", crash_on_second_batch)
     # Queued as start_import() queues it, without handing it to a worker here.
@@ -585,9 +612,11 @@ def test_batches_written_by_a_thread_of_their_own_resume_after_a_crash(settings,
     job.save()
     with pytest.raises(RuntimeError, match="worker lost"):
         importer.run_import(job.pk)
-    assert threads == {f"import-{job.pk}"}
+    assert threads <= {f"import-{job.pk}-0", f"import-{job.pk}-1"}
     job.refresh_from_db()
     assert job.status == ImportStatus.FAILED and job.processed_rows == 3
+    assert Contact.objects.for_workspace(workspace).count() == 3
+    fail["start"] = None
     job.status = ImportStatus.RUNNING
     job.save()
     job = importer.run_import(job.pk)
@@ -599,3 +628,128 @@ def test_batches_written_by_a_thread_of_their_own_resume_after_a_crash(settings,
     assert events.filter(kind="contact.created").count() == 7
     assert events.filter(kind="contact.field_changed").count() == 1
     assert Tag.objects.for_workspace(workspace).get(name="t").contacts.count() == 7
+
+
+def _queued_job(workspace, rows: str):
+    job = importer.store_upload(
+        workspace=workspace, object_type="contact", upload=upload(rows), actor=None
+    )
+    # Queued as start_import() queues it, without handing it to a worker here.
+    job.update_existing, job.status = True, ImportStatus.QUEUED
+    job.save()
+    return job
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_batches_are_applied_at_once_and_commit_in_file_order(settings, monkeypatch):
+    """The second batch is applied while the first waits, then waits itself for its turn."""
+    import threading
+
+    if not settings.IS_POSTGRES:
+        pytest.skip("only PostgreSQL imports overlap reading and writing")
+    workspace = WorkspaceFactory()
+    rows = "".join(f"o{i}@example.com,O{i}\n" for i in range(6))
+    job = _queued_job(workspace, "Email,First name\n" + rows)
+    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
+    real_apply, real_wait = importer._apply_contacts, importer._ThreadWriter._wait_for_turn
+    second_applied = threading.Event()
+    turns: list[tuple[str, int]] = []
+
+    def apply(job, batch, *args):
+        if batch.start == 0:
+            # Only a second writer applying the next batch meanwhile lets this one go on.
+            assert second_applied.wait(10), "the second batch was not applied alongside"
+        real_apply(job, batch, *args)
+        if batch.start == 3:
+            second_applied.set()
+
+    def wait_for_turn(writer, number, holding_locks):
+        turns.append(("waits", number))
+        real_wait(writer, number, holding_locks)
+        committed = ImportJob.objects.unscoped().get(pk=job.pk).processed_rows
+        turns.append(("goes", number, committed))
+
+    monkeypatch.setattr(importer, "_apply_contacts", apply)
+    monkeypatch.setattr(importer._ThreadWriter, "_wait_for_turn", wait_for_turn)
+    job = importer.run_import(job.pk)
+    assert job.status == ImportStatus.DONE and job.created_count == 6
+    # Batch 1 waited first, went on only once batch 0 had committed its 3 rows.
+    assert turns == [("waits", 1), ("waits", 0), ("goes", 0, 0), ("goes", 1, 3)]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waiting_for_its_turn_gives_way_to_the_one_it_blocks(settings, monkeypatch):
+    """Batch 1 holds a lock batch 0 needs: it rolls back and is applied again after it."""
+    import threading
+
+    from django.db import connection
+
+    from patron.core.models import Workspace
+
+    if not settings.IS_POSTGRES:
+        pytest.skip("only PostgreSQL imports overlap reading and writing")
+    workspace = WorkspaceFactory()
+    rows = "".join(f"w{i}@example.com,W{i}\n" for i in range(6))
+    job = _queued_job(workspace, "Email,First name\n" + rows)
+    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
+    real_apply = importer._apply_contacts
+    locked = threading.Event()
+    calls = {0: 0, 3: 0}
+
+    def apply(job, batch, *args):
+        calls[batch.start] += 1
+        if batch.start == 0:
+            assert locked.wait(10)
+            # Waits for batch 1's lock: without giving way neither would ever finish
+            # (the lock timeout turns that into a failed import instead of a hang).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '20s'")
+            Workspace.objects.select_for_update().get(pk=job.workspace_id)
+        real_apply(job, batch, *args)
+        if batch.start == 3 and calls[3] == 1:
+            Workspace.objects.select_for_update().get(pk=job.workspace_id)
+            locked.set()
+
+    monkeypatch.setattr(importer, "_apply_contacts", apply)
+    job = importer.run_import(job.pk)
+    assert job.status == ImportStatus.DONE and job.processed_rows == 6
+    assert (job.created_count, job.updated_count) == (6, 0)
+    assert calls == {0: 1, 3: 2}
+    assert Event.objects.for_workspace(workspace).filter(kind="contact.created").count() == 6
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_batches_sharing_an_email_are_applied_one_after_the_other(settings, monkeypatch):
+    """The later row wins, as one by one; the same new company is created once."""
+    import threading
+
+    if not settings.IS_POSTGRES:
+        pytest.skip("only PostgreSQL imports overlap reading and writing")
+    workspace = WorkspaceFactory()
+    rows = [f"s{i}@example.com,S{i},Umbrella" for i in range(5)] + ["s0@example.com,Later,Umbrella"]
+    job = _queued_job(workspace, "Email,First name,Company\n" + "\n".join(rows) + "\n")
+    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
+    real_apply = importer._apply_contacts
+    running, most = [0], [0]
+    guard = threading.Lock()
+
+    def apply(*args):
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return real_apply(*args)
+        finally:
+            with guard:
+                running[0] -= 1
+
+    monkeypatch.setattr(importer, "_apply_contacts", apply)
+    job = importer.run_import(job.pk)
+    assert job.status == ImportStatus.DONE and (job.created_count, job.updated_count) == (5, 1)
+    assert most[0] == 1
+    contacts = Contact.objects.for_workspace(workspace)
+    assert contacts.get(email="s0@example.com").first_name == "Later"
+    assert Company.objects.for_workspace(workspace).filter(name="Umbrella").count() == 1

@@ -44,6 +44,7 @@ from patron.core.models import User, Workspace
 from patron.crm import custom_fields
 from patron.crm.assignment import Assigner
 from patron.crm.models import (
+    AssignmentRule,
     Company,
     Contact,
     CustomField,
@@ -711,10 +712,10 @@ def run_import(job_id: int) -> ImportJob:
     """Apply the job's rows in batches from where it stands; safe to call again.
 
     Reading and converting the rows (Python) and applying them (the database)
-    overlap on PostgreSQL: a writer thread with a connection of its own applies
-    batch n while the next one is converted. Each batch still commits alone
-    together with the progress, in file order, so a resumed import starts from
-    the last committed batch either way.
+    overlap on PostgreSQL: writer threads with connections of their own apply
+    batches while the next one is converted (see ``_ThreadWriter``). Each batch
+    still commits alone together with the progress, in file order, so a resumed
+    import starts from the last committed batch either way.
     """
     job = ImportJob.objects.unscoped().get(pk=job_id)
     if job.is_finished or job.status == ImportStatus.MAPPING:
@@ -728,7 +729,11 @@ def run_import(job_id: int) -> ImportJob:
     converter = RowConverter(job, job.mapping)
     stager = _Stager(job, converter) if _uses_staging(job) else None
     apply = _apply_contacts if job.object_type == CustomFieldObject.CONTACT else _apply_companies
-    writer: _Writer = _ThreadWriter(job, apply) if _can_overlap() else _Writer(job, apply)
+    writer: _Writer = (
+        _ThreadWriter(job, apply, _writing_threads(job, stager))
+        if _can_overlap()
+        else _Writer(job, apply)
+    )
     try:
         with writer:
             for batch in _batches(job, converter, stager):
@@ -819,44 +824,182 @@ class _Writer:
 
 
 class _ThreadWriter(_Writer):
-    """Applies batches in a thread of its own, in order, while the caller reads on.
+    """Applies batches in threads of their own while the caller reads on.
 
-    At most one batch waits in the queue, so memory stays that of three batches.
-    The first error stops the writing; the caller gets it at its next ``write``
-    or when leaving the ``with`` block.
+    With one thread, batches are applied one after the other while the next is
+    read. With two (a staged contact import), two batches are applied at once,
+    each on a connection of its own, so that the database works on two cores:
+
+    - they still commit in file order: a batch that is ready waits for the one
+      before it to commit, so the progress keeps meaning "every row before
+      ``processed_rows`` is applied" and the resume rule holds;
+    - two batches that share an email are never applied together (the later
+      waits, without a transaction), so the later row wins as it would one by one;
+    - the companies and tags a batch names are created here, in the reading
+      thread, before it is handed over, so two batches never create the same one;
+    - a batch waiting for its turn while holding a lock that another
+      transaction waits for (the batch before it, say) rolls back and is applied
+      again once its turn has come, so waiting never deadlocks.
+
+    At most one batch waits in the queue, so memory stays that of a few
+    batches. The first error stops the writing; the caller gets it at its next
+    ``write`` or when leaving the ``with`` block.
     """
 
-    def __init__(self, job: ImportJob, apply: Any) -> None:
+    def __init__(self, job: ImportJob, apply: Any, threads: int = 1) -> None:
         super().__init__(job, apply)
-        self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self.queue: queue.Queue[tuple[int, Batch] | None] = queue.Queue(maxsize=1)
+        self.turn = threading.Condition()
+        self.handed = 0  # batches handed to the threads
+        self.committed = 0  # batches committed, in order
+        self.in_flight: dict[int, frozenset[str]] = {}  # emails of the batches in flight
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._work, name=f"import-{job.pk}", daemon=True)
+        self.failed: int | None = None  # the batch that failed: those after it stop
+        self.threads = [
+            threading.Thread(target=self._work, name=f"import-{job.pk}-{i}", daemon=True)
+            for i in range(threads)
+        ]
 
     def __enter__(self) -> _ThreadWriter:
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
-        self.queue.put(None)
-        self.thread.join()
+        for _thread in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
         if exc_type is None and self.error is not None:
             raise self.error
 
     def write(self, batch: Batch) -> None:
         if self.error is not None:
             raise self.error
-        self.queue.put(batch)
+        parallel = len(self.threads) > 1
+        emails = _emails(batch) if parallel else frozenset()
+        with self.turn:
+            number = self.handed
+            self.handed += 1
+            self.in_flight[number] = emails
+        if parallel:
+            _create_companies_and_tags(self.job, batch)
+        self.queue.put((number, batch))
 
     def _work(self) -> None:
         try:
-            while (batch := self.queue.get()) is not None:
-                if self.error is None:
-                    try:
-                        _run_batch(self.job, self.apply, batch)
-                    except BaseException as exc:  # handed to the reading thread
-                        self.error = exc
+            while (item := self.queue.get()) is not None:
+                number, batch = item
+                try:
+                    self._wait_for_no_shared_email(number)
+                    self._apply(number, batch)
+                except _Stopped:
+                    pass
+                except BaseException as exc:  # handed to the reading thread
+                    with self.turn:
+                        if self.failed is None or number < self.failed:
+                            self.error, self.failed = exc, number
+                finally:
+                    with self.turn:
+                        self.in_flight.pop(number, None)
+                        self.turn.notify_all()
         finally:
             connections.close_all()  # this thread's own connections
+
+    def _apply(self, number: int, batch: Batch) -> None:
+        try:
+            _run_batch(self.job, self.apply, batch, lambda: self._wait_for_turn(number, True))
+        except _GiveWay:
+            self._wait_for_turn(number, False)
+            _run_batch(self.job, self.apply, batch)
+        with self.turn:
+            self.committed = number + 1
+            self.turn.notify_all()
+
+    def _wait_for_turn(self, number: int, holding_locks: bool) -> None:
+        """Return once the batches before ``number`` have committed."""
+        while True:
+            with self.turn:
+                if self.turn.wait_for(
+                    lambda: self.committed == number or self._stopped(number),
+                    TURN_CHECK_SECONDS if holding_locks else None,
+                ):
+                    break
+            if _blocking_others():  # asked outside the condition's lock
+                raise _GiveWay
+        if self._stopped(number):
+            raise _Stopped
+
+    def _wait_for_no_shared_email(self, number: int) -> None:
+        """Return once no earlier batch in flight shares an email with batch ``number``."""
+        with self.turn:
+            emails = self.in_flight[number]
+            self.turn.wait_for(
+                lambda: (
+                    self._stopped(number)
+                    or all(
+                        emails.isdisjoint(other)
+                        for earlier, other in self.in_flight.items()
+                        if earlier < number
+                    )
+                )
+            )
+        if self._stopped(number):
+            raise _Stopped
+
+    def _stopped(self, number: int) -> bool:
+        """Whether a batch before ``number`` failed (earlier ones still commit)."""
+        return self.failed is not None and self.failed < number
+
+
+TURN_CHECK_SECONDS = 0.2
+
+
+class _GiveWay(Exception):
+    """A batch waiting for its turn holds a lock someone waits for: it rolls back."""
+
+
+class _Stopped(Exception):
+    """An earlier batch failed: a later one rolls back (the earlier's error is reported)."""
+
+
+def _emails(batch: Batch) -> frozenset[str]:
+    return frozenset(email.lower() for row in batch.rows if (email := row.values.get("email")))
+
+
+def _create_companies_and_tags(job: ImportJob, batch: Batch) -> None:
+    """Create the companies and tags a batch names before it is applied (committed at once).
+
+    Applying finds them again by name (and creates one deleted meanwhile).
+    """
+    companies = [row.company_name for row in batch.rows if row.company_name]
+    if companies:
+        _company_ids(job.workspace_id, companies)
+    tags = {tag for row in batch.rows for tag in row.tags} | set(job.tags)
+    if tags:
+        _tag_ids(job, tags)
+
+
+def _blocking_others() -> bool:
+    """Whether another PostgreSQL backend waits for a lock this connection holds."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND pg_backend_pid() = ANY(pg_blocking_pids(pid)))"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _writing_threads(job: ImportJob, stager: _Stager | None) -> int:
+    """Two for a staged contact import, unless assignment rules give owners.
+
+    The rules hand out owners in turn (round robin), which two batches at once
+    would share out of order.
+    """
+    if stager is None:
+        return 1
+    rules = AssignmentRule.objects.for_workspace(job.workspace_id)
+    return 1 if rules.filter(object_type=job.object_type, is_active=True).exists() else 2
 
 
 def _can_overlap() -> bool:
@@ -868,20 +1011,34 @@ def _can_overlap() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def _run_batch(job: ImportJob, apply: Any, batch: Batch) -> None:
+def _run_batch(
+    job: ImportJob, apply: Any, batch: Batch, before_commit: Callable[[], None] | None = None
+) -> None:
+    """Apply one batch and record the progress, in one transaction.
+
+    ``before_commit`` runs once the rows are written, before the progress is
+    locked and recorded (a writer waits there for the batches before this one).
+    """
+    end = batch.start + batch.size
+    jobs = ImportJob.objects.unscoped()
     for attempt in (1, 2):
         try:
             with transaction.atomic():
                 _relax_commit()
-                locked = ImportJob.objects.unscoped().select_for_update().get(pk=job.pk)
-                if locked.processed_rows >= batch.start + batch.size:
+                if jobs.filter(pk=job.pk, processed_rows__gte=end).exists():
                     return  # another worker applied this batch
                 result = BatchResult(rejections=list(batch.rejections))
                 # A second attempt isolates the rows the database refuses, if any.
                 apply(job, batch, result, attempt == 2)
                 result.rejections.sort(key=lambda rejection: rejection.row_number)
                 ImportRejection.objects.bulk_create(result.rejections)
-                locked.processed_rows = batch.start + batch.size
+                if before_commit is not None:
+                    before_commit()
+                locked = jobs.select_for_update().get(pk=job.pk)
+                if locked.processed_rows >= end:
+                    transaction.set_rollback(True)  # another worker applied it meanwhile
+                    return
+                locked.processed_rows = end
                 locked.created_count += result.created
                 locked.updated_count += result.updated
                 locked.rejected_count += len(result.rejections)
@@ -1613,17 +1770,18 @@ def _contact_sequence() -> str:
 def _give_the_planner_statistics() -> None:
     """ANALYZE the contacts if the planner knows nothing of them yet (PostgreSQL).
 
-    A table that has rows but that neither ANALYZE nor autovacuum has been
-    through (its pages counted as 0) is taken for one of a single row, the
-    contact's wide columns filling a page: the planner then finds the existing
-    contacts through any index on the workspace instead of the one on email,
-    a scan of the workspace's contacts for each row. Once counted, the
-    planner scales the statistics with the table's size, so this runs once.
+    A table that has pages but no rows counted, because neither ANALYZE nor
+    autovacuum has been through, or because they went through while its only
+    rows were still uncommitted (another batch of this import, say), is taken
+    for one of a single row: the planner then finds the existing contacts
+    through any index on the workspace instead of the one on email, a scan of
+    the workspace's contacts for each row. Once rows are counted, the planner
+    scales the statistics with the table's size, so this runs once or twice.
     """
     table = Contact._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT relpages = 0 AND pg_relation_size(oid) > 0 FROM pg_class "
+            "SELECT reltuples <= 0 AND pg_relation_size(oid) > 0 FROM pg_class "
             "WHERE oid = %s::regclass",
             [table],
         )
