@@ -630,6 +630,15 @@ def test_batches_written_by_threads_of_their_own_resume_after_a_crash(settings, 
     assert Tag.objects.for_workspace(workspace).get(name="t").contacts.count() == 7
 
 
+@pytest.fixture
+def in_threes(settings, monkeypatch):
+    """A workspace whose imports go in batches of three, to two writer threads (PostgreSQL)."""
+    if not settings.IS_POSTGRES:
+        pytest.skip("only PostgreSQL imports overlap reading and writing")
+    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
+    return WorkspaceFactory()
+
+
 def _queued_job(workspace, rows: str):
     job = importer.store_upload(
         workspace=workspace, object_type="contact", upload=upload(rows), actor=None
@@ -642,16 +651,13 @@ def _queued_job(workspace, rows: str):
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_two_batches_are_applied_at_once_and_commit_in_file_order(settings, monkeypatch):
+def test_two_batches_are_applied_at_once_and_commit_in_file_order(in_threes, monkeypatch):
     """The second batch is applied while the first waits, then waits itself for its turn."""
     import threading
 
-    if not settings.IS_POSTGRES:
-        pytest.skip("only PostgreSQL imports overlap reading and writing")
-    workspace = WorkspaceFactory()
+    workspace = in_threes
     rows = "".join(f"o{i}@example.com,O{i}\n" for i in range(6))
     job = _queued_job(workspace, "Email,First name\n" + rows)
-    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
     real_apply, real_wait = importer._apply_contacts, importer._ThreadWriter._wait_for_turn
     second_applied = threading.Event()
     turns: list[tuple[str, int]] = []
@@ -680,7 +686,7 @@ def test_two_batches_are_applied_at_once_and_commit_in_file_order(settings, monk
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_waiting_for_its_turn_gives_way_to_the_one_it_blocks(settings, monkeypatch):
+def test_a_batch_waiting_for_its_turn_gives_way_to_the_one_it_blocks(in_threes, monkeypatch):
     """Batch 1 holds a lock batch 0 needs: it rolls back and is applied again after it."""
     import threading
 
@@ -688,12 +694,9 @@ def test_a_batch_waiting_for_its_turn_gives_way_to_the_one_it_blocks(settings, m
 
     from patron.core.models import Workspace
 
-    if not settings.IS_POSTGRES:
-        pytest.skip("only PostgreSQL imports overlap reading and writing")
-    workspace = WorkspaceFactory()
+    workspace = in_threes
     rows = "".join(f"w{i}@example.com,W{i}\n" for i in range(6))
     job = _queued_job(workspace, "Email,First name\n" + rows)
-    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
     real_apply = importer._apply_contacts
     locked = threading.Event()
     calls = {0: 0, 3: 0}
@@ -722,16 +725,13 @@ def test_a_batch_waiting_for_its_turn_gives_way_to_the_one_it_blocks(settings, m
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_batches_sharing_an_email_are_applied_one_after_the_other(settings, monkeypatch):
+def test_batches_sharing_an_email_are_applied_one_after_the_other(in_threes, monkeypatch):
     """The later row wins, as one by one; the same new company is created once."""
     import threading
 
-    if not settings.IS_POSTGRES:
-        pytest.skip("only PostgreSQL imports overlap reading and writing")
-    workspace = WorkspaceFactory()
+    workspace = in_threes
     rows = [f"s{i}@example.com,S{i},Umbrella" for i in range(5)] + ["s0@example.com,Later,Umbrella"]
     job = _queued_job(workspace, "Email,First name,Company\n" + "\n".join(rows) + "\n")
-    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
     real_apply = importer._apply_contacts
     running, most = [0], [0]
     guard = threading.Lock()
